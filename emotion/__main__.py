@@ -1,0 +1,103 @@
+"""Command line: `python -m emotion {predict,evaluate,train,audit,webcam,video} ...`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import DEFAULT_MODEL
+
+
+class UserError(Exception):
+    """A mistake in what the user gave: printed as one line, exit status 2."""
+
+
+def _cmd_train(args) -> int:
+    from .train import TrainConfig, train
+
+    config = TrainConfig(
+        data=args.data, optimizer=args.optimizer, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, augment=not args.no_augment, out=args.out, resume=args.resume,
+        patience=args.patience,
+    )
+    result = train(config)
+    summary = {"model": str(result.model_path), "epochs_run": len(result.history),
+               "train_seconds": round(result.train_seconds, 1)}
+    if result.evaluation:
+        summary.update(accuracy=result.evaluation.accuracy, macro_f1=result.evaluation.macro_f1)
+    print(json.dumps(summary))
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from . import data
+    from .evaluate import evaluate_model
+    from .model import load_model
+
+    dataset = data.load(args.data)
+    split = dataset.splits.get("test") or dataset.splits.get("val") or dataset.splits.get("train")
+    which = next(k for k, v in dataset.splits.items() if v is split)
+    model = load_model(args.model)
+    result = evaluate_model(model, split.images, split.labels, tta=args.tta)
+    if args.json:
+        print(json.dumps({"data": str(args.data), "split": which, "model": str(args.model),
+                          **result.to_dict()}))
+        return 0
+    print(f"{args.data} ({which}, {result.n_images} images), model {args.model}"
+          f"{' with flip TTA' if args.tta else ''}")
+    print(f"accuracy {result.accuracy:.4f}   macro-F1 {result.macro_f1:.4f}\n")
+    print(f"{'class':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}")
+    for name, s in result.per_class.items():
+        print(f"{name:<10}{s.precision:>10.3f}{s.recall:>8.3f}{s.f1:>8.3f}{s.support:>9}")
+    print("\nconfusion matrix (rows true, columns predicted)")
+    from .labels import EMOTIONS
+
+    print(" " * 10 + "".join(f"{n[:7]:>8}" for n in EMOTIONS))
+    for name, row in zip(EMOTIONS, result.confusion_matrix):
+        print(f"{name:<10}" + "".join(f"{v:>8}" for v in row))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m emotion", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model on FER2013 (folder, fer2013.csv or kaggle)")
+    p.add_argument("--data", required=True, help="image-folder root, fer2013.csv, or 'kaggle'")
+    p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=None, help="default 1e-3 (adam) or 1e-2 (sgd)")
+    p.add_argument("--patience", type=int, default=15, help="early-stopping patience in epochs")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--out", default=str(DEFAULT_MODEL.parent), help="folder for the model and metrics")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a model on labelled faces")
+    p.add_argument("--data", required=True)
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .data import DataError
+
+    try:
+        return args.func(args)
+    except (UserError, DataError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

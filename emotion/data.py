@@ -1,0 +1,348 @@
+"""FER2013 loaders (the CSV, image folders, kagglehub), a validation split and a content-keyed cache."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .config import CACHE_DIR, IMAGE_SIZE, SEED, VALIDATION_FRACTION
+from .labels import ALIASES, EMOTIONS, NUM_CLASSES, canonical
+from .preprocess import to_gray48
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+CSV_SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+# Kaggle's folder download has PublicTest and PrivateTest together in test/; a validation folder
+# goes by either name.
+FOLDER_SPLITS = {"train": "train", "training": "train", "validation": "val", "val": "val", "test": "test"}
+
+
+class DataError(ValueError):
+    """The data given cannot be loaded; the message says what was wrong and where."""
+
+
+@dataclass
+class Split:
+    """One split of faces: uint8 images (N, 48, 48), FER2013 label ids, and where each came from."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    sources: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def counts(self) -> dict[str, int]:
+        """Images per emotion, in FER2013's order."""
+        hist = np.bincount(self.labels, minlength=NUM_CLASSES)
+        return {name: int(hist[i]) for i, name in enumerate(EMOTIONS)}
+
+    def take(self, index: np.ndarray) -> "Split":
+        return Split(self.images[index], self.labels[index], [self.sources[i] for i in index])
+
+
+@dataclass
+class LoadReport:
+    """What a load found besides the images: skipped files and how many needed resizing."""
+
+    source: str
+    resized: int = 0
+    not_48x48_sizes: dict[str, int] = field(default_factory=dict)
+    unreadable: list[str] = field(default_factory=list)
+    from_cache: bool = False
+
+
+@dataclass
+class Dataset:
+    """The splits a source has (any of train, val, test) and the report of its load."""
+
+    splits: dict[str, Split]
+    report: LoadReport
+
+    def __getitem__(self, name: str) -> Split:
+        return self.splits[name]
+
+    def total(self) -> int:
+        return sum(len(s) for s in self.splits.values())
+
+
+def _empty_split() -> Split:
+    return Split(np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8), np.zeros(0, np.int64), [])
+
+
+# ---------------------------------------------------------------- fer2013.csv
+
+def load_csv(path: str | Path) -> Dataset:
+    """Read `fer2013.csv` (emotion,pixels,Usage), vectorised; a bad row stops with its row number."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable CSV file ({exc})") from exc
+    missing = [c for c in ("emotion", "pixels") if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected the header emotion,pixels,Usage"
+        )
+
+    def fail(i: int, what: str) -> DataError:
+        # +2: one for the header line, one because rows count from 1
+        return DataError(f"{path}, row {i + 2}: {what}")
+
+    label_text = frame["emotion"].str.strip()
+    numeric = label_text.str.fullmatch(r"\d+")
+    if not numeric.all():
+        i = int(np.flatnonzero(~numeric.to_numpy())[0])
+        raise fail(i, f"emotion {label_text.iloc[i]!r} is not a label id 0..6")
+    labels = label_text.astype(np.int64).to_numpy()
+    bad = (labels < 0) | (labels >= NUM_CLASSES)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise fail(i, f"emotion {labels[i]} is outside 0..6")
+
+    pixels = frame["pixels"].str.strip()
+    n_values = pixels.str.count(" ").to_numpy() + 1
+    n_values[pixels.str.len().to_numpy() == 0] = 0
+    wrong = n_values != IMAGE_SIZE * IMAGE_SIZE
+    if wrong.any():
+        i = int(np.flatnonzero(wrong)[0])
+        raise fail(i, f"{n_values[i]} pixel values, expected {IMAGE_SIZE * IMAGE_SIZE} (48x48)")
+    flat = " ".join(pixels.tolist())
+    try:
+        values = np.array(flat.split(" "), dtype=np.int64) if flat else np.zeros(0, np.int64)
+    except ValueError:
+        for i, row in enumerate(pixels):
+            if not all(v.isdigit() for v in row.split(" ")):
+                raise fail(i, "pixels contain a value that is not a whole number") from None
+        raise
+    values = values.reshape(-1, IMAGE_SIZE * IMAGE_SIZE)
+    out_of_range = (values < 0) | (values > 255)
+    if out_of_range.any():
+        i = int(np.flatnonzero(out_of_range.any(axis=1))[0])
+        raise fail(i, "a pixel value is outside 0..255")
+    images = values.astype(np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+
+    usage = frame["Usage"].str.strip() if "Usage" in frame.columns else None
+    splits: dict[str, Split] = {}
+    if usage is None:
+        splits["train"] = Split(images, labels, [f"{path.name}:{i + 2}" for i in range(len(labels))])
+    else:
+        unknown = ~usage.isin(list(CSV_SPLITS))
+        if unknown.any():
+            i = int(np.flatnonzero(unknown.to_numpy())[0])
+            raise fail(i, f"Usage {usage.iloc[i]!r} is not one of {', '.join(CSV_SPLITS)}")
+        for usage_name, split in CSV_SPLITS.items():
+            index = np.flatnonzero((usage == usage_name).to_numpy())
+            if len(index):
+                splits[split] = Split(
+                    images[index], labels[index], [f"{path.name}:{i + 2}" for i in index]
+                )
+    return Dataset(splits, LoadReport(source=str(path)))
+
+
+# ---------------------------------------------------------------- image folders
+
+def _class_dirs(folder: Path) -> list[tuple[int, Path]]:
+    """The class sub-folders of a split folder, with their label ids; unknown names are an error."""
+    found = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        name = canonical(sub.name)
+        if name is None:
+            raise DataError(
+                f"{sub}: unknown class folder {sub.name!r}; expected folders named "
+                f"{', '.join(EMOTIONS)} (or {', '.join(sorted(ALIASES))}), in any case"
+            )
+        found.append((EMOTIONS.index(name), sub))
+    return found
+
+
+def _split_folders(root: Path) -> dict[str, Path]:
+    """Map split names to folders: ROOT/train, ROOT/test, ROOT/val(idation), or ROOT itself."""
+    splits = {}
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        split = FOLDER_SPLITS.get(sub.name.lower())
+        if split:
+            splits[split] = sub
+    if splits:
+        return splits
+    if any(canonical(p.name) for p in root.iterdir() if p.is_dir()):
+        return {"test": root}  # a bare folder of class folders is data to evaluate on
+    raise DataError(
+        f"{root}: found neither split folders (train/, test/, validation/) nor class folders "
+        f"({', '.join(EMOTIONS)})"
+    )
+
+
+def _image_files(root: Path) -> list[tuple[str, int, Path]]:
+    files = []
+    for split, folder in _split_folders(root).items():
+        for label, class_dir in _class_dirs(folder):
+            for f in sorted(class_dir.iterdir()):
+                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+                    files.append((split, label, f))
+    if not files:
+        raise DataError(f"{root}: no images found in its class folders")
+    return files
+
+
+def _content_key(files: list[tuple[str, int, Path]], root: Path) -> str:
+    """A hash of every file's split, label, name and bytes: a changed image means a new key."""
+    digest = hashlib.sha256(f"v1:{IMAGE_SIZE}".encode())
+    for split, label, f in files:
+        digest.update(f"{split}/{label}/{f.relative_to(root)}\0".encode())
+        digest.update(f.read_bytes())
+    return digest.hexdigest()[:24]
+
+
+def _progress(iterable, total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="img", file=sys.stderr, leave=False,
+                disable=total < 2000)
+
+
+def load_folder(root: str | Path, cache: bool = True) -> Dataset:
+    """Read image folders (ROOT/train/<class>/*, ROOT/test/..., or ROOT/<class>/*) as 48x48 gray."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder")
+    files = _image_files(root)
+    key = _content_key(files, root) if cache else ""
+    cache_file = CACHE_DIR / f"{key}.npz"
+    if cache and cache_file.is_file():
+        try:
+            return _read_cache(cache_file, root)
+        except Exception:
+            cache_file.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
+
+    report = LoadReport(source=str(root))
+    per_split: dict[str, tuple[list, list, list]] = {}
+    for split, label, f in _progress(files, len(files), f"reading {root.name}"):
+        image = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
+        if image is None or image.size == 0:
+            report.unreadable.append(str(f))
+            print(f"warning: skipped {f}: not a readable image", file=sys.stderr)
+            continue
+        if image.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
+            report.resized += 1
+            size = f"{image.shape[1]}x{image.shape[0]}"
+            report.not_48x48_sizes[size] = report.not_48x48_sizes.get(size, 0) + 1
+        images, labels, sources = per_split.setdefault(split, ([], [], []))
+        images.append(to_gray48(image))
+        labels.append(label)
+        sources.append(str(f.relative_to(root)))
+    splits = {
+        name: Split(np.stack(images), np.array(labels, np.int64), sources)
+        for name, (images, labels, sources) in per_split.items()
+    }
+    dataset = Dataset(splits, report)
+    if cache:
+        _write_cache(cache_file, dataset)
+    return dataset
+
+
+def _write_cache(path: Path, dataset: Dataset) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for name, split in dataset.splits.items():
+        arrays[f"{name}_images"] = split.images
+        arrays[f"{name}_labels"] = split.labels
+        arrays[f"{name}_sources"] = np.array(split.sources)
+    r = dataset.report
+    arrays["report"] = np.array([repr((r.resized, r.not_48x48_sizes, r.unreadable))])
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(buffer.getvalue())
+    os.replace(tmp, path)
+
+
+def _read_cache(path: Path, root: Path) -> Dataset:
+    import ast
+
+    with np.load(path) as z:
+        splits = {}
+        for name in ("train", "val", "test"):
+            if f"{name}_images" in z:
+                splits[name] = Split(
+                    z[f"{name}_images"], z[f"{name}_labels"], z[f"{name}_sources"].tolist()
+                )
+        resized, sizes, unreadable = ast.literal_eval(str(z["report"][0]))
+    report = LoadReport(str(root), resized, sizes, unreadable, from_cache=True)
+    return Dataset(splits, report)
+
+
+# ---------------------------------------------------------------- kagglehub and dispatch
+
+KAGGLE_DATASET = "msambare/fer2013"
+
+
+def download_kaggle(handle: str = KAGGLE_DATASET) -> Path:
+    """Download FER2013 with kagglehub; a clear DataError when it is missing or offline."""
+    try:
+        import kagglehub
+    except ImportError as exc:
+        raise DataError("kagglehub is not installed: pip install kagglehub") from exc
+    try:
+        return Path(kagglehub.dataset_download(handle))
+    except Exception as exc:
+        raise DataError(
+            f"could not download {handle} with kagglehub ({type(exc).__name__}: {exc}). "
+            "Check the network and your Kaggle credentials, or pass a local folder or fer2013.csv"
+        ) from exc
+
+
+def load(data: str | Path, cache: bool = True) -> Dataset:
+    """Load any supported source: a fer2013.csv, an image-folder root, or `kaggle[:owner/name]`."""
+    text = str(data)
+    if text == "kaggle" or text.startswith("kaggle:"):
+        data = download_kaggle(text.partition(":")[2] or KAGGLE_DATASET)
+    path = Path(data)
+    if path.is_file():
+        if path.suffix.lower() != ".csv":
+            raise DataError(f"{path}: expected a fer2013.csv file or a folder of images")
+        return load_csv(path)
+    if path.is_dir():
+        csvs = sorted(path.glob("*.csv"))
+        subdirs = [p for p in path.iterdir() if p.is_dir()]
+        if csvs and not subdirs:
+            return load_csv(csvs[0])
+        return load_folder(path, cache=cache)
+    raise DataError(f"{path}: no such file or folder (give a fer2013.csv, an image folder, or 'kaggle')")
+
+
+def split_validation(
+    train: Split, fraction: float = VALIDATION_FRACTION, seed: int = SEED
+) -> tuple[Split, Split]:
+    """Hold out a stratified, seeded validation part of train (for early stopping and model choice)."""
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(train))
+    counts = np.bincount(train.labels, minlength=NUM_CLASSES)
+    stratify = train.labels if counts[counts > 0].min() >= 2 else None
+    n_val = max(1, int(round(len(index) * fraction)))
+    if stratify is not None and n_val < len(np.unique(train.labels)):
+        stratify = None
+    keep, held = train_test_split(index, test_size=n_val, random_state=seed, stratify=stratify)
+    return train.take(np.sort(keep)), train.take(np.sort(held))
+
+
+def training_splits(dataset: Dataset) -> tuple[Split, Split, Split | None]:
+    """(train, validation, test) for training: the source's own validation split where it has one."""
+    if "train" not in dataset.splits:
+        raise DataError(f"{dataset.report.source}: has no training split (a train/ folder or Training rows)")
+    if "val" in dataset.splits:
+        train, val = dataset["train"], dataset["val"]
+    else:
+        train, val = split_validation(dataset["train"])
+    return train, val, dataset.splits.get("test")

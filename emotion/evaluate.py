@@ -1,0 +1,88 @@
+"""Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix of a model on a split."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .labels import EMOTIONS, NUM_CLASSES
+from .preprocess import normalise
+
+
+@dataclass
+class ClassScore:
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass
+class Evaluation:
+    """Scores of predictions against true labels; `confusion_matrix[i][j]` counts true i predicted j."""
+
+    accuracy: float
+    macro_f1: float
+    per_class: dict[str, ClassScore]
+    confusion_matrix: list[list[int]]
+    n_images: int
+    tta: bool = False
+
+    @property
+    def confusion_normalised(self) -> list[list[float]]:
+        """Rows of the confusion matrix divided by their totals (recall on the diagonal)."""
+        cm = np.asarray(self.confusion_matrix, dtype=float)
+        totals = cm.sum(axis=1, keepdims=True)
+        return np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0).round(4).tolist()
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["confusion_matrix_normalised"] = self.confusion_normalised
+        out["labels"] = list(EMOTIONS)
+        return out
+
+
+def score(y_true: np.ndarray, y_pred: np.ndarray, tta: bool = False) -> Evaluation:
+    """Score predicted label ids against true ones."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    cm = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    tp = np.diag(cm).astype(float)
+    predicted = cm.sum(axis=0).astype(float)
+    actual = cm.sum(axis=1).astype(float)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    present = actual > 0  # macro-F1 over the classes the data has, as scikit-learn does by default
+    per_class = {
+        name: ClassScore(round(float(precision[i]), 4), round(float(recall[i]), 4),
+                         round(float(f1[i]), 4), int(actual[i]))
+        for i, name in enumerate(EMOTIONS)
+    }
+    n = int(len(y_true))
+    return Evaluation(
+        accuracy=round(float(tp.sum() / n), 4) if n else 0.0,
+        macro_f1=round(float(f1[present | (predicted > 0)].mean()), 4) if n else 0.0,
+        per_class=per_class,
+        confusion_matrix=cm.tolist(),
+        n_images=n,
+        tta=tta,
+    )
+
+
+def predict_probabilities(model, images: np.ndarray, tta: bool = False, batch_size: int = 512) -> np.ndarray:
+    """Class probabilities for uint8 48x48 faces; with `tta` averaged with the mirrored faces."""
+    x = np.asarray(normalise(images))
+    probs = model.predict(x, batch_size=batch_size, verbose=0)
+    if tta:
+        probs = (probs + model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
+    return probs
+
+
+def evaluate_model(model, images: np.ndarray, labels: np.ndarray, tta: bool = False) -> Evaluation:
+    """Evaluate a model on uint8 faces and their label ids."""
+    probs = predict_probabilities(model, images, tta=tta)
+    return score(labels, probs.argmax(axis=1), tta=tta)

@@ -1,0 +1,301 @@
+"""Training: augmentation in tf.data, Adam or SGD, cosine learning rate, early stopping, resume.
+
+`train(config)` does it all and writes the artifacts of `write_artifacts` atomically into
+`config.out`; `on_progress` and `should_stop` let a caller (the training page) follow and cancel.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import data as data_module
+from .config import MODELS_DIR, SEED
+from .evaluate import Evaluation, evaluate_model
+from .labels import EMOTIONS, NUM_CLASSES
+from .model import DEFAULT_BLOCKS, build_model, save_model_atomic
+from .preprocess import normalise
+
+MODEL_FILE = "emotion_cnn.keras"
+STATE_DIR = ".train-state"  # per-epoch backup that --resume continues from
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    optimizer: str = "adam"
+    epochs: int = 60
+    batch_size: int = 64
+    lr: float | None = None  # None: 1e-3 for Adam, 1e-2 for SGD
+    augment: bool = True
+    label_smoothing: float = 0.1
+    patience: int = 15
+    blocks: tuple[tuple[int, int], ...] = DEFAULT_BLOCKS
+    out: str = str(MODELS_DIR)
+    resume: bool = False
+    seed: int = SEED
+    verbose: int = 1
+
+    @property
+    def learning_rate(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        return 1e-3 if self.optimizer == "adam" else 1e-2
+
+
+@dataclass
+class Progress:
+    """Where a training run is: sent to `on_progress` after every batch and epoch."""
+
+    epoch: int  # 1-based
+    epochs: int
+    step: int
+    steps: int
+    logs: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    epoch_end: bool = False
+    elapsed_s: float = 0.0
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    model_path: Path
+    evaluation: Evaluation | None
+    history: list[dict[str, float]]
+    stopped_early: bool
+    cancelled: bool
+    train_seconds: float
+
+
+def make_optimizer(name: str, lr: float, total_steps: int):
+    import keras
+
+    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, total_steps), alpha=0.01)
+    if name == "adam":
+        return keras.optimizers.Adam(schedule)
+    if name == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True)
+    raise ValueError(f"unknown optimizer {name!r}: expected adam or sgd")
+
+
+def augmenter():
+    """Flip, small shift, rotation and zoom: run inside the tf.data pipeline, on the fly."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential([
+        layers.RandomFlip("horizontal"),
+        layers.RandomTranslation(0.1, 0.1, fill_mode="nearest"),
+        layers.RandomRotation(0.04, fill_mode="nearest"),  # about +-14 degrees
+        layers.RandomZoom(0.1, fill_mode="nearest"),
+    ], name="augment")
+
+
+def make_dataset(split, batch_size: int, training: bool, augment: bool, seed: int):
+    import keras
+    import tensorflow as tf
+
+    y = keras.utils.to_categorical(split.labels, NUM_CLASSES)
+    ds = tf.data.Dataset.from_tensor_slices((split.images, y))
+    if training:
+        ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    ds = ds.map(lambda x, t: (normalise(x), t), num_parallel_calls=tf.data.AUTOTUNE)
+    if training and augment:
+        aug = augmenter()
+        ds = ds.map(lambda x, t: (aug(x, training=True), t), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _callback_class():
+    import keras
+
+    class Hook(keras.callbacks.Callback):
+        """Relays progress to a plain function and stops when asked to."""
+
+        def __init__(self, config, steps, on_progress, should_stop):
+            super().__init__()
+            self.config, self.steps = config, steps
+            self.on_progress, self.should_stop = on_progress, should_stop
+            self.history: list[dict[str, float]] = []
+            self.epoch = 0
+            self.cancelled = False
+            self.start = time.monotonic()
+
+        def _send(self, step, logs, epoch_end=False):
+            if self.on_progress:
+                self.on_progress(Progress(
+                    self.epoch + 1, self.config.epochs, step, self.steps,
+                    {k: float(v) for k, v in (logs or {}).items()}, list(self.history),
+                    epoch_end, time.monotonic() - self.start,
+                ))
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            self._send(batch + 1, logs)
+            if self.should_stop and self.should_stop():
+                self.cancelled = True
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+            row["lr"] = float(self.model.optimizer.learning_rate)
+            self.history.append(row)
+            self._send(self.steps, logs, epoch_end=True)
+
+    return Hook
+
+
+def train(
+    config: TrainConfig,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    dataset: data_module.Dataset | None = None,
+) -> TrainResult:
+    """Train a model on `config.data` and write it with its metrics and plots into `config.out`."""
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = out / STATE_DIR
+    if not config.resume and state.exists():
+        shutil.rmtree(state)  # a fresh run must not pick up an old run's weights
+    state.mkdir(exist_ok=True)
+    (state / "config.json").write_text(json.dumps(asdict(config), indent=2))
+
+    dataset = dataset or data_module.load(config.data)
+    train_split, val_split, test_split = data_module.training_splits(dataset)
+    _log(config, f"data: {dataset.report.source}: train {len(train_split)}, validation "
+                 f"{len(val_split)}, test {len(test_split) if test_split else 0}")
+
+    steps = int(np.ceil(len(train_split) / config.batch_size))
+    model = build_model(config.blocks)
+    model.compile(
+        optimizer=make_optimizer(config.optimizer, config.learning_rate, steps * config.epochs),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    hook = _callback_class()(config, steps, on_progress, should_stop)
+    best_path = state / "best.keras"
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(state / "backup"), delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience),
+        keras.callbacks.CSVLogger(str(state / "history.csv"), append=config.resume),
+        hook,
+    ]
+    started = time.monotonic()
+    fit = model.fit(
+        make_dataset(train_split, config.batch_size, True, config.augment, config.seed),
+        validation_data=make_dataset(val_split, 512, False, False, config.seed),
+        epochs=config.epochs,
+        callbacks=callbacks,
+        verbose=config.verbose,
+    )
+    seconds = time.monotonic() - started
+    if hook.cancelled:
+        _log(config, "training cancelled: the previous model is left as it was")
+        return TrainResult(out, out / MODEL_FILE, None, hook.history, False, True, seconds)
+
+    history = _read_history(state / "history.csv") or hook.history
+    if best_path.is_file():
+        model = keras.models.load_model(best_path, compile=False)
+    evaluation = evaluate_model(model, test_split.images, test_split.labels) if test_split else None
+    stopped_early = len(fit.history.get("loss", [])) + (len(history) - len(fit.history.get("loss", []))) < config.epochs
+    metrics = _metrics(config, dataset, train_split, val_split, test_split, evaluation, history,
+                       seconds, stopped_early)
+    write_artifacts(model, metrics, history, out)
+    shutil.rmtree(state, ignore_errors=True)
+    if evaluation:
+        _log(config, f"test accuracy {evaluation.accuracy:.4f}, macro-F1 {evaluation.macro_f1:.4f}")
+    return TrainResult(out, out / MODEL_FILE, evaluation, history, stopped_early, False, seconds)
+
+
+def _log(config: TrainConfig, message: str) -> None:
+    if config.verbose:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _read_history(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    for row in rows:
+        row["epoch"] = int(row["epoch"]) + 1  # CSVLogger counts from 0
+    return rows
+
+
+def _metrics(config, dataset, train_split, val_split, test_split, evaluation, history, seconds,
+             stopped_early) -> dict:
+    import keras
+    import tensorflow as tf
+
+    best = max(history, key=lambda r: r.get("val_accuracy", 0)) if history else {}
+    return {
+        "test": evaluation.to_dict() if evaluation else None,
+        "best_epoch": int(best.get("epoch", 0)),
+        "best_val_accuracy": round(float(best.get("val_accuracy", 0)), 4),
+        "epochs_run": len(history),
+        "stopped_early": stopped_early,
+        "data": {
+            "source": dataset.report.source,
+            "train": len(train_split), "validation": len(val_split),
+            "test": len(test_split) if test_split else 0,
+            "train_per_class": train_split.counts(),
+            "resized": dataset.report.resized,
+            "unreadable": len(dataset.report.unreadable),
+        },
+        "hyperparameters": {
+            "optimizer": config.optimizer, "epochs": config.epochs, "batch_size": config.batch_size,
+            "learning_rate": config.learning_rate, "schedule": "cosine decay to 1%",
+            "augment": config.augment, "label_smoothing": config.label_smoothing,
+            "patience": config.patience, "blocks": [list(b) for b in config.blocks],
+            "seed": config.seed,
+        },
+        "command": "python -m emotion " + " ".join(sys.argv[1:]) if sys.argv and "emotion" in sys.argv[0] else None,
+        "train_seconds": round(seconds, 1),
+        "versions": {"python": platform.python_version(), "keras": keras.__version__,
+                     "tensorflow": tf.__version__, "numpy": np.__version__,
+                     "backend": keras.backend.backend()},
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+        "labels": list(EMOTIONS),
+    }
+
+
+def write_artifacts(model, metrics: dict, history: list[dict[str, float]], out: Path) -> None:
+    """Write model, metrics.json, history.csv and plots into a staging folder, then move each in."""
+    from .plots import plot_confusion, plot_history
+
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    try:
+        save_model_atomic(model, staging / MODEL_FILE)
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        if history:
+            with (staging / "history.csv").open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(history[0]))
+                writer.writeheader()
+                writer.writerows(history)
+            plot_history(history, staging / "training_curves.png")
+        if metrics.get("test"):
+            plot_confusion(metrics["test"]["confusion_matrix"], staging / "confusion_matrix.png")
+        # Everything is written: only now do the old files get replaced, each by one rename.
+        for f in staging.iterdir():
+            f.replace(out / f.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
