@@ -10,7 +10,9 @@ INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = PROJECT_ROOT / "models"
-DEFAULT_MODEL = MODELS_DIR / "emotion_cnn.keras"
+SHIPPED_MODEL = MODELS_DIR / "emotion_cnn.keras"
+# The app's model: the shipped one unless EMOTION_MODEL names another.
+DEFAULT_MODEL = Path(os.environ.get("EMOTION_MODEL", SHIPPED_MODEL))
 DEFAULT_METRICS = MODELS_DIR / "metrics.json"
 AUDIO_DIR = PROJECT_ROOT / "audio_files"
 IMAGES_DIR = PROJECT_ROOT / "images"

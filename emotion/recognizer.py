@@ -1,0 +1,70 @@
+"""Faces and the model together: one call from a BGR image to faces with emotions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import DEFAULT_MODEL
+from .faces import Box, DetectionSettings, crop, detect_faces, to_gray
+from .labels import EMOTIONS
+from .preprocess import faces_to_input
+
+
+@dataclass
+class Face:
+    """One face: where it is, its most likely emotion, and the probability of each of the seven."""
+
+    box: Box
+    label: str
+    confidence: float
+    probabilities: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "box": self.box.as_list(),
+            "label": self.label,
+            "confidence": round(self.confidence, 4),
+            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+        }
+
+
+def faces_from_probabilities(boxes: list[Box], probs: np.ndarray) -> list[Face]:
+    faces = []
+    for box, p in zip(boxes, probs):
+        best = int(np.argmax(p))
+        faces.append(Face(box, EMOTIONS[best], float(p[best]),
+                          {name: float(v) for name, v in zip(EMOTIONS, p)}))
+    return faces
+
+
+class EmotionRecognizer:
+    """Loads the model once; `recognize(image)` finds every face and names its emotion."""
+
+    def __init__(self, model_path: str | Path = DEFAULT_MODEL,
+                 settings: DetectionSettings = DetectionSettings()):
+        from .model import load_model
+
+        self.model_path = Path(model_path)
+        self.model = load_model(self.model_path)
+        self.settings = settings
+
+    def classify(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Probabilities (N, 7) for face crops, in one batched call of the model."""
+        if not crops:
+            return np.zeros((0, len(EMOTIONS)), np.float32)
+        x = faces_to_input(crops)
+        return np.asarray(self.model(x, training=False))
+
+    def recognize(self, image: np.ndarray, settings: DetectionSettings | None = None,
+                  boxes: list[Box] | None = None) -> list[Face]:
+        """Every face in a BGR (or gray) image, left to right, with its emotion."""
+        gray = to_gray(image)
+        if boxes is None:
+            boxes = detect_faces(gray, settings or self.settings)
+        crops = [crop(gray, b) for b in boxes]
+        return faces_from_probabilities(boxes, self.classify(crops))
+
+    __call__ = recognize
