@@ -1,0 +1,31 @@
+"""Facial-emotion recognition: Haar face detection and a Keras CNN trained on FER2013.
+
+    from emotion import EmotionRecognizer, read_image
+    faces = EmotionRecognizer().recognize(read_image("photo.jpg"))
+"""
+
+import os
+
+# TensorFlow's C++ start-up chatter is noise for a command line; real errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from .labels import EMOTIONS  # noqa: E402
+
+__all__ = ["EMOTIONS", "EmotionRecognizer", "read_image", "annotate"]
+
+
+def __getattr__(name: str):
+    # Lazy, so `import emotion` stays fast and light until the model is needed.
+    if name == "EmotionRecognizer":
+        from .recognizer import EmotionRecognizer
+
+        return EmotionRecognizer
+    if name == "read_image":
+        from .images import read_image
+
+        return read_image
+    if name == "annotate":
+        from .draw import annotate
+
+        return annotate
+    raise AttributeError(name)

@@ -60,9 +60,78 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_predict(args) -> int:
+    from .draw import annotate
+    from .images import ImageError, read_image
+    from .recognizer import EmotionRecognizer
+
+    # Read every image first, so a bad path fails fast, before the model loads.
+    images = []
+    for path in args.images:
+        try:
+            images.append(read_image(path))
+        except ImageError as exc:
+            raise UserError(str(exc)) from None
+    if args.out and len(images) > 1 and not Path(args.out).suffix == "":
+        raise UserError("--out names one file: with several images give a folder instead")
+    recognizer = EmotionRecognizer(args.model)
+    results = []
+    for path, image in zip(args.images, images):
+        faces = recognizer.recognize(image)
+        results.append({"image": path, "faces": [f.to_dict() for f in faces]})
+        if not faces:
+            print(f"{path}: no face found (try a brighter, frontal, larger face)", file=sys.stderr)
+        if args.out:
+            target = Path(args.out)
+            if len(images) > 1 or target.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                target = target / f"{Path(path).stem}_annotated.jpg"
+            if not cv2_write(target, annotate(image, faces)):
+                raise UserError(f"{target}: could not write the annotated image (use .jpg or .png)")
+            print(f"{path}: annotated image written to {target}", file=sys.stderr)
+        if not args.json:
+            print(f"{path}: {len(faces)} face(s)")
+            for f in faces:
+                x, y, w, h = f.box.as_list()
+                print(f"  [{x}, {y}, {w}, {h}] {f.label} {f.confidence:.0%}")
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+def cv2_write(path: Path, image) -> bool:
+    import cv2
+
+    try:
+        return bool(cv2.imwrite(str(path), image))
+    except cv2.error:
+        return False
+
+
+def _cmd_audit(args) -> int:
+    from . import data
+    from .audit import audit
+
+    report = audit(data.load(args.data))
+    print(json.dumps(report.to_dict()) if args.json else report.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m emotion", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("predict", help="find faces in photos and name their emotions")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--out", help="annotated image file (one image) or folder (several)")
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--json", action="store_true", help="print one JSON array, an object per image")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("audit", help="counts, sizes, duplicates and leakage of a dataset")
+    p.add_argument("data", help="image-folder root or fer2013.csv")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_audit)
 
     p = sub.add_parser("train", help="train a model on FER2013 (folder, fer2013.csv or kaggle)")
     p.add_argument("--data", required=True, help="image-folder root, fer2013.csv, or 'kaggle'")

@@ -1,0 +1,139 @@
+"""Dataset audit: counts, image sizes, exact duplicates within and across splits, label conflicts."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .data import Dataset
+from .labels import EMOTIONS
+
+# A face whose pixels barely vary (standard deviation below this, out of 255) is blank or nearly so.
+NEAR_BLANK_STD = 5.0
+EXAMPLES = 5
+
+
+@dataclass
+class DuplicateGroup:
+    """Images with identical pixels: where each one is, with its split and label."""
+
+    splits: list[str]
+    labels: list[str]
+    sources: list[str]
+
+
+@dataclass
+class AuditReport:
+    source: str
+    total: int
+    distinct: int
+    per_split_class: dict[str, dict[str, int]]
+    not_48x48: int
+    sizes_not_48x48: dict[str, int]
+    unreadable: list[str]
+    # Per split: groups of identical images inside it, and the images beyond the first of each.
+    duplicate_groups_within: dict[str, int]
+    duplicate_images_within: dict[str, int]
+    # Groups whose images sit in more than one split (train/test leakage), per pair of splits.
+    cross_split_groups: int
+    cross_split_pairs: dict[str, int]
+    conflicting_label_groups: int
+    near_blank: int
+    near_blank_examples: list[str] = field(default_factory=list)
+    cross_split_examples: list[DuplicateGroup] = field(default_factory=list)
+    conflict_examples: list[DuplicateGroup] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """A plain-text report for the terminal."""
+        lines = [f"{self.source}", f"images: {self.total}, distinct: {self.distinct}"]
+        width = max(len(s) for s in self.per_split_class) if self.per_split_class else 5
+        lines.append(" " * (width + 2) + "".join(f"{e[:8]:>9}" for e in EMOTIONS) + f"{'total':>9}")
+        for split, counts in self.per_split_class.items():
+            lines.append(f"{split:<{width + 2}}" + "".join(f"{counts[e]:>9}" for e in EMOTIONS)
+                         + f"{sum(counts.values()):>9}")
+        sizes = ", ".join(f"{k}: {v}" for k, v in self.sizes_not_48x48.items()) or "none"
+        lines.append(f"not 48x48 (resized on load): {self.not_48x48} ({sizes})")
+        if self.unreadable:
+            lines.append(f"unreadable files skipped: {len(self.unreadable)}")
+        for split in self.duplicate_groups_within:
+            lines.append(f"duplicates within {split}: {self.duplicate_groups_within[split]} groups, "
+                         f"{self.duplicate_images_within[split]} extra copies")
+        pairs = ", ".join(f"{k}: {v}" for k, v in self.cross_split_pairs.items()) or "none"
+        lines.append(f"identical images across splits (leakage): {self.cross_split_groups} groups ({pairs})")
+        lines.append(f"identical images with conflicting labels: {self.conflicting_label_groups} groups")
+        lines.append(f"near-blank images (pixel std < {NEAR_BLANK_STD:g}): {self.near_blank}")
+        return "\n".join(lines)
+
+
+def _hashes(images: np.ndarray) -> list[bytes]:
+    flat = images.reshape(len(images), -1)
+    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat]
+
+
+def audit(dataset: Dataset) -> AuditReport:
+    """Audit every split of a loaded dataset."""
+    groups: dict[bytes, list[tuple[str, int, str]]] = defaultdict(list)
+    per_split_class = {}
+    near_blank, near_blank_examples = 0, []
+    for split, part in dataset.splits.items():
+        per_split_class[split] = part.counts()
+        for digest, label, source in zip(_hashes(part.images), part.labels, part.sources):
+            groups[digest].append((split, int(label), source))
+        stds = part.images.reshape(len(part), -1).std(axis=1)
+        blank = np.flatnonzero(stds < NEAR_BLANK_STD)
+        near_blank += len(blank)
+        near_blank_examples += [f"{split}/{part.sources[i]}" for i in blank[:EXAMPLES]]
+
+    within_groups = {s: 0 for s in dataset.splits}
+    within_images = {s: 0 for s in dataset.splits}
+    cross_pairs: dict[str, int] = defaultdict(int)
+    cross, conflicts = 0, 0
+    cross_examples, conflict_examples = [], []
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        group = DuplicateGroup([m[0] for m in members], [EMOTIONS[m[1]] for m in members],
+                               [m[2] for m in members])
+        splits = sorted(set(group.splits))
+        for split in splits:
+            n = group.splits.count(split)
+            if n > 1:
+                within_groups[split] += 1
+                within_images[split] += n - 1
+        if len(splits) > 1:
+            cross += 1
+            for i, a in enumerate(splits):
+                for b in splits[i + 1:]:
+                    cross_pairs[f"{a}-{b}"] += 1
+            if len(cross_examples) < EXAMPLES:
+                cross_examples.append(group)
+        if len(set(group.labels)) > 1:
+            conflicts += 1
+            if len(conflict_examples) < EXAMPLES:
+                conflict_examples.append(group)
+
+    report = dataset.report
+    return AuditReport(
+        source=report.source,
+        total=dataset.total(),
+        distinct=len(groups),
+        per_split_class=per_split_class,
+        not_48x48=report.resized,
+        sizes_not_48x48=dict(report.not_48x48_sizes),
+        unreadable=list(report.unreadable),
+        duplicate_groups_within=within_groups,
+        duplicate_images_within=within_images,
+        cross_split_groups=cross,
+        cross_split_pairs=dict(cross_pairs),
+        conflicting_label_groups=conflicts,
+        near_blank=near_blank,
+        near_blank_examples=near_blank_examples,
+        cross_split_examples=cross_examples,
+        conflict_examples=conflict_examples,
+    )

@@ -1,0 +1,389 @@
+"""Live video: detect on a small copy, classify in one batch, track and smooth faces, time them.
+
+Shared by the web page (streamlit-webrtc callback thread), the desktop webcam and the video command.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .draw import annotate
+from .faces import Box, DetectionSettings
+from .labels import EMOTIONS
+from .recognizer import EmotionRecognizer, Face, faces_from_probabilities
+
+# Haar on a full 640x480 frame takes 25-100 ms on a small CPU; on a 320 px copy it is a few ms,
+# and faces big enough to matter on a webcam survive the shrink.
+LIVE_DETECT_SIDE = 320
+# Only the browser test sets this: the processor then writes its counters to that JSON file.
+STATS_ENV = "EMOTION_LIVE_STATS"
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class LiveFace(Face):
+    """A tracked face: the same id across frames, with probabilities smoothed over recent frames."""
+
+    face_id: int = 0
+
+    def to_dict(self) -> dict:
+        return {"id": self.face_id, **super().to_dict()}
+
+
+@dataclass
+class LiveResult:
+    """One processed frame: the annotated picture, its faces, and how fast we are going."""
+
+    frame: np.ndarray
+    faces: list[LiveFace]
+    fps: float
+    process_ms: float
+
+    @property
+    def main_face(self) -> LiveFace | None:
+        return main_face(self.faces)
+
+
+def main_face(faces: list[LiveFace]) -> LiveFace | None:
+    """The largest face (the person nearest the camera), or None."""
+    return max(faces, key=lambda f: f.box.area, default=None)
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
+    inter = a.intersection(b)
+    union = a.area + b.area - inter
+    return inter / union if union else 0.0
+
+
+def centre_distance(a: Box, b: Box) -> float:
+    """Distance between box centres in units of the wider box's width."""
+    dx = (a.x + a.w / 2) - (b.x + b.w / 2)
+    dy = (a.y + a.h / 2) - (b.y + b.h / 2)
+    return float(np.hypot(dx, dy)) / max(1, a.w, b.w)
+
+
+@dataclass
+class _Track:
+    face_id: int
+    box: Box
+    history: deque
+    last_seen: float
+
+
+class FaceTracker:
+    """Keeps an id per face across frames and averages its probabilities over the last `window` frames."""
+
+    def __init__(self, window: int = 6, min_iou: float = 0.2, max_centre_shift: float = 0.5,
+                 max_age_s: float = 1.0):
+        self.window = window
+        self.min_iou = min_iou
+        self.max_centre_shift = max_centre_shift
+        # A face unseen this long is gone; a blink of the detector (a missed frame) is not.
+        self.max_age_s = max_age_s
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+
+    def reset(self) -> None:
+        self._tracks = []
+        self._next_id = 1
+
+    def _pairs(self, boxes: list[Box]) -> list[tuple[float, int, int]]:
+        """Plausible (score, track index, box index) matches, best first."""
+        pairs = []
+        for ti, track in enumerate(self._tracks):
+            for bi, box in enumerate(boxes):
+                overlap = iou(track.box, box)
+                shift = centre_distance(track.box, box)
+                if overlap >= self.min_iou or shift <= self.max_centre_shift:
+                    # Overlap ranks first; centre distance breaks ties and catches fast moves.
+                    pairs.append((overlap - 0.01 * shift, ti, bi))
+        return sorted(pairs, reverse=True)
+
+    def update(self, boxes: list[Box], probs: np.ndarray, t: float) -> list[LiveFace]:
+        """Match this frame's boxes to known faces and return them with smoothed probabilities."""
+        self._tracks = [tr for tr in self._tracks if t - tr.last_seen <= self.max_age_s]
+        assigned: dict[int, _Track] = {}
+        used_tracks: set[int] = set()
+        for _, ti, bi in self._pairs(boxes):
+            if ti in used_tracks or bi in assigned:
+                continue
+            used_tracks.add(ti)
+            assigned[bi] = self._tracks[ti]
+        for bi, box in enumerate(boxes):
+            if bi not in assigned:
+                track = _Track(self._next_id, box, deque(maxlen=self.window), t)
+                self._next_id += 1
+                self._tracks.append(track)
+                assigned[bi] = track
+        faces = []
+        for bi, box in enumerate(boxes):
+            track = assigned[bi]
+            track.box, track.last_seen = box, t
+            track.history.append(np.asarray(probs[bi], np.float32))
+            mean = np.mean(track.history, axis=0)
+            face = faces_from_probabilities([box], mean[None])[0]
+            faces.append(LiveFace(face.box, face.label, face.confidence, face.probabilities,
+                                  face_id=track.face_id))
+        return faces
+
+
+class FpsMeter:
+    """Frames per second over a sliding window of recent frame times."""
+
+    def __init__(self, window_s: float = 2.0):
+        self.window_s = window_s
+        self._times: deque[float] = deque()
+
+    def tick(self, t: float) -> float:
+        self._times.append(t)
+        while len(self._times) > 2 and t - self._times[0] > self.window_s:
+            self._times.popleft()
+        return self.fps
+
+    @property
+    def fps(self) -> float:
+        if len(self._times) < 2:
+            return 0.0
+        span = self._times[-1] - self._times[0]
+        return (len(self._times) - 1) / span if span > 0 else 0.0
+
+    def reset(self) -> None:
+        self._times.clear()
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One face at one moment of a session."""
+
+    time_s: float
+    face_id: int
+    label: str
+    confidence: float
+    probabilities: tuple[float, ...]
+
+
+TIMELINE_HEADER = ["time_s", "face", "label", "confidence", *EMOTIONS]
+
+
+class Timeline:
+    """The session's emotions over time, thread-safe, bounded, exportable as CSV."""
+
+    def __init__(self, interval_s: float = 0.5, max_entries: int = 50_000):
+        # One row per face per interval (and on every label change) keeps an hour-long session
+        # small, while the chart still shows every change.
+        self.interval_s = interval_s
+        self._entries: deque[TimelineEntry] = deque(maxlen=max_entries)
+        self._last: dict[int, TimelineEntry] = {}
+        self._lock = threading.Lock()
+
+    def add(self, time_s: float, faces: list[LiveFace]) -> None:
+        with self._lock:
+            for face in faces:
+                last = self._last.get(face.face_id)
+                if last and time_s - last.time_s < self.interval_s and last.label == face.label:
+                    continue
+                entry = TimelineEntry(round(time_s, 3), face.face_id, face.label, face.confidence,
+                                      tuple(face.probabilities[e] for e in EMOTIONS))
+                self._entries.append(entry)
+                self._last[face.face_id] = entry
+
+    def entries(self) -> list[TimelineEntry]:
+        with self._lock:
+            return list(self._entries)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._last.clear()
+
+    def to_csv(self) -> str:
+        """time_s, face, label, confidence and the seven probabilities, one row per entry."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(TIMELINE_HEADER)
+        for e in self.entries():
+            writer.writerow([f"{e.time_s:.3f}", e.face_id, e.label, f"{e.confidence:.4f}",
+                             *(f"{p:.4f}" for p in e.probabilities)])
+        return out.getvalue()
+
+    def series(self, face_id: int | None = None) -> dict[str, list]:
+        """Columns time_s and one per emotion for one face (default: the most seen one), for a chart."""
+        entries = self.entries()
+        if face_id is None and entries:
+            counts: dict[int, int] = {}
+            for e in entries:
+                counts[e.face_id] = counts.get(e.face_id, 0) + 1
+            face_id = max(counts, key=counts.get)
+        chosen = [e for e in entries if e.face_id == face_id]
+        columns: dict[str, list] = {"time_s": [e.time_s for e in chosen]}
+        for i, name in enumerate(EMOTIONS):
+            columns[name] = [e.probabilities[i] for e in chosen]
+        return columns
+
+
+@dataclass
+class LiveStats:
+    """Counters of a session, as the page shows them and the browser test reads them."""
+
+    frames: int = 0
+    frames_with_faces: int = 0
+    fps: float = 0.0
+    mean_process_ms: float = 0.0
+    recent_process_ms: float = 0.0  # moving average of the last ten or so frames
+    labels: dict[str, int] = field(default_factory=dict)
+    main_label: str | None = None
+    main_confidence: float = 0.0
+
+
+class LiveProcessor:
+    """BGR frame in, annotated frame and tracked faces out; safe to read from another thread."""
+
+    def __init__(self, recognizer: EmotionRecognizer, *, detect_side: int = LIVE_DETECT_SIDE,
+                 window: int = 6, timeline_interval_s: float = 0.5, draw_fps: bool = True,
+                 clock: Clock = time.monotonic, stats_path: str | Path | None = None):
+        self.recognizer = recognizer
+        self.settings = DetectionSettings(max_side=detect_side)
+        self.tracker = FaceTracker(window=window)
+        self.fps_meter = FpsMeter()
+        self.timeline = Timeline(interval_s=timeline_interval_s)
+        self.draw_fps = draw_fps
+        self.clock = clock
+        self.stats_path = Path(stats_path) if stats_path else None
+        self._lock = threading.Lock()
+        self._start: float | None = None
+        self._stats = LiveStats()
+        self._total_ms = 0.0
+        self._last_faces: list[LiveFace] = []
+        self._stats_written = -1.0
+        # The model's first call builds its graph (seconds on a small CPU): pay that now, not on
+        # the first video frame, where it would freeze the picture.
+        recognizer.classify([np.zeros((48, 48), np.uint8)])
+
+    def process(self, frame: np.ndarray, t: float | None = None) -> LiveResult:
+        """Annotate one BGR frame; `t` (seconds) defaults to the clock, the video command passes its own."""
+        started = time.perf_counter()
+        now = self.clock() if t is None else t
+        faces_raw = self.recognizer.recognize(frame, settings=self.settings)
+        probs = np.array([[f.probabilities[e] for e in EMOTIONS] for f in faces_raw], np.float32)
+        with self._lock:
+            if self._start is None:
+                self._start = now
+            faces = self.tracker.update([f.box for f in faces_raw], probs, now)
+            fps = self.fps_meter.tick(now)
+            self.timeline.add(now - self._start, faces)
+        out = annotate(frame, faces)
+        if self.draw_fps:
+            _draw_fps(out, fps)
+        ms = (time.perf_counter() - started) * 1000
+        with self._lock:
+            self._update_stats(faces, fps, ms)
+        if self.stats_path:
+            self._write_stats(now)
+        return LiveResult(out, faces, fps, ms)
+
+    def _update_stats(self, faces: list[LiveFace], fps: float, ms: float) -> None:
+        s = self._stats
+        s.frames += 1
+        s.fps = fps
+        self._total_ms += ms
+        s.mean_process_ms = self._total_ms / s.frames
+        s.recent_process_ms = ms if s.frames == 1 else 0.8 * s.recent_process_ms + 0.2 * ms
+        self._last_faces = faces
+        if faces:
+            s.frames_with_faces += 1
+            for f in faces:
+                s.labels[f.label] = s.labels.get(f.label, 0) + 1
+        main = main_face(faces)
+        s.main_label = main.label if main else None
+        s.main_confidence = main.confidence if main else 0.0
+
+    def _write_stats(self, now: float) -> None:
+        # At most twice a second: the file is for a test watching from outside, not a log.
+        if self._stats_written >= 0 and now - self._stats_written < 0.5:
+            return
+        self._stats_written = now
+        data = json.dumps(self.stats().__dict__)
+        tmp = self.stats_path.with_name(self.stats_path.name + ".tmp")
+        tmp.write_text(data)
+        os.replace(tmp, self.stats_path)
+
+    def stats(self) -> LiveStats:
+        """A copy of the session's counters."""
+        with self._lock:
+            s = self._stats
+            return LiveStats(s.frames, s.frames_with_faces, s.fps, s.mean_process_ms,
+                             s.recent_process_ms, dict(s.labels), s.main_label, s.main_confidence)
+
+    def faces(self) -> list[LiveFace]:
+        """The faces of the latest frame."""
+        with self._lock:
+            return list(self._last_faces)
+
+    def reset(self) -> None:
+        """Start a new session: forget faces, timings and the timeline."""
+        with self._lock:
+            self.tracker.reset()
+            self.fps_meter.reset()
+            self.timeline.clear()
+            self._start = None
+            self._stats = LiveStats()
+            self._total_ms = 0.0
+            self._last_faces = []
+
+
+def _draw_fps(image: np.ndarray, fps: float) -> None:
+    """FPS in the top-left corner, white on a dark patch so it reads on any background."""
+    text = f"{fps:4.1f} fps"
+    scale = max(0.4, image.shape[1] / 1280)
+    thickness = max(1, image.shape[1] // 640)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    cv2.rectangle(image, (0, 0), (tw + 8, th + base + 8), (30, 30, 30), -1)
+    cv2.putText(image, text, (4, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
+                thickness, cv2.LINE_AA)
+
+
+def stats_path_from_env() -> Path | None:
+    """Where to write live counters, when a test asked for them."""
+    value = os.environ.get(STATS_ENV)
+    return Path(value) if value else None
+
+
+def frames_callback(processor: LiveProcessor):
+    """A streamlit-webrtc `queued_video_frames_callback` that annotates only the newest frame.
+
+    streamlit-webrtc hands over every frame that arrived while the previous call ran; processing
+    only the newest and dropping the rest keeps latency at one frame however slow the model is,
+    and nothing piles up.
+    """
+    import av
+
+    async def on_frames(frames: list) -> list:
+        if not frames:
+            return []
+        latest = frames[-1]
+        result = processor.process(latest.to_ndarray(format="bgr24"))
+        out = av.VideoFrame.from_ndarray(result.frame, format="bgr24")
+        out.pts = latest.pts
+        if latest.time_base is not None:
+            out.time_base = latest.time_base
+        return [out]
+
+    return on_frames

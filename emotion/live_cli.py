@@ -1,0 +1,162 @@
+"""`webcam` and `video` subcommands: live emotions in an OpenCV window, and annotated video files."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from .config import DEFAULT_MODEL
+from .labels import EMOTIONS
+
+HEADLESS_MESSAGE = (
+    "this OpenCV cannot open windows (it is the headless build): run "
+    "`pip uninstall opencv-python-headless && pip install opencv-python` for the webcam window"
+)
+WINDOW = "Emotions (q to quit)"
+CSV_HEADER = ["frame", "time_s", "face", "x", "y", "w", "h", "label", "confidence", *EMOTIONS]
+
+
+def register(subparsers) -> None:
+    """Add the `webcam` and `video` subcommands to an argparse subparsers object."""
+    from .speech import LANGUAGES
+
+    p = subparsers.add_parser("webcam", help="live emotions from a camera in a desktop window")
+    p.add_argument("--camera", type=int, default=0, help="camera index for OpenCV (default 0)")
+    p.add_argument("--speak", action="store_true", help="say the main face's emotion when it changes")
+    p.add_argument("--lang", choices=LANGUAGES, default="en", help="language of --speak")
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.set_defaults(func=cmd_webcam)
+
+    p = subparsers.add_parser("video", help="annotate a video file, optionally with a per-frame CSV")
+    p.add_argument("input", metavar="IN", help="a video file OpenCV can read (mp4, avi, mov, ...)")
+    p.add_argument("--out", help="annotated video to write (.mp4 or .avi)")
+    p.add_argument("--csv", help="CSV with one row per frame and face")
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.set_defaults(func=cmd_video)
+
+
+def display_available() -> bool:
+    """Whether this OpenCV build can open a window (the headless wheels cannot)."""
+    import cv2
+
+    try:
+        cv2.namedWindow(WINDOW)
+    except cv2.error:
+        return False
+    return True
+
+
+def cmd_webcam(args: argparse.Namespace) -> int:
+    """Show the camera with boxes, labels and FPS until `q` (or Esc) is pressed."""
+    import cv2
+
+    if not display_available():
+        print(f"error: {HEADLESS_MESSAGE}", file=sys.stderr)
+        return 2
+    from .live import LiveProcessor
+    from .recognizer import EmotionRecognizer
+    from .speech import DesktopSpeaker
+
+    recognizer = EmotionRecognizer(args.model)
+    speaker = DesktopSpeaker(args.lang) if args.speak else None
+    capture = cv2.VideoCapture(args.camera)
+    try:
+        if not capture.isOpened():
+            raise ValueError(f"camera {args.camera} could not be opened (try --camera 1)")
+        processor = LiveProcessor(recognizer)
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                raise ValueError(f"camera {args.camera} stopped sending frames")
+            result = processor.process(frame)
+            if speaker:
+                main = result.main_face
+                speaker.update(main.label if main else None)
+            cv2.imshow(WINDOW, result.frame)
+            if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                break
+    finally:
+        capture.release()
+        cv2.destroyAllWindows()
+    if speaker:
+        speaker.wait(timeout=5)
+        if speaker.disabled_reason:
+            print(f"note: speech was off: {speaker.disabled_reason}", file=sys.stderr)
+    return 0
+
+
+def _writer_for(path: Path, fps: float, size: tuple[int, int]):
+    import cv2
+
+    # mp4v is the MPEG-4 encoder every OpenCV wheel has; MJPG for .avi.
+    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), fourcc, fps, size)
+    if not writer.isOpened():
+        raise ValueError(f"{path}: cannot write a video there (use .mp4 or .avi)")
+    return writer
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    """Annotate every frame of a video; progress on stderr, a one-line JSON summary on stdout."""
+    import cv2
+    from tqdm import tqdm
+
+    from .live import LiveProcessor
+    from .recognizer import EmotionRecognizer
+
+    source = Path(args.input)
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: no such file")
+    capture = cv2.VideoCapture(str(source))
+    ok, frame = capture.read() if capture.isOpened() else (False, None)
+    if not ok:
+        capture.release()
+        raise ValueError(f"{source}: not a readable video (expected mp4, avi, mov, mkv or webm)")
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    fps = fps if fps and fps > 0 else 25.0  # some containers do not say; 25 keeps times sensible
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+
+    processor = LiveProcessor(EmotionRecognizer(args.model), draw_fps=False)
+    out_path = Path(args.out) if args.out else None
+    writer = _writer_for(out_path, fps, (frame.shape[1], frame.shape[0])) if out_path else None
+    csv_file = open(args.csv, "w", newline="") if args.csv else None
+    rows = csv.writer(csv_file) if csv_file else None
+    if rows:
+        rows.writerow(CSV_HEADER)
+    frames = faces_seen = 0
+    labels: dict[str, int] = {}
+    try:
+        with tqdm(total=total, unit="frame", file=sys.stderr, desc=source.name) as bar:
+            while ok:
+                # Times come from the frame number, so smoothing follows the video, not the CPU.
+                t = frames / fps
+                result = processor.process(frame, t=t)
+                if writer:
+                    writer.write(result.frame)
+                for face in result.faces:
+                    faces_seen += 1
+                    labels[face.label] = labels.get(face.label, 0) + 1
+                    if rows:
+                        b = face.box
+                        rows.writerow([frames, f"{t:.3f}", face.face_id, b.x, b.y, b.w, b.h,
+                                       face.label, f"{face.confidence:.4f}",
+                                       *(f"{face.probabilities[e]:.4f}" for e in EMOTIONS)])
+                frames += 1
+                bar.update(1)
+                ok, frame = capture.read()
+    finally:
+        capture.release()
+        if writer:
+            writer.release()
+        if csv_file:
+            csv_file.close()
+    stats = processor.stats()
+    print(json.dumps({"input": str(source), "frames": frames, "fps": round(fps, 3),
+                      "frames_with_faces": stats.frames_with_faces, "faces": faces_seen,
+                      "labels": labels, "mean_process_ms": round(stats.mean_process_ms, 1),
+                      "out": str(out_path) if out_path else None, "csv": args.csv}))
+    return 0

@@ -1,0 +1,129 @@
+"""One photo in, every face's emotion out: the annotated picture and CSV/JSON of the results."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .config import IMAGES_DIR
+from .draw import annotate
+from .faces import DetectionSettings, crop
+from .images import ImageError, decode_image
+from .labels import EMOTIONS
+from .recognizer import EmotionRecognizer, Face
+
+MAX_UPLOAD_MB = 20
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+PHOTO_TYPES = ("jpg", "jpeg", "png", "webp", "bmp")
+
+NO_FACE_TIPS = (
+    "Use a photo with good, even lighting: faces in shadow or against a bright window are missed.",
+    "Faces should look roughly at the camera: the detector finds frontal faces, not profiles.",
+    "Faces should not be tiny: by default at least 4% of the photo's shorter side; lower "
+    "'Minimum face size' under Detection settings for group photos.",
+    "Lower 'Sensitivity' under Detection settings to accept less certain faces "
+    "(more faces found, and more false ones).",
+)
+
+
+@dataclass
+class PhotoResult:
+    """The faces of one photo, the photo with boxes drawn on it, and the results as CSV and JSON."""
+
+    name: str
+    image: np.ndarray  # BGR, as decoded
+    annotated: np.ndarray  # BGR
+    faces: list[Face] = field(default_factory=list)
+    model: str = ""
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def stem(self) -> str:
+        return Path(self.name).stem or "photo"
+
+    def annotated_rgb(self) -> np.ndarray:
+        return cv2.cvtColor(self.annotated, cv2.COLOR_BGR2RGB)
+
+    def face_rgb(self, index: int) -> np.ndarray:
+        """The face's own pixels, for a thumbnail beside its scores."""
+        return cv2.cvtColor(crop(self.image, self.faces[index].box), cv2.COLOR_BGR2RGB)
+
+    def annotated_bytes(self, fmt: str = "png") -> bytes:
+        """The annotated photo encoded as PNG or JPEG."""
+        ext = {"png": ".png", "jpeg": ".jpg", "jpg": ".jpg"}.get(fmt.lower())
+        if ext is None:
+            raise ValueError(f"unknown image format {fmt!r}: expected png or jpeg")
+        params = [cv2.IMWRITE_JPEG_QUALITY, 92] if ext == ".jpg" else []
+        ok, buffer = cv2.imencode(ext, self.annotated, params)
+        if not ok:
+            raise ImageError(f"could not encode the annotated photo as {fmt}")
+        return buffer.tobytes()
+
+    @property
+    def csv_text(self) -> str:
+        """One row per face: position, top emotion, confidence and all seven probabilities."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["image", "face", "x", "y", "w", "h", "label", "confidence", *EMOTIONS])
+        for i, face in enumerate(self.faces, 1):
+            writer.writerow([self.name, i, *face.box.as_list(), face.label, f"{face.confidence:.4f}",
+                             *(f"{face.probabilities.get(e, 0.0):.4f}" for e in EMOTIONS)])
+        return out.getvalue()
+
+    @property
+    def json_text(self) -> str:
+        return json.dumps({
+            "image": self.name, "width": self.width, "height": self.height, "model": self.model,
+            "faces": [face.to_dict() for face in self.faces],
+        }, indent=2)
+
+
+def check_upload(name: str, size: int) -> None:
+    """ImageError with what to do when an upload is too big or not a photo type we read."""
+    suffix = Path(name).suffix.lower().lstrip(".")
+    if suffix not in PHOTO_TYPES:
+        raise ImageError(f"{name}: .{suffix or '?'} files are not supported; "
+                         f"upload a {', '.join(PHOTO_TYPES)} photo")
+    if size > MAX_UPLOAD_BYTES:
+        raise ImageError(f"{name}: {size / 1024 / 1024:.1f} MB is over the {MAX_UPLOAD_MB} MB limit; "
+                         "export a smaller copy (a few megapixels are plenty for faces)")
+
+
+def analyse(data: bytes, name: str, recognizer: EmotionRecognizer,
+            settings: DetectionSettings | None = None) -> PhotoResult:
+    """Decode photo bytes, find every face and its emotion, and draw them; ImageError on bad input."""
+    check_upload(name, len(data))
+    image = decode_image(data, name)
+    # detect_faces runs on a copy at most settings.max_side wide and maps boxes back, so the
+    # boxes (and crops) are in the full photo's pixels.
+    faces = recognizer.recognize(image, settings)
+    return PhotoResult(name, image, annotate(image, faces), faces, str(recognizer.model_path))
+
+
+def detection_settings(min_face_percent: float = 4.0, sensitivity: int = 6) -> DetectionSettings:
+    """Settings from the page's two knobs: minimum face size (% of the shorter side), min_neighbors."""
+    if not 1 <= min_face_percent <= 50:
+        raise ValueError("minimum face size must be between 1% and 50% of the photo's shorter side")
+    if not 1 <= sensitivity <= 20:
+        raise ValueError("sensitivity must be between 1 and 20")
+    return DetectionSettings(min_neighbors=int(sensitivity), min_size_fraction=min_face_percent / 100)
+
+
+def sample_photos(folder: Path = IMAGES_DIR) -> list[Path]:
+    """The sample photos shipped in images/, by name."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower().lstrip(".") in PHOTO_TYPES)

@@ -1,0 +1,180 @@
+"""The app's model: what it is, promoting a trained run to it, and restoring the one before."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from . import config
+
+MODEL_FILE = "emotion_cnn.keras"
+# What travels with a model: the page shows these beside it, so they move together.
+COMPANIONS = ("metrics.json", "history.csv", "training_curves.png", "confusion_matrix.png")
+BACKUP_DIR = "backup"
+
+
+class PromotionError(RuntimeError):
+    """A promotion or restore that cannot be done; the message says why and what to do."""
+
+
+@dataclass
+class ModelInfo:
+    """The model at a path and what its metrics.json says about it (None where it says nothing)."""
+
+    path: Path
+    exists: bool
+    size_mb: float | None = None
+    modified: datetime | None = None
+    test_accuracy: float | None = None
+    macro_f1: float | None = None
+    test_images: int | None = None
+    epochs_run: int | None = None
+    data_source: str | None = None
+
+    @property
+    def accuracy_text(self) -> str:
+        return f"{self.test_accuracy:.1%}" if self.test_accuracy is not None else "not measured"
+
+
+def app_model_path() -> Path:
+    """The model the app uses now (read at call time, so tests can point it elsewhere)."""
+    return Path(config.DEFAULT_MODEL)
+
+
+def metrics_path(model_path: Path) -> Path:
+    """A model's metrics: train writes metrics.json beside the model it measured."""
+    return Path(model_path).with_name("metrics.json")
+
+
+def read_metrics(path: Path) -> dict | None:
+    """metrics.json as a dict, or None when it is missing or not valid JSON."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def model_info(model_path: Path | None = None) -> ModelInfo:
+    """Describe a model file (default: the app's) from its file and its metrics.json."""
+    path = Path(model_path or app_model_path())
+    if not path.is_file():
+        return ModelInfo(path, False)
+    stat = path.stat()
+    info = ModelInfo(path, True, round(stat.st_size / 1e6, 1), datetime.fromtimestamp(stat.st_mtime))
+    metrics = read_metrics(metrics_path(path)) or {}
+    test = metrics.get("test") or {}
+    if isinstance(test.get("accuracy"), (int, float)):
+        info.test_accuracy = float(test["accuracy"])
+    if isinstance(test.get("macro_f1"), (int, float)):
+        info.macro_f1 = float(test["macro_f1"])
+    if isinstance(test.get("n_images"), int):
+        info.test_images = test["n_images"]
+    if isinstance(metrics.get("epochs_run"), int):
+        info.epochs_run = metrics["epochs_run"]
+    source = (metrics.get("data") or {}).get("source")
+    info.data_source = str(source) if source else None
+    return info
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    # Copy beside the target and rename: a reader never sees a half-written file.
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}-", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _current_files(target: Path) -> dict[str, Path]:
+    """The app's model and its companions, by the name each has in a backup folder."""
+    files = {MODEL_FILE: target} if target.is_file() else {}
+    files.update({n: target.parent / n for n in COMPANIONS if (target.parent / n).is_file()})
+    return files
+
+
+def _snapshot(target: Path) -> Path:
+    """A copy of the app's model and companions in a new hidden folder beside it."""
+    folder = Path(tempfile.mkdtemp(prefix=".backup-", dir=target.parent))
+    for name, path in _current_files(target).items():
+        shutil.copy2(path, folder / name)
+    return folder
+
+
+def _install(folder: Path, target: Path) -> None:
+    """Copy a model folder's files over the app's, the model last."""
+    for name in COMPANIONS:
+        if (folder / name).is_file():
+            _copy_atomic(folder / name, target.parent / name)
+        else:
+            # Metrics of the old model must not be shown as the new model's.
+            (target.parent / name).unlink(missing_ok=True)
+    # The model last: until here the app still has the old one whole.
+    _copy_atomic(folder / MODEL_FILE, target)
+
+
+def backup_dir(model_path: Path | None = None) -> Path:
+    return Path(model_path or app_model_path()).parent / BACKUP_DIR
+
+
+def has_backup(model_path: Path | None = None) -> bool:
+    return (backup_dir(model_path) / MODEL_FILE).is_file()
+
+
+def _check_model(path: Path) -> None:
+    from .model import load_model
+
+    try:
+        load_model(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise PromotionError(f"not promoted: {exc}") from exc
+
+
+def promote(run_dir: Path, model_path: Path | None = None, verify: bool = True) -> Path:
+    """Make the model in `run_dir` the app's model; the current one (and its files) go to backup/."""
+    run_dir = Path(run_dir)
+    target = Path(model_path or app_model_path())
+    source = run_dir / MODEL_FILE
+    if not source.is_file():
+        raise PromotionError(f"{run_dir} has no {MODEL_FILE}: the run did not finish, train again")
+    if target.is_file() and filecmp.cmp(source, target, shallow=False):
+        # Promoting twice would back up this same model and lose the real previous one.
+        raise PromotionError("this model is already the app's model")
+    if verify:
+        _check_model(source)  # never replace a working model with one that cannot load
+    target.parent.mkdir(parents=True, exist_ok=True)
+    backup = backup_dir(target)
+    if target.is_file():
+        # A fresh backup folder each time: files of an older backup must not mix with this one.
+        snapshot = _snapshot(target)
+        if backup.exists():
+            shutil.rmtree(backup)
+        os.replace(snapshot, backup)
+    _install(run_dir, target)
+    return target
+
+
+def restore(model_path: Path | None = None) -> Path:
+    """Swap the app's model with the backup, so a restore can itself be undone."""
+    target = Path(model_path or app_model_path())
+    backup = backup_dir(target)
+    if not (backup / MODEL_FILE).is_file():
+        raise PromotionError(f"no previous model to restore: {backup} holds no {MODEL_FILE}")
+    current = _snapshot(target)
+    try:
+        _install(backup, target)
+    except BaseException:
+        shutil.rmtree(current, ignore_errors=True)
+        raise
+    shutil.rmtree(backup)
+    os.replace(current, backup)
+    return target

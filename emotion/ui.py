@@ -1,0 +1,118 @@
+"""Streamlit helpers the pages share: the cached recognizer, settings, and small face pictures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from . import registry
+from .config import IMAGE_SIZE
+from .labels import EMOTIONS
+
+DISABLE_TRAINING_ENV = "EMOTION_DISABLE_TRAINING"
+
+
+def _model_key(path: Path) -> tuple[str, float]:
+    # The file's mtime is part of the cache key: a promoted or restored model is a new key,
+    # so every session picks it up even if it missed the explicit cache clear.
+    try:
+        return str(path), path.stat().st_mtime
+    except OSError:
+        return str(path), 0.0
+
+
+@st.cache_resource(show_spinner="Loading the emotion model...", max_entries=2)
+def _load_recognizer(path: str, mtime: float):
+    from .recognizer import EmotionRecognizer
+
+    return EmotionRecognizer(path)
+
+
+def get_recognizer(model_path: Path | None = None):
+    """The app's EmotionRecognizer, loaded once per process (and again after the file changes).
+
+    Raises FileNotFoundError or ValueError, with a message saying what to do, when the model is
+    missing or unreadable; `recognizer_or_stop` shows that message on the page instead.
+    """
+    return _load_recognizer(*_model_key(Path(model_path or registry.app_model_path())))
+
+
+def reload_recognizer() -> None:
+    """Forget the loaded model, so the next `get_recognizer` reads the file again."""
+    _load_recognizer.clear()
+
+
+def recognizer_or_stop(model_path: Path | None = None):
+    """The recognizer, or a clear error on the page and the script stopped when it cannot load."""
+    try:
+        return get_recognizer(model_path)
+    except (FileNotFoundError, ValueError) as exc:
+        st.error(f"The emotion model could not be loaded: {exc}")
+        st.info("Train one on the Training page, or set EMOTION_MODEL to the path of a .keras model.")
+        st.stop()
+
+
+def training_disabled() -> str | None:
+    """Why training is off on this deployment (env var or st.secrets), or None when it is on."""
+    if os.environ.get(DISABLE_TRAINING_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        return f"the environment variable {DISABLE_TRAINING_ENV} is set"
+    try:
+        value = st.secrets.get("disable_training", False)
+    except Exception:  # no secrets.toml at all is the usual case, and means "not disabled"
+        value = False
+    if str(value).strip().lower() in ("1", "true", "yes", "on"):
+        return "disable_training is set in the app's secrets"
+    return None
+
+
+def face_grid(images: np.ndarray, labels: np.ndarray, per_class: int = 8, seed: int = 0,
+              gap: int = 2, margin: int = 72) -> np.ndarray:
+    """A gray picture: one row per emotion, named on the left, of `per_class` random faces of it."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    cell = IMAGE_SIZE + gap
+    sheet = np.full((len(EMOTIONS) * cell - gap, margin + per_class * cell - gap), 255, np.uint8)
+    for row, name in enumerate(EMOTIONS):
+        y = row * cell
+        cv2.putText(sheet, name, (4, y + IMAGE_SIZE // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 0, 1,
+                    cv2.LINE_AA)
+        index = np.flatnonzero(labels == row)
+        # A class with fewer faces than columns leaves the rest of its row blank.
+        pick = rng.choice(index, size=min(per_class, len(index)), replace=False)
+        for col, i in enumerate(pick):
+            x = margin + col * cell
+            sheet[y:y + IMAGE_SIZE, x:x + IMAGE_SIZE] = images[i]
+    return sheet
+
+
+@st.cache_resource(show_spinner="Loading and auditing the data...", max_entries=2)
+def audit_data(source: str):
+    """Load a dataset and audit it, once per source per process: (Dataset, AuditReport)."""
+    from .audit import audit
+    from .data import load
+
+    dataset = load(source)
+    return dataset, audit(dataset)
+
+
+def class_counts_frame(per_split_class: dict[str, dict[str, int]]):
+    """Images per emotion (rows) and split (columns), in FER2013's order."""
+    import pandas as pd
+
+    frame = pd.DataFrame({split: [counts.get(e, 0) for e in EMOTIONS]
+                          for split, counts in per_split_class.items()},
+                         index=pd.Index(EMOTIONS, name="emotion"))
+    frame["total"] = frame.sum(axis=1)
+    return frame
+
+
+def probabilities_frame(probabilities: dict[str, float]):
+    """The seven probabilities as a DataFrame indexed by emotion, in FER2013's order, for charts."""
+    import pandas as pd
+
+    return pd.DataFrame({"probability": [float(probabilities.get(e, 0.0)) for e in EMOTIONS]},
+                        index=pd.Index(EMOTIONS, name="emotion"))

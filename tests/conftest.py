@@ -1,0 +1,38 @@
+"""Shared fixtures: real photos from scikit-image, FER2013 from ../shared, the model under test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from emotion.config import DEFAULT_MODEL, SHARED_FER2013
+
+
+@pytest.fixture(scope="session")
+def astronaut_bgr() -> np.ndarray:
+    """A real photograph with one smiling face (scikit-image ships it, no download)."""
+    from skimage import data
+
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+@pytest.fixture(scope="session")
+def shared_fer2013() -> Path:
+    if not (SHARED_FER2013 / "train").is_dir():
+        pytest.skip(f"FER2013 is not at {SHARED_FER2013} (CI lays ../shared beside the clone)")
+    return SHARED_FER2013
+
+
+@pytest.fixture(scope="session")
+def fer_sample_csv(shared_fer2013) -> Path:
+    return shared_fer2013 / "fer2013-sample.csv"
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    if not DEFAULT_MODEL.is_file():
+        pytest.skip(f"no model at {DEFAULT_MODEL}: train one with `python -m emotion train`")
+    return DEFAULT_MODEL

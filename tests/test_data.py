@@ -1,0 +1,182 @@
+"""The loaders: fer2013.csv (the real sample and broken copies) and made-up image folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from emotion import data
+from emotion.data import DataError
+
+
+def test_sample_csv_loads_with_the_usual_splits(fer_sample_csv):
+    dataset = data.load(fer_sample_csv)
+    assert len(dataset["train"]) == 350  # 50 per class, Training
+    assert len(dataset["val"]) == 70  # 10 per class, PublicTest
+    assert dataset["train"].images.shape[1:] == (48, 48)
+    assert dataset["train"].images.dtype == np.uint8
+    assert set(dataset["train"].counts().values()) == {50}
+
+
+def _csv(tmp_path: Path, rows: list[str], header: str = "emotion,pixels,Usage") -> Path:
+    path = tmp_path / "fer2013.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def _row(label="3", n=48 * 48, value="7", usage="Training") -> str:
+    return f"{label},{' '.join([value] * n)},{usage}"
+
+
+def test_csv_splits_follow_usage(tmp_path):
+    path = _csv(tmp_path, [_row("0"), _row("1", usage="PublicTest"), _row("6", usage="PrivateTest")])
+    dataset = data.load_csv(path)
+    assert {k: len(v) for k, v in dataset.splits.items()} == {"train": 1, "val": 1, "test": 1}
+    assert dataset["test"].labels.tolist() == [6]
+
+
+@pytest.mark.parametrize(
+    "bad_row, message",
+    [
+        (_row(n=100), "row 3: 100 pixel values, expected 2304"),
+        (_row(value="x"), "row 3: pixels contain a value that is not a whole number"),
+        (_row(label="9"), "row 3: emotion 9 is outside 0..6"),
+        (_row(label="happy"), "row 3: emotion 'happy' is not a label id"),
+        (_row(value="300"), "row 3: a pixel value is outside 0..255"),
+        (_row(usage="Later"), "row 3: Usage 'Later' is not one of"),
+    ],
+)
+def test_a_bad_csv_row_is_named(tmp_path, bad_row, message):
+    path = _csv(tmp_path, [_row(), bad_row, _row()])
+    with pytest.raises(DataError) as err:
+        data.load_csv(path)
+    assert str(path) in str(err.value)
+    assert message in str(err.value)
+
+
+def test_a_missing_column_is_named(tmp_path):
+    path = _csv(tmp_path, ["3,Training"], header="emotion,Usage")
+    with pytest.raises(DataError, match="missing column.*pixels"):
+        data.load_csv(path)
+
+
+def test_full_size_csv_parses_quickly(tmp_path):
+    """35,887 rows, the size of the real fer2013.csv, parse in well under 10 s (vectorised)."""
+    import time
+
+    rng = np.random.default_rng(0)
+    rows = [" ".join(map(str, r)) for r in rng.integers(0, 256, size=(64, 48 * 48))]
+    lines = ["emotion,pixels,Usage"] + [f"{i % 7},{rows[i % 64]},Training" for i in range(35887)]
+    path = tmp_path / "big.csv"
+    path.write_text("\n".join(lines))
+    start = time.perf_counter()
+    dataset = data.load_csv(path)
+    seconds = time.perf_counter() - start
+    assert len(dataset["train"]) == 35887
+    print(f"35,887-row CSV parsed in {seconds:.1f} s")
+
+
+def _face(size=48, colour=False, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, size=(size, size, 3) if colour else (size, size), dtype=np.uint8)
+    return image
+
+
+def _folders(root: Path) -> Path:
+    """train/ with aliases in odd case, mixed sizes and colour, one broken file; test/ plain."""
+    layout = {
+        "train/Happy": [_face(seed=1), _face(96, colour=True, seed=2), _face(seed=3)],
+        "train/DISGUSTED": [_face(seed=4), _face(30, seed=5)],
+        "train/fearful": [_face(seed=6), _face(seed=7)],
+        "test/happy": [_face(seed=8)],
+        "test/surprised": [_face(64, colour=True, seed=9)],
+    }
+    for folder, images in layout.items():
+        (root / folder).mkdir(parents=True)
+        for i, image in enumerate(images):
+            cv2.imwrite(str(root / folder / f"{i}.png"), image)
+    (root / "train/Happy/broken.jpg").write_bytes(b"this is not a jpeg")
+    return root
+
+
+def test_folder_loader_handles_aliases_sizes_colour_and_broken_files(tmp_path, capsys):
+    root = _folders(tmp_path / "fer")
+    dataset = data.load_folder(root, cache=False)
+    train, test = dataset["train"], dataset["test"]
+    assert train.counts() == {"angry": 0, "disgust": 2, "fear": 2, "happy": 3, "sad": 0,
+                              "surprise": 0, "neutral": 0}
+    assert test.counts()["surprise"] == 1
+    assert train.images.shape == (7, 48, 48)
+    assert dataset.report.resized == 3
+    assert dataset.report.not_48x48_sizes == {"96x96": 1, "30x30": 1, "64x64": 1}
+    assert dataset.report.unreadable == [str(root / "train/Happy/broken.jpg")]
+    assert "broken.jpg" in capsys.readouterr().err
+
+
+def test_a_bare_class_folder_is_a_test_split(tmp_path):
+    root = _folders(tmp_path / "fer")
+    dataset = data.load(root / "test", cache=False)
+    assert list(dataset.splits) == ["test"]
+    assert len(dataset["test"]) == 2
+
+
+def test_a_validation_folder_is_used(tmp_path):
+    root = _folders(tmp_path / "fer")
+    (root / "test").rename(root / "validation")
+    train, val, test = data.training_splits(data.load(root, cache=False))
+    assert len(val) == 2 and test is None
+
+
+def test_an_unknown_class_folder_lists_the_expected_names(tmp_path):
+    root = _folders(tmp_path / "fer")
+    (root / "train" / "contempt").mkdir()
+    with pytest.raises(DataError) as err:
+        data.load_folder(root, cache=False)
+    assert "contempt" in str(err.value)
+    for name in ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"):
+        assert name in str(err.value)
+
+
+def test_missing_paths_and_wrong_files_are_clear(tmp_path):
+    with pytest.raises(DataError, match="no such file or folder"):
+        data.load(tmp_path / "nowhere")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(DataError, match="expected a fer2013.csv"):
+        data.load(tmp_path / "notes.txt")
+
+
+def test_cache_is_keyed_by_contents(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "CACHE_DIR", tmp_path / "cache")
+    root = _folders(tmp_path / "fer")
+    first = data.load_folder(root)
+    again = data.load_folder(root)
+    assert not first.report.from_cache and again.report.from_cache
+    assert np.array_equal(first["train"].images, again["train"].images)
+    assert again.report.resized == first.report.resized
+    cv2.imwrite(str(root / "train/Happy/0.png"), _face(seed=99))  # same name, new pixels
+    changed = data.load_folder(root)
+    assert not changed.report.from_cache
+
+
+def test_validation_split_is_stratified_and_seeded(fer_sample_csv):
+    train = data.load(fer_sample_csv)["train"]
+    keep, held = data.split_validation(train, fraction=0.2)
+    again_keep, again_held = data.split_validation(train, fraction=0.2)
+    assert held.sources == again_held.sources
+    assert set(held.counts().values()) == {10}
+    assert len(keep) + len(held) == len(train)
+    assert not set(keep.sources) & set(held.sources)
+
+
+def test_kaggle_without_network_says_so(monkeypatch):
+    import kagglehub
+
+    def offline(handle):
+        raise ConnectionError("network is unreachable")
+
+    monkeypatch.setattr(kagglehub, "dataset_download", offline)
+    with pytest.raises(DataError, match="could not download msambare/fer2013.*network"):
+        data.load("kaggle")
