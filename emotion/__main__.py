@@ -15,13 +15,15 @@ class UserError(Exception):
 
 
 def _cmd_train(args) -> int:
-    from .train import TrainConfig, train
+    from .train import TINY_BLOCKS, TrainConfig, train
 
     config = TrainConfig(
         data=args.data, optimizer=args.optimizer, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, augment=not args.no_augment, out=args.out, resume=args.resume,
         patience=args.patience,
     )
+    if args.tiny:
+        config.blocks = TINY_BLOCKS
     result = train(config)
     summary = {"model": str(result.model_path), "epochs_run": len(result.history),
                "train_seconds": round(result.train_seconds, 1)}
@@ -141,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="default 1e-3 (adam) or 1e-2 (sgd)")
     p.add_argument("--patience", type=int, default=15, help="early-stopping patience in epochs")
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--tiny", action="store_true",
+                   help="a very small network: for trying the pipeline out in seconds")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--out", default=str(DEFAULT_MODEL.parent), help="folder for the model and metrics")
     p.set_defaults(func=_cmd_train)

@@ -6,6 +6,7 @@ Shared by the web page (streamlit-webrtc callback thread), the desktop webcam an
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import os
@@ -19,6 +20,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from .config import IMAGE_SIZE
 from .draw import annotate
 from .faces import Box, DetectionSettings
 from .labels import EMOTIONS
@@ -275,7 +277,7 @@ class LiveProcessor:
         self._stats_written = -1.0
         # The model's first call builds its graph (seconds on a small CPU): pay that now, not on
         # the first video frame, where it would freeze the picture.
-        recognizer.classify([np.zeros((48, 48), np.uint8)])
+        recognizer.classify([np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)])
 
     def process(self, frame: np.ndarray, t: float | None = None) -> LiveResult:
         """Annotate one BGR frame; `t` (seconds) defaults to the clock, the video command passes its own."""
@@ -358,6 +360,24 @@ def _draw_fps(image: np.ndarray, fps: float) -> None:
     cv2.rectangle(image, (0, 0), (tw + 8, th + base + 8), (30, 30, 30), -1)
     cv2.putText(image, text, (4, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
                 thickness, cv2.LINE_AA)
+
+
+_heap_frozen = False
+
+
+def freeze_heap() -> None:
+    """Exempt everything alive now (TensorFlow, the model) from the garbage collector, once per process.
+
+    Streamlit runs gc.collect() and keras' clear_session() (another gc.collect) after every script
+    run, and the webcam page reruns a fragment every second. With TensorFlow loaded each collection
+    walks ~500k objects: ~650 ms holding the GIL, which stalled the video thread to under 1 fps.
+    Frozen, the same collections take about a millisecond.
+    """
+    global _heap_frozen
+    if not _heap_frozen:
+        gc.collect()
+        gc.freeze()
+        _heap_frozen = True
 
 
 def stats_path_from_env() -> Path | None:

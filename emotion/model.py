@@ -47,6 +47,7 @@ def save_model_atomic(model, path: str | Path) -> Path:
     os.close(fd)
     try:
         model.save(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a model is an ordinary file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

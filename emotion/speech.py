@@ -71,7 +71,7 @@ def phrase(emotion: str, lang: str = "en") -> str:
 
 
 class SpeechPolicy:
-    """Decides when to speak: a new dominant emotion held `hold_s`, not within `cooldown_s`, never over itself."""
+    """When to speak: a new emotion held `hold_s`, not within `cooldown_s` of the last, never over itself."""
 
     def __init__(self, hold_s: float = 1.0, cooldown_s: float = 4.0, clock: Clock = time.monotonic):
         self.hold_s = hold_s
@@ -229,16 +229,17 @@ class DesktopSpeaker:
         said = self.policy.update(emotion, busy=bool(self._thread and self._thread.is_alive()))
         if said is None:
             return None
-        clip = self.source.clip(said, self.lang)
-        self.policy.playing_for(clip.duration_s)
-        self._thread = threading.Thread(target=self._run, args=(str(clip.path),), daemon=True)
+        # Fetching (gTTS may wait on the network) and playing both happen off the video loop.
+        self._thread = threading.Thread(target=self._run, args=(said,), daemon=True)
         self._thread.start()
         return said
 
-    def _run(self, path: str) -> None:
+    def _run(self, emotion: str) -> None:
         try:
-            self._play(path)
-        except Exception as exc:  # no audio device or backend: say so once, then stay quiet
+            clip = self.source.clip(emotion, self.lang)
+            self.policy.playing_for(clip.duration_s)
+            self._play(str(clip.path))
+        except Exception as exc:  # no clip, audio device or backend: say so once, then stay quiet
             self.disabled_reason = str(exc) or type(exc).__name__
             log.warning("speech disabled: %s", self.disabled_reason)
 

@@ -28,6 +28,7 @@ from .preprocess import normalise
 
 MODEL_FILE = "emotion_cnn.keras"
 STATE_DIR = ".train-state"  # per-epoch backup that --resume continues from
+TINY_BLOCKS = ((8, 1), (16, 1))  # for trying the pipeline out in seconds
 
 
 @dataclass
@@ -204,6 +205,7 @@ def train(
         validation_data=make_dataset(val_split, 512, False, False, config.seed),
         epochs=config.epochs,
         callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline shuffles
         verbose=config.verbose,
     )
     seconds = time.monotonic() - started

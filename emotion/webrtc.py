@@ -25,7 +25,7 @@ def _plain(value: Any) -> Any:
 
 
 def parse_ice_servers(value: Any, origin: str) -> list[dict]:
-    """A list of RTCIceServer dicts from JSON text, a list, or {"iceServers": [...]}; IceConfigError otherwise."""
+    """RTCIceServer dicts from JSON text, a list or {"iceServers": [...]}; IceConfigError otherwise."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -41,8 +41,8 @@ def parse_ice_servers(value: Any, origin: str) -> list[dict]:
         raise IceConfigError(f"{origin} must be a list of ICE servers, got {type(value).__name__}")
     for i, server in enumerate(value):
         urls = server.get("urls") if isinstance(server, dict) else None
-        ok = isinstance(urls, str) or (isinstance(urls, list) and urls and all(isinstance(u, str) for u in urls))
-        if not ok:
+        if not (isinstance(urls, str)
+                or (isinstance(urls, list) and urls and all(isinstance(u, str) for u in urls))):
             raise IceConfigError(f'{origin}: server {i} needs "urls", a string or a list of strings')
         for key in ("username", "credential"):
             if key in server and not isinstance(server[key], str):

@@ -1,0 +1,143 @@
+"""Detection and recognition on real photographs, and the predict and evaluate commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from emotion.faces import Box, DetectionSettings, detect_faces, merge_boxes
+from emotion.labels import EMOTIONS
+
+
+def test_astronaut_has_one_face_with_a_box_around_it(astronaut_bgr):
+    boxes = detect_faces(astronaut_bgr)
+    assert len(boxes) == 1
+    b = boxes[0]
+    # Eileen Collins' face in the 512x512 photo is centred near (222, 112), about 90 px wide.
+    assert abs(b.x + b.w / 2 - 222) < 20 and abs(b.y + b.h / 2 - 112) < 25
+    assert 60 < b.w < 140
+
+
+def test_large_photos_are_detected_downscaled_and_mapped_back(astronaut_bgr):
+    big = cv2.resize(astronaut_bgr, (2048, 2048))
+    (b,) = detect_faces(big, DetectionSettings(max_side=512))
+    assert abs(b.x + b.w / 2 - 4 * 222) < 80 and 240 < b.w < 560
+
+
+def test_group_photo_gives_one_box_per_face(astronaut_bgr):
+    face = astronaut_bgr[20:260, 110:340]
+    group = np.hstack([face, np.full_like(face, 90), face, face])
+    boxes = detect_faces(group)
+    assert len(boxes) == 3
+    assert sorted(b.x for b in boxes) == [b.x for b in boxes]
+
+
+def test_nested_and_overlapping_boxes_merge():
+    outer, inner, other = Box(100, 100, 80, 80), Box(115, 115, 40, 40), Box(300, 100, 80, 80)
+    shifted = Box(108, 104, 80, 80)
+    assert merge_boxes([inner, outer, other, shifted]) == [outer, other]
+
+
+def test_a_photo_without_faces_gives_no_boxes():
+    from skimage import data
+
+    assert detect_faces(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR)) == []
+
+
+@pytest.fixture(scope="module")
+def recognizer(model_path):
+    from emotion.recognizer import EmotionRecognizer
+
+    return EmotionRecognizer(model_path)
+
+
+def test_recognizer_names_each_face_in_one_batched_call(recognizer, astronaut_bgr):
+    face = astronaut_bgr[20:260, 110:340]
+    group = np.hstack([face, face, face])
+    calls = []
+    real_model = recognizer.model
+
+    class Spy:
+        def __call__(self, x, training=False):
+            calls.append(len(x))
+            return real_model(x, training=training)
+
+    recognizer.model = Spy()
+    try:
+        faces = recognizer.recognize(group)
+    finally:
+        recognizer.model = real_model
+    assert len(faces) == 3 and calls == [3]
+    for f in faces:
+        assert f.label in EMOTIONS
+        assert set(f.probabilities) == set(EMOTIONS)
+        assert sum(f.probabilities.values()) == pytest.approx(1, abs=1e-3)
+        assert f.confidence == max(f.probabilities.values())
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "emotion", *args], capture_output=True, text=True)
+
+
+def test_predict_command(tmp_path, astronaut_bgr, model_path):
+    photo, empty, bad = tmp_path / "astronaut.jpg", tmp_path / "empty.png", tmp_path / "notes.jpg"
+    cv2.imwrite(str(photo), astronaut_bgr)
+    cv2.imwrite(str(empty), np.full((200, 300, 3), 200, np.uint8))
+    bad.write_text("not an image")
+
+    done = _run("predict", str(photo), str(empty), "--json", "--model", str(model_path),
+                "--out", str(tmp_path / "annotated"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(done.stdout)
+    assert [r["image"] for r in results] == [str(photo), str(empty)]
+    (face,) = results[0]["faces"]
+    assert len(face["box"]) == 4 and face["label"] in EMOTIONS
+    assert set(face["probabilities"]) == set(EMOTIONS)
+    assert results[1]["faces"] == []
+    assert "no face found" in done.stderr
+    assert cv2.imread(str(tmp_path / "annotated" / "astronaut_annotated.jpg")) is not None
+
+    one = _run("predict", str(photo), "--out", str(tmp_path / "one.png"), "--model", str(model_path))
+    assert one.returncode == 0 and "1 face(s)" in one.stdout
+    assert cv2.imread(str(tmp_path / "one.png")).shape == astronaut_bgr.shape
+
+    failed = _run("predict", str(bad))
+    assert failed.returncode == 2
+    assert f"{bad}: not a readable image" in failed.stderr
+    assert "Traceback" not in failed.stderr
+
+
+def test_evaluate_command(tmp_path, model_path, astronaut_bgr):
+    from emotion.preprocess import to_gray48
+
+    face = to_gray48(astronaut_bgr[60:170, 170:280])
+    for cls in ("happy", "Surprised"):
+        (tmp_path / cls).mkdir()
+        cv2.imwrite(str(tmp_path / cls / "a.png"), face)
+    done = _run("evaluate", "--data", str(tmp_path), "--json", "--model", str(model_path), "--tta")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["n_images"] == 2 and result["tta"] is True
+    assert {"accuracy", "macro_f1", "per_class", "confusion_matrix"} <= set(result)
+    assert sum(map(sum, result["confusion_matrix"])) == 2
+    missing = _run("evaluate", "--data", str(tmp_path), "--model", str(tmp_path / "none.keras"))
+    assert missing.returncode == 2 and "no model at" in missing.stderr
+
+
+def test_shipped_model_reproduces_its_published_accuracy(shared_fer2013, model_path):
+    """The number in metrics.json (and the README) is what evaluate measures on FER2013 test."""
+    from emotion.config import DEFAULT_METRICS, SHIPPED_MODEL
+
+    if model_path != SHIPPED_MODEL or not DEFAULT_METRICS.is_file():
+        pytest.skip("EMOTION_MODEL points away from the shipped model")
+    published = json.loads(DEFAULT_METRICS.read_text())["test"]["accuracy"]
+    done = _run("evaluate", "--data", str(shared_fer2013 / "test"), "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    measured = json.loads(done.stdout)
+    assert measured["n_images"] == 3589
+    assert measured["accuracy"] == pytest.approx(published, abs=0.002)

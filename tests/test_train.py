@@ -1,0 +1,132 @@
+"""A tiny end-to-end training: every artifact written, resume after an interruption, old model safe."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from emotion.data import DataError
+from emotion.labels import EMOTIONS
+from emotion.train import STATE_DIR, TINY_BLOCKS, TrainConfig, train
+
+TINY = TINY_BLOCKS  # a small network keeps the test quick; the code path is the real one
+
+
+@pytest.fixture
+def tiny_folder(tmp_path):
+    """A few dozen made-up faces: 6 per class in train/, 2 per class in test/."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "tiny"
+    for split, n in (("train", 6), ("test", 2)):
+        for cls in EMOTIONS:
+            (root / split / cls).mkdir(parents=True)
+            for i in range(n):
+                cv2.imwrite(str(root / split / cls / f"{i}.png"),
+                            rng.integers(0, 256, (48, 48), dtype=np.uint8))
+    return root
+
+
+def _config(data, out, **kw) -> TrainConfig:
+    return TrainConfig(data=str(data), out=str(out), epochs=2, batch_size=16, blocks=TINY,
+                       verbose=0, **kw)
+
+
+ARTIFACTS = ["emotion_cnn.keras", "metrics.json", "history.csv", "training_curves.png",
+             "confusion_matrix.png"]
+
+
+def test_training_writes_every_artifact(tiny_folder, tmp_path):
+    seen = []
+    result = train(_config(tiny_folder, tmp_path / "out"), on_progress=seen.append)
+    out = tmp_path / "out"
+    for name in ARTIFACTS:
+        assert (out / name).is_file(), name
+    assert not (out / STATE_DIR).exists()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"]["n_images"] == 14
+    assert len(metrics["test"]["confusion_matrix"]) == 7
+    assert set(metrics["test"]["per_class"]) == set(EMOTIONS)
+    assert metrics["hyperparameters"]["optimizer"] == "adam"
+    assert metrics["data"]["train"] + metrics["data"]["validation"] == 42
+    assert metrics["versions"]["keras"].startswith("3")
+    assert metrics["train_seconds"] > 0
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(rows[0])
+    assert result.evaluation.n_images == 14
+    assert any(p.epoch_end for p in seen) and seen[-1].epoch == 2
+    import keras
+
+    model = keras.models.load_model(out / "emotion_cnn.keras", compile=False)
+    assert model.output_shape == (None, 7)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_resume_continues_after_an_interruption(tiny_folder, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    old_model = out / "emotion_cnn.keras"
+    old_model.write_bytes(b"the user's previous model")
+
+    def crash_in_epoch_two(progress):
+        if progress.epoch == 2:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(_config(tiny_folder, out, optimizer="sgd"), on_progress=crash_in_epoch_two)
+    assert old_model.read_bytes() == b"the user's previous model"  # untouched by the failed run
+    assert (out / STATE_DIR).is_dir()
+
+    epochs_run = []
+    train(_config(tiny_folder, out, optimizer="sgd", resume=True),
+          on_progress=lambda p: epochs_run.append(p.epoch))
+    assert set(epochs_run) == {2}  # epoch 1 came back from the checkpoint
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert old_model.read_bytes() != b"the user's previous model"
+
+
+def test_cancel_leaves_the_old_model(tiny_folder, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "emotion_cnn.keras").write_bytes(b"old")
+    result = train(_config(tiny_folder, out), should_stop=lambda: True)
+    assert result.cancelled
+    assert (out / "emotion_cnn.keras").read_bytes() == b"old"
+    assert not (out / "metrics.json").exists()
+
+
+def test_data_without_a_train_split_fails_cleanly(tiny_folder, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "emotion_cnn.keras").write_bytes(b"old")
+    with pytest.raises(DataError, match="no training split"):
+        train(_config(tiny_folder / "test", out))
+    assert (out / "emotion_cnn.keras").read_bytes() == b"old"
+
+
+def test_train_command_line(tiny_folder, tmp_path):
+    out = tmp_path / "cli"
+    done = subprocess.run(
+        [sys.executable, "-m", "emotion", "train", "--data", str(tiny_folder), "--epochs", "1",
+         "--batch-size", "32", "--out", str(out), "--optimizer", "sgd", "--lr", "0.01",
+         "--tiny"],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["epochs_run"] == 1 and 0 <= summary["accuracy"] <= 1
+    assert (out / "emotion_cnn.keras").is_file()
+    bad = subprocess.run([sys.executable, "-m", "emotion", "train", "--data", str(tmp_path / "none")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "no such file or folder" in bad.stderr
+    assert "Traceback" not in bad.stderr
