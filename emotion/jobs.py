@@ -1,9 +1,11 @@
-"""Training jobs in a background thread, one at a time, that outlive page reruns and switches."""
+"""Training jobs, one at a time, followed by a background thread; they outlive reruns and page switches."""
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
+import queue
 import re
 import threading
 import time
@@ -11,6 +13,7 @@ import traceback
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from .config import DATA_DIR, MODELS_DIR
 from .evaluate import Evaluation
@@ -44,7 +47,7 @@ class Job:
     evaluated_on: str | None = None
     started: datetime = field(default_factory=datetime.now)
     finished: datetime | None = None
-    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _stop: Any = field(default=None, repr=False)  # a multiprocessing Event
     _thread: threading.Thread | None = field(default=None, repr=False)
 
     @property
@@ -86,7 +89,8 @@ class Job:
 
     def cancel(self) -> None:
         """Ask the run to stop after the current batch."""
-        self._stop.set()
+        if self._stop is not None:
+            self._stop.set()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run ends (or `timeout` seconds pass); True if it has ended."""
@@ -94,41 +98,70 @@ class Job:
             self._thread.join(timeout)
         return not self.active
 
-    # -- called from the training thread
-
-    def _on_progress(self, progress: Progress) -> None:
-        # One assignment each: the page thread reads whole objects, never half-updated ones.
-        self.state = RUNNING
-        self.progress = progress
-        if progress.epoch_end or len(progress.history) != len(self.history):
-            self.history = list(progress.history)
-
-    def _run(self, dataset=None) -> None:
-        from . import data as data_module
-        from .data import DataError
-        from .train import train
-
-        self.state = RUNNING
+    def _watch(self, process, messages, poll_s: float = 0.5) -> None:
+        """Runs in the background thread: relay the child's messages into this job until it ends."""
         try:
-            # Loaded here, not in the page: a large folder takes a while and must not block it.
-            dataset = dataset or data_module.load(self.config.data)
-            result = train(self.config, self._on_progress, self._stop.is_set, dataset=dataset)
-            self.evaluation, self.evaluated_on = result.evaluation, "test"
-            if result.evaluation is None and not result.cancelled:
-                self.evaluation, self.evaluated_on = _evaluate_validation(result, dataset)
-        except (DataError, FileNotFoundError) as exc:
-            self.error = str(exc)  # a mistake in the data given: the message says it all
-            self.state = FAILED
-        except Exception as exc:  # the page must show any failure, not lose it in a thread
-            self.error = f"{type(exc).__name__}: {exc}"
-            self.details = traceback.format_exc()
-            self.state = FAILED
-        else:
-            self.result = result
-            self.history = result.history or self.history
-            self.state = CANCELLED if result.cancelled else DONE
+            while True:
+                try:
+                    kind, payload = messages.get(timeout=poll_s)
+                except queue.Empty:
+                    if not process.is_alive():
+                        # Messages sent just before exiting may still be in the pipe.
+                        try:
+                            kind, payload = messages.get(timeout=2)
+                        except queue.Empty:
+                            self._fail(f"the training process ended unexpectedly (exit code "
+                                       f"{process.exitcode}); it may have run out of memory")
+                            return
+                    else:
+                        continue
+                if kind == "progress":
+                    self.state = RUNNING
+                    self.progress = payload
+                    if payload.epoch_end or len(payload.history) != len(self.history):
+                        self.history = list(payload.history)
+                elif kind == "done":
+                    result, evaluation, evaluated_on = payload
+                    self.result, self.evaluation, self.evaluated_on = result, evaluation, evaluated_on
+                    self.history = result.history or self.history
+                    self.state = CANCELLED if result.cancelled else DONE
+                    return
+                elif kind == "error":
+                    self._fail(*payload)
+                    return
         finally:
             self.finished = datetime.now()
+            process.join(10)
+
+    def _fail(self, message: str, details: str | None = None) -> None:
+        self.error, self.details, self.state = message, details, FAILED
+
+
+def _child(config: TrainConfig, messages, stop) -> None:
+    """The training process: train, score, and report everything through `messages`."""
+    from . import data as data_module
+    from .train import train
+
+    last = [0.0]
+
+    def on_progress(progress: Progress) -> None:
+        # A few updates a second are plenty for the page; every batch would flood the pipe.
+        now = time.monotonic()
+        if progress.epoch_end or now - last[0] > 0.25:
+            last[0] = now
+            messages.put(("progress", progress))
+
+    try:
+        dataset = data_module.load(config.data)
+        result = train(config, on_progress, stop.is_set, dataset=dataset)
+        evaluation, evaluated_on = result.evaluation, "test"
+        if evaluation is None and not result.cancelled:
+            evaluation, evaluated_on = _evaluate_validation(result, dataset)
+        messages.put(("done", (result, evaluation, evaluated_on)))
+    except (data_module.DataError, FileNotFoundError) as exc:
+        messages.put(("error", (str(exc), None)))  # a mistake in the data: the message says it all
+    except Exception as exc:  # the page must show any failure, not lose it in another process
+        messages.put(("error", (f"{type(exc).__name__}: {exc}", traceback.format_exc())))
 
 
 def _evaluate_validation(result: TrainResult, dataset) -> tuple[Evaluation, str]:
@@ -153,15 +186,24 @@ class JobManager:
     def current(self) -> Job | None:
         return self._job
 
-    def start(self, config: TrainConfig, dataset=None) -> Job:
+    def start(self, config: TrainConfig) -> Job:
         """Start training `config` into a new run folder; JobError while another job runs."""
         with self._lock:
             if self._job is not None and self._job.active:
                 raise JobError("a training run is already going: wait for it or cancel it first")
             run_dir = self._new_run_dir()
             job = Job(replace(config, out=str(run_dir), resume=False, verbose=0), run_dir)
-            job._thread = threading.Thread(target=job._run, args=(dataset,), name="emotion-training",
-                                           daemon=True)
+            # Training runs in its own process: Streamlit calls keras.backend.clear_session()
+            # after every script run, which would reset Keras' state under a training thread.
+            # spawn, not fork: forking a process that has TensorFlow loaded can deadlock.
+            context = multiprocessing.get_context("spawn")
+            messages, job._stop = context.Queue(), context.Event()
+            process = context.Process(target=_child, args=(job.config, messages, job._stop),
+                                      name="emotion-training", daemon=True)
+            process.start()
+            # A thread in this process follows the child and keeps the job up to date.
+            job._thread = threading.Thread(target=job._watch, args=(process, messages),
+                                           name="emotion-training-watch", daemon=True)
             self._job = job
             job._thread.start()
             return job

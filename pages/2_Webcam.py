@@ -1,0 +1,82 @@
+"""Webcam page: live emotions from the browser's camera, with FPS, a timeline and spoken feedback."""
+
+from __future__ import annotations
+
+import streamlit as st
+from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+from emotion import live, speech, ui, webrtc
+from emotion.labels import EMOTIONS
+
+st.set_page_config(page_title="Webcam · Facial emotion recognition", page_icon="🎥", layout="wide")
+st.title("Live emotions from your webcam")
+
+recognizer = ui.recognizer_or_stop()
+live.freeze_heap()  # keeps Streamlit's after-each-run garbage collection from stalling the video
+try:
+    rtc_configuration = webrtc.streamlit_rtc_configuration()
+except webrtc.IceConfigError as exc:
+    st.error(f"ICE server configuration: {exc}")
+    st.stop()
+
+# One processor per browser session; the webrtc worker thread calls it, this script only reads it.
+if "live_processor" not in st.session_state:
+    st.session_state.live_processor = live.LiveProcessor(recognizer, stats_path=live.stats_path_from_env())
+    st.session_state.speaker = speech.BrowserSpeaker()
+processor: live.LiveProcessor = st.session_state.live_processor
+processor.recognizer = recognizer  # a model reloaded on another page is used from the next frame
+speaker: speech.BrowserSpeaker = st.session_state.speaker
+
+video, side = st.columns([3, 2])
+with video:
+    ctx = webrtc_streamer(
+        key="webcam",
+        mode=WebRtcMode.SENDRECV,
+        rtc_configuration=rtc_configuration,
+        queued_video_frames_callback=live.frames_callback(processor),
+        media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}},
+                                  "audio": False},
+        async_processing=True,
+    )
+    st.caption("Your video goes only to this app's server. Faces are found on a 320 px copy of each "
+               "frame; labels are averaged over the last few frames so they do not flicker.")
+
+with side:
+    speak = st.toggle("Speak the emotion", help="Says the main face's emotion when it changes and holds.")
+    lang = st.selectbox("Language", speech.LANGUAGES, disabled=not speak)
+
+playing = ctx.state.playing
+
+
+@st.fragment(run_every=1.0 if playing else None)
+def live_panel() -> None:
+    stats = processor.stats()
+    with side:
+        a, b, c = st.columns(3)
+        a.metric("FPS", f"{stats.fps:.1f}" if playing else "-")
+        b.metric("Main face", stats.main_label or "none")
+        c.metric("ms per frame", f"{stats.recent_process_ms:.0f}" if stats.frames else "-")
+        if speak and playing:
+            clip = speaker.update(stats.main_label, lang)
+            if clip is None and speaker.last is not None:
+                clip = speaker.last  # the same element again, so a clip still playing is not cut off
+            if clip is not None:
+                st.audio(clip.data, format=clip.mime, autoplay=True)
+
+    st.subheader("Emotion timeline")
+    series = processor.timeline.series()
+    if not series["time_s"]:
+        st.info("Start the camera: the main face's emotions will be charted here.")
+        return
+    st.line_chart(series, x="time_s", y=list(EMOTIONS), height=260,
+                  x_label="seconds", y_label="probability")
+    if not playing:
+        left, right = st.columns(2)
+        left.download_button("Timeline (CSV)", processor.timeline.to_csv(), "emotion-timeline.csv",
+                             "text/csv", on_click="ignore")
+        if right.button("Clear timeline"):
+            processor.reset()
+            st.rerun()
+
+
+live_panel()

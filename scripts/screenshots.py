@@ -1,0 +1,151 @@
+"""Screenshots of the home, photo, training and dataset pages for the README (headless Chromium).
+
+    apt-get install -y chromium chromium-driver && pip install selenium
+    python scripts/screenshots.py [--out docs/screenshots] [--data PATH]
+
+Starts the app on a free port, drives each page as a user would (the training page trains for
+two epochs on the FER2013 sample into a temporary folder, so models/ is left alone), and writes
+home.png, photo.png, training.png and dataset.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from emotion.config import SHARED_FER2013  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def streamlit_server(port: int, runs_dir: str):
+    env = {**os.environ, "EMOTION_RUNS_DIR": runs_dir, "EMOTION_DISABLE_TRAINING": ""}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("streamlit did not start within 90 s")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def browser(width: int = 1400, height: int = 1800):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--hide-scrollbars",
+                f"--window-size={width},{height}"):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def wait_for_text(driver, text: str, timeout: float = 120) -> None:
+    """Wait until `text` is on the page and Streamlit has stopped running the script."""
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = driver.find_element(By.TAG_NAME, "body").text
+        running = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
+        # While a script runs, Streamlit's status widget offers "Stop".
+        if text in body and not any(el.is_displayed() and "Stop" in el.text for el in running):
+            time.sleep(1.5)  # charts and images finish drawing
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{text!r} did not appear within {timeout:.0f} s")
+
+
+def click_text(driver, text: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.XPATH, f"//*[normalize-space(text())={text!r}]").click()
+
+
+def fill(driver, label: str, value: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    box = driver.find_element(By.CSS_SELECTOR, f'input[aria-label="{label}"]')
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(value, Keys.ENTER)
+    time.sleep(1)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    parser.add_argument("--data", default=str(SHARED_FER2013 / "fer2013-sample.csv"),
+                        help="what the training page trains on (two epochs)")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory() as runs, streamlit_server(free_port(), runs) as url:
+        driver = browser()
+        try:
+            driver.get(url)
+            wait_for_text(driver, "Test accuracy")
+            driver.save_screenshot(str(out / "home.png"))
+
+            driver.get(f"{url}/Photo")
+            wait_for_text(driver, "Upload a photo")
+            click_text(driver, "Use a sample photo")
+            wait_for_text(driver, "Results (JSON)")
+            driver.save_screenshot(str(out / "photo.png"))
+
+            driver.set_window_size(1400, 2300)
+            driver.get(f"{url}/Training")
+            wait_for_text(driver, "Start training")
+            fill(driver, "Path", args.data)
+            fill(driver, "Epochs", "2")
+            click_text(driver, "Start training")
+            wait_for_text(driver, "Confusion matrix", timeout=600)
+            driver.save_screenshot(str(out / "training.png"))
+
+            driver.set_window_size(1400, 2600)
+            driver.get(f"{url}/Dataset")
+            wait_for_text(driver, "Duplicates and leakage", timeout=300)
+            driver.save_screenshot(str(out / "dataset.png"))
+        except Exception:
+            driver.save_screenshot(str(Path(tempfile.gettempdir()) / "screenshot-failure.png"))
+            print(f"failed; the page as it was: {tempfile.gettempdir()}/screenshot-failure.png",
+                  file=sys.stderr)
+            raise
+        finally:
+            driver.quit()
+    for name in ("home", "photo", "training", "dataset"):
+        print(out / f"{name}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""The Streamlit pages, driven headless with AppTest: real model, real data, real training."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import cv2
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from emotion import config, jobs, photo, registry
+from emotion.config import PROJECT_ROOT
+from emotion.labels import EMOTIONS
+
+SAMPLE_CSV = config.SHARED_FER2013 / "fer2013-sample.csv"
+MODEL = config.DEFAULT_MODEL  # the real model, before any test points the app elsewhere
+TIMEOUT = 120  # seconds per script run: the first one loads TensorFlow on a slow, shared machine
+
+
+def page(name: str) -> AppTest:
+    return AppTest.from_file(str(PROJECT_ROOT / name), default_timeout=TIMEOUT)
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    return [str(e.value) for e in getattr(at, kind)]
+
+
+def needs_model():
+    if not MODEL.is_file():
+        pytest.skip(f"no model at {MODEL}: train one or set EMOTION_MODEL")
+
+
+def needs_sample():
+    if not SAMPLE_CSV.is_file():
+        pytest.skip(f"FER2013 sample not found at {SAMPLE_CSV} (emotion.config.SHARED_FER2013)")
+
+
+@pytest.fixture
+def app_model(tmp_path, monkeypatch):
+    """The app's model moved into tmp_path: promotion in a test never touches models/."""
+    target = tmp_path / "models" / registry.MODEL_FILE
+    monkeypatch.setattr(config, "DEFAULT_MODEL", target)
+    return target
+
+
+# ---------------------------------------------------------------- home
+
+
+def test_home_names_the_model_and_its_accuracy(app_model):
+    app_model.parent.mkdir()
+    app_model.write_bytes(b"model bytes")
+    (app_model.parent / "metrics.json").write_text(
+        json.dumps({"test": {"accuracy": 0.6543, "macro_f1": 0.61, "n_images": 3589}, "epochs_run": 40}))
+    at = page("app.py").run()
+    assert not at.exception
+    assert "65.4%" in texts(at, "metric")
+    assert any(str(app_model) in c for c in texts(at, "caption"))
+    # Every page that exists is linked.
+    assert len(at.get("page_link")) == len(list((PROJECT_ROOT / "pages").glob("[0-9]_*.py")))
+
+
+def test_home_says_not_measured_without_metrics_and_warns_without_model(app_model):
+    app_model.parent.mkdir()
+    app_model.write_bytes(b"model bytes")
+    at = page("app.py").run()
+    assert texts(at, "metric")[0] == "not measured"
+    app_model.unlink()
+    at = page("app.py").run()
+    assert not at.exception
+    assert any("No model at" in w for w in texts(at, "warning"))
+
+
+def test_home_does_not_import_tensorflow():
+    code = ("import sys; from streamlit.testing.v1 import AppTest; "
+            "at = AppTest.from_file('app.py', default_timeout=60).run(); "
+            "assert not at.exception, at.exception; print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("False")
+
+
+# ---------------------------------------------------------------- photo
+
+
+def faces_shown(at: AppTest) -> list[str]:
+    return [m for m in texts(at, "markdown") if m.startswith("**Face ")]
+
+
+def test_photo_page_upload_of_the_astronaut_shows_her_emotion():
+    needs_model()
+    skimage_data = pytest.importorskip("skimage.data")
+    ok, png = cv2.imencode(".png", cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
+    at = page("pages/1_Photo.py").run()
+    assert not at.exception
+    at.file_uploader[0].set_value(("astronaut.png", png.tobytes(), "image/png")).run()
+    assert not at.exception
+    assert texts(at, "success") == ["1 face found"]
+    [card] = faces_shown(at)
+    assert any(f": {e}**" in card for e in EMOTIONS)
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Annotated photo (PNG)", "Annotated photo (JPEG)", "Results (CSV)", "Results (JSON)"]
+
+
+def test_photo_page_bad_upload_shows_an_error_not_a_traceback():
+    needs_model()
+    at = page("pages/1_Photo.py").run()
+    at.file_uploader[0].set_value(("notes.png", b"just some text\n", "image/png")).run()
+    assert not at.exception
+    assert any("not a readable image" in e for e in texts(at, "error"))
+
+
+def test_photo_page_samples_and_the_no_face_tips():
+    needs_model()
+    at = page("pages/1_Photo.py").run()
+    at.radio[0].set_value("Use a sample photo").run()
+    samples = {p.name: p for p in photo.sample_photos()}
+    at.selectbox[0].set_value(samples["astronaut.jpg"]).run()
+    assert not at.exception and len(faces_shown(at)) == 1
+    at.selectbox[0].set_value(samples["chelsea-the-cat.jpg"]).run()
+    assert not at.exception and not faces_shown(at)
+    assert any("No face found" in w for w in texts(at, "warning"))
+
+
+# ---------------------------------------------------------------- training
+
+
+@pytest.fixture
+def training_page(app_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(jobs.MANAGER, "runs_dir", tmp_path / "runs")
+    monkeypatch.delenv("EMOTION_DISABLE_TRAINING", raising=False)
+    yield page("pages/3_Training.py")
+    job = jobs.MANAGER.current
+    if job is not None:
+        job.cancel()
+        job.wait(120)
+        jobs.MANAGER.clear()
+
+
+def test_training_page_trains_shows_the_confusion_matrix_and_promotes(training_page, app_model):
+    needs_sample()
+    needs_model()
+    # The app starts with a working model, so the promotion has something to back up.
+    app_model.parent.mkdir()
+    shutil.copyfile(MODEL, app_model)
+    before = app_model.read_bytes()
+
+    at = training_page.run()
+    assert not at.exception
+    at.text_input(key="data_path").set_value(str(SAMPLE_CSV))
+    at.number_input(key="epochs").set_value(2)
+    at.button(key="start").click().run()
+    assert not at.exception and not texts(at, "error")
+    job = jobs.MANAGER.current
+    assert job is not None and job.run_dir.parent == jobs.MANAGER.runs_dir
+    assert job.wait(600), "training did not finish in 10 minutes"
+    assert job.state == jobs.DONE, job.error
+
+    at.run()
+    assert not at.exception
+    assert any(m.startswith("**Confusion matrix**") for m in texts(at, "markdown"))
+    assert len(at.get("imgs")) + len(at.image) >= 1  # the heat map
+    per_class = at.dataframe[0].value
+    assert list(per_class.index) == list(EMOTIONS)
+    assert {"precision", "recall", "f1", "support"} <= set(per_class.columns)
+    assert len(job.history) == 2
+
+    at.button(key="promote").click().run()
+    assert not at.exception
+    assert any("now the app's model" in s for s in texts(at, "success"))
+    assert app_model.read_bytes() == (job.run_dir / registry.MODEL_FILE).read_bytes()
+    assert (registry.backup_dir(app_model) / registry.MODEL_FILE).read_bytes() == before
+
+    at.button(key="restore").click().run()
+    assert not at.exception
+    assert app_model.read_bytes() == before
+
+
+def test_training_page_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv("EMOTION_DISABLE_TRAINING", "1")
+    at = page("pages/3_Training.py").run()
+    assert not at.exception
+    assert any("turned off" in w for w in texts(at, "warning"))
+    assert not at.button
+
+
+def test_training_page_refuses_a_missing_path(training_page, tmp_path):
+    at = training_page.run()
+    at.text_input(key="data_path").set_value(str(tmp_path / "nope"))
+    at.button(key="start").click().run()
+    assert not at.exception
+    assert any("no such file or folder" in e for e in texts(at, "error"))
+    assert jobs.MANAGER.current is None
+
+
+# ---------------------------------------------------------------- dataset
+
+
+def test_dataset_page_shows_the_counts():
+    needs_sample()
+    at = page("pages/4_Dataset.py")
+    at.session_state["dataset_path"] = str(SAMPLE_CSV)  # skip auditing the full default folder
+    at.run()
+    assert not at.exception
+    assert texts(at, "metric")[0] == "420"
+    counts = at.dataframe[0].value
+    assert list(counts.index) == list(EMOTIONS)
+    assert counts.loc["happy", "train"] == 50 and counts.loc["happy", "val"] == 10
+    assert len(at.image) == 1  # the grid of sample faces
+
+
+def test_dataset_page_explains_a_bad_path(tmp_path):
+    at = page("pages/4_Dataset.py")
+    at.session_state["dataset_path"] = str(tmp_path / "missing")
+    at.run()
+    assert not at.exception
+    assert any("no such file or folder" in e for e in texts(at, "error"))

@@ -1,0 +1,120 @@
+"""Training jobs and model promotion, all inside tmp_path (the real models/ is never touched)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from emotion import config, jobs, registry
+from emotion.train import TrainConfig
+
+
+def write_model_dir(folder: Path, model: bytes, accuracy: float | None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / registry.MODEL_FILE).write_bytes(model)
+    if accuracy is not None:
+        (folder / "metrics.json").write_text(json.dumps({"test": {"accuracy": accuracy}}))
+    return folder
+
+
+def test_promote_keeps_a_backup_and_restore_swaps_back_and_forth(tmp_path):
+    app = write_model_dir(tmp_path / "models", b"old model", 0.5) / registry.MODEL_FILE
+    (app.parent / "training_curves.png").write_bytes(b"old curves")
+    run = write_model_dir(tmp_path / "runs" / "r1", b"new model", 0.6)
+
+    registry.promote(run, app, verify=False)
+    assert app.read_bytes() == b"new model"
+    assert registry.model_info(app).test_accuracy == pytest.approx(0.6)
+    # The old curves belonged to the old model: they moved to the backup with it.
+    assert not (app.parent / "training_curves.png").exists()
+    backup = registry.backup_dir(app)
+    assert (backup / registry.MODEL_FILE).read_bytes() == b"old model"
+    assert (backup / "training_curves.png").read_bytes() == b"old curves"
+    assert registry.has_backup(app)
+
+    registry.restore(app)
+    assert app.read_bytes() == b"old model"
+    assert registry.model_info(app).test_accuracy == pytest.approx(0.5)
+    assert (app.parent / "training_curves.png").read_bytes() == b"old curves"
+    assert (backup / registry.MODEL_FILE).read_bytes() == b"new model"
+
+    registry.restore(app)  # a restore can itself be undone
+    assert app.read_bytes() == b"new model"
+    assert not [p for p in app.parent.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_promoting_the_same_model_twice_keeps_the_real_backup(tmp_path):
+    app = write_model_dir(tmp_path / "models", b"old model", None) / registry.MODEL_FILE
+    run = write_model_dir(tmp_path / "run", b"new model", None)
+    registry.promote(run, app, verify=False)
+    with pytest.raises(registry.PromotionError, match="already"):
+        registry.promote(run, app, verify=False)
+    assert (registry.backup_dir(app) / registry.MODEL_FILE).read_bytes() == b"old model"
+
+
+def test_an_unreadable_model_is_never_promoted(tmp_path):
+    app = write_model_dir(tmp_path / "models", b"working model", 0.5) / registry.MODEL_FILE
+    run = write_model_dir(tmp_path / "run", b"not a keras file", 0.9)
+    with pytest.raises(registry.PromotionError, match="not promoted"):
+        registry.promote(run, app)
+    assert app.read_bytes() == b"working model"
+    assert not registry.has_backup(app)
+    with pytest.raises(registry.PromotionError, match="no emotion_cnn.keras"):
+        registry.promote(tmp_path / "empty-run", app)
+    with pytest.raises(registry.PromotionError, match="no previous model"):
+        registry.restore(app)
+
+
+def test_first_promotion_into_an_empty_models_folder(tmp_path):
+    app = tmp_path / "models" / registry.MODEL_FILE
+    assert registry.model_info(app).exists is False
+    registry.promote(write_model_dir(tmp_path / "run", b"m", None), app, verify=False)
+    assert app.read_bytes() == b"m" and not registry.has_backup(app)
+    assert registry.model_info(app).accuracy_text == "not measured"
+
+
+def test_app_model_path_follows_config(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "DEFAULT_MODEL", tmp_path / "x.keras")
+    assert registry.app_model_path() == tmp_path / "x.keras"
+
+
+def test_a_job_with_missing_data_fails_with_the_loader_message(tmp_path):
+    manager = jobs.JobManager(tmp_path / "runs")
+    job = manager.start(TrainConfig(data=str(tmp_path / "nowhere.csv"), epochs=1))
+    assert job.wait(60)
+    assert job.state == jobs.FAILED
+    assert "nowhere.csv" in job.error and "no such file" in job.error
+    assert job.details is None  # a data mistake needs no traceback
+    assert job.run_dir.parent == tmp_path / "runs"
+    manager.clear()
+    assert manager.current is None
+
+
+def test_a_cancelled_job_stops_and_leaves_no_model(tmp_path):
+    if not config.SHARED_FER2013.joinpath("fer2013-sample.csv").is_file():
+        pytest.skip(f"FER2013 sample not found at {config.SHARED_FER2013}")
+    manager = jobs.JobManager(tmp_path / "runs")
+    job = manager.start(TrainConfig(data=str(config.SHARED_FER2013 / "fer2013-sample.csv"),
+                                    epochs=5, batch_size=32))
+    with pytest.raises(jobs.JobError, match="already"):
+        manager.start(TrainConfig(data="x"))
+    job.cancel()  # stops after the first batch
+    assert job.wait(300)
+    assert job.state == jobs.CANCELLED, job.error
+    assert not (job.run_dir / registry.MODEL_FILE).exists()
+    assert "cancelled" in job.status_text
+
+
+def test_uploads_are_stored_once_under_a_safe_name(tmp_path):
+    a = jobs.save_upload(b"emotion,pixels\n", "../../evil name.csv", tmp_path)
+    b = jobs.save_upload(b"emotion,pixels\n", "../../evil name.csv", tmp_path)
+    assert a == b and a.parent == tmp_path and a.name.startswith("evil_name-") and a.suffix == ".csv"
+    with pytest.raises(jobs.JobError, match="empty"):
+        jobs.save_upload(b"", "x.csv", tmp_path)
+
+
+def test_new_run_folders_never_collide(tmp_path):
+    manager = jobs.JobManager(tmp_path)
+    assert len({manager._new_run_dir() for _ in range(3)}) == 3

@@ -1,0 +1,279 @@
+"""Live processing on a real photo with the real model: tracking, smoothing, timeline, video command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from emotion.faces import Box, detect_faces
+from emotion.labels import EMOTIONS
+from emotion.live import FaceTracker, FpsMeter, LiveProcessor, Timeline, frames_callback, iou
+from emotion.live_cli import CSV_HEADER, HEADLESS_MESSAGE, display_available, register
+
+
+@pytest.fixture(scope="module")
+def recognizer(model_path):
+    from emotion.recognizer import EmotionRecognizer
+
+    return EmotionRecognizer(model_path)
+
+
+@pytest.fixture(scope="module")
+def webcam_frame(astronaut_bgr) -> np.ndarray:
+    """The astronaut as a 640x480 webcam frame."""
+    return cv2.resize(astronaut_bgr, (640, 480), interpolation=cv2.INTER_AREA)
+
+
+def flips(labels: list[str]) -> int:
+    """How often the label changes from one frame to the next."""
+    return sum(a != b for a, b in zip(labels[:-1], labels[1:], strict=True))
+
+
+class FakeClock:
+    """A clock the test advances by hand."""
+
+    def __init__(self, t: float = 100.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_processor_finds_and_labels_the_face(recognizer, webcam_frame):
+    clock = FakeClock()
+    processor = LiveProcessor(recognizer, clock=clock)
+    timings = []
+    for _ in range(5):
+        clock.t += 0.1
+        result = processor.process(webcam_frame)
+        timings.append(result.process_ms)
+    assert len(result.faces) == 1
+    face = result.faces[0]
+    assert face.label in EMOTIONS and face.face_id == 1
+    assert face.confidence == pytest.approx(max(face.probabilities.values()))
+    assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-3)
+    # Detected on a 320 px copy, mapped back: it must agree with full-resolution detection.
+    full = detect_faces(webcam_frame)
+    assert len(full) == 1 and iou(face.box, full[0]) > 0.6
+    assert result.frame.shape == webcam_frame.shape
+    assert not np.array_equal(result.frame, webcam_frame)  # box, label and FPS were drawn
+    assert result.fps == pytest.approx(10.0)
+    stats = processor.stats()
+    assert stats.frames == 5 and stats.frames_with_faces == 5 and stats.main_label == face.label
+    print(f"live processing: median {np.median(timings):.1f} ms per 640x480 frame")
+
+
+def test_processor_on_a_frame_without_faces(recognizer):
+    processor = LiveProcessor(recognizer)
+    result = processor.process(np.full((480, 640, 3), 127, np.uint8))
+    assert result.faces == [] and result.main_face is None
+    assert processor.stats().main_label is None and len(processor.timeline) == 0
+
+
+def test_smoothing_reduces_flicker():
+    # Raw probabilities that flip between happy and neutral every frame, leaning to happy overall.
+    happy, neutral = EMOTIONS.index("happy"), EMOTIONS.index("neutral")
+    rng = np.random.default_rng(0)
+    raw_labels, smooth_labels = [], []
+    tracker = FaceTracker(window=6)
+    box = Box(100, 100, 120, 120)
+    for i in range(60):
+        p = np.full(7, 0.02)
+        p[happy], p[neutral] = (0.55, 0.33) if i % 2 == 0 else (0.38, 0.48)
+        p += rng.uniform(0, 0.01, 7)
+        p /= p.sum()
+        raw_labels.append(EMOTIONS[int(np.argmax(p))])
+        jitter = Box(box.x + int(rng.integers(-4, 5)), box.y + int(rng.integers(-4, 5)), box.w, box.h)
+        (face,) = tracker.update([jitter], p[None], t=i / 15)
+        assert face.face_id == 1  # the same face throughout despite the jitter
+        smooth_labels.append(face.label)
+
+    assert flips(raw_labels) >= 50
+    assert flips(smooth_labels[6:]) == 0 and smooth_labels[-1] == "happy"
+
+
+def test_smoothing_on_noisy_real_frames(recognizer, webcam_frame):
+    """Camera noise on a real face: smoothed labels change no more often than raw ones."""
+    rng = np.random.default_rng(1)
+    processor = LiveProcessor(recognizer, window=6)
+    raw, smooth = [], []
+    for i in range(16):
+        noisy = np.clip(webcam_frame + rng.normal(0, 12, webcam_frame.shape), 0, 255).astype(np.uint8)
+        result = processor.process(noisy, t=i / 15)
+        if result.faces:
+            raw.append(recognizer.recognize(noisy, boxes=[result.faces[0].box])[0].label)
+            smooth.append(result.faces[0].label)
+    assert len(smooth) >= 12
+
+    assert flips(smooth) <= flips(raw)
+
+
+def test_tracker_ids_new_faces_and_forgets_old_ones():
+    tracker = FaceTracker(window=3, max_age_s=1.0)
+    p = np.full((2, 7), 1 / 7)
+    a, b = Box(10, 10, 100, 100), Box(400, 10, 100, 100)
+    first = tracker.update([a, b], p, t=0.0)
+    assert [f.face_id for f in first] == [1, 2]
+    # Both moved a little; listed in the other order: ids follow the faces, not the order.
+    moved = tracker.update([Box(405, 14, 100, 100), Box(18, 12, 100, 100)], p, t=0.1)
+    assert [f.face_id for f in moved] == [2, 1]
+    # Face 1 missed for one frame is still face 1 afterwards.
+    tracker.update([Box(405, 14, 100, 100)], p[:1], t=0.2)
+    again = tracker.update([Box(20, 12, 100, 100)], p[:1], t=0.3)
+    assert again[0].face_id == 1
+    # Gone longer than max_age_s: a face there later is a new one.
+    later = tracker.update([Box(20, 12, 100, 100)], p[:1], t=2.0)
+    assert later[0].face_id == 3
+
+
+def test_fps_meter():
+    meter = FpsMeter(window_s=2.0)
+    for i in range(50):
+        fps = meter.tick(i * 0.1)
+    assert fps == pytest.approx(10.0)
+    assert meter.tick(8.0) < 1.0  # a 3 s stall shows up at once
+
+
+def test_timeline_csv(recognizer, webcam_frame):
+    clock = FakeClock(50.0)
+    processor = LiveProcessor(recognizer, clock=clock, timeline_interval_s=0.5)
+    for _ in range(20):  # 2 s at 10 fps
+        processor.process(webcam_frame)
+        clock.t += 0.1
+    rows = list(csv.DictReader(io.StringIO(processor.timeline.to_csv())))
+    assert list(rows[0]) == ["time_s", "face", "label", "confidence", *EMOTIONS]
+    # One row per face per half second (plus label changes), times from the session start.
+    assert 4 <= len(rows) <= 20
+    assert float(rows[0]["time_s"]) == 0.0 and float(rows[-1]["time_s"]) <= 1.9 + 1e-6
+    for row in rows:
+        probs = [float(row[e]) for e in EMOTIONS]
+        assert sum(probs) == pytest.approx(1.0, abs=2e-3)
+        assert row["label"] == EMOTIONS[int(np.argmax(probs))] and row["face"] == "1"
+    series = processor.timeline.series()
+    assert len(series["time_s"]) == len(rows) and set(EMOTIONS) <= set(series)
+
+
+def test_timeline_is_bounded():
+    timeline = Timeline(interval_s=0.0, max_entries=100)
+    from emotion.live import LiveFace
+
+    face = LiveFace(Box(0, 0, 10, 10), "happy", 0.9, {e: 1 / 7 for e in EMOTIONS}, face_id=1)
+    for i in range(1000):
+        timeline.add(i * 0.01, [face])
+    assert len(timeline) == 100
+
+
+def test_processor_is_safe_to_read_while_processing(recognizer, webcam_frame):
+    processor = LiveProcessor(recognizer)
+    done = threading.Event()
+
+    def worker():
+        for _ in range(8):
+            processor.process(webcam_frame)
+        done.set()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    while not done.is_set():  # what the page's fragment does every second
+        processor.stats(), processor.faces(), processor.timeline.to_csv(), processor.timeline.series()
+        time.sleep(0.005)
+    thread.join()
+    assert processor.stats().frames == 8
+
+
+def test_webrtc_callback_annotates_only_the_newest_frame(recognizer, webcam_frame):
+    import av
+
+    processor = LiveProcessor(recognizer)
+    frames = []
+    for i in range(3):
+        frame = av.VideoFrame.from_ndarray(webcam_frame, format="bgr24")
+        frame.pts = i
+        frames.append(frame)
+    out = asyncio.run(frames_callback(processor)(frames))
+    assert len(out) == 1 and out[0].pts == 2
+    assert out[0].to_ndarray(format="bgr24").shape == webcam_frame.shape
+    assert processor.stats().frames == 1  # the two stale frames were dropped, not queued
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+@pytest.fixture(scope="module")
+def astronaut_video(tmp_path_factory, webcam_frame) -> tuple:
+    """A 1.2 s 640x480 mp4 of the astronaut drifting right, written with OpenCV."""
+    path = tmp_path_factory.mktemp("video") / "astronaut.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (640, 480))
+    assert writer.isOpened()
+    n = 12
+    for i in range(n):
+        writer.write(np.roll(webcam_frame, 3 * i, axis=1))
+    writer.release()
+    return path, n
+
+
+def test_video_command_end_to_end(astronaut_video, tmp_path, model_path, capsys):
+    src, n = astronaut_video
+    out, table = tmp_path / "annotated.mp4", tmp_path / "faces.csv"
+    args = _parser().parse_args(["video", str(src), "--out", str(out), "--csv", str(table),
+                                 "--model", str(model_path)])
+    assert args.func(args) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert summary["frames"] == n and summary["frames_with_faces"] == n
+    assert "frame" in captured.err  # tqdm's progress bar went to stderr
+
+    video = cv2.VideoCapture(str(out))
+    count = 0
+    while True:
+        ok, frame = video.read()
+        if not ok:
+            break
+        assert frame.shape == (480, 640, 3)
+        count += 1
+    video.release()
+    assert count == n
+
+    rows = list(csv.DictReader(table.open()))
+    assert list(rows[0]) == CSV_HEADER
+    assert [int(r["frame"]) for r in rows] == list(range(n))  # one face in each frame
+    assert float(rows[-1]["time_s"]) == pytest.approx((n - 1) / 10, abs=1e-3)
+    assert {r["face"] for r in rows} == {"1"}  # tracked as one face while it moves
+    xs = [int(r["x"]) for r in rows]
+    assert xs[-1] > xs[0]  # the box follows the face to the right
+    for r in rows:
+        assert r["label"] in EMOTIONS and int(r["w"]) > 50
+
+
+def test_video_command_user_errors(tmp_path, model_path):
+    parser = _parser()
+    missing = parser.parse_args(["video", str(tmp_path / "nope.mp4"), "--model", str(model_path)])
+    with pytest.raises(FileNotFoundError, match="nope.mp4"):
+        missing.func(missing)
+    junk = tmp_path / "junk.mp4"
+    junk.write_text("this is not a video")
+    bad = parser.parse_args(["video", str(junk), "--model", str(model_path)])
+    with pytest.raises(ValueError, match="not a readable video"):
+        bad.func(bad)
+
+
+def test_webcam_command_on_headless_opencv(capsys):
+    if display_available():
+        pytest.skip("this OpenCV can open windows; the headless message does not apply")
+    args = _parser().parse_args(["webcam", "--camera", "0"])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and HEADLESS_MESSAGE in err
+    assert "pip uninstall opencv-python-headless && pip install opencv-python" in err

@@ -1,0 +1,99 @@
+"""ICE configuration: explicit empty default, env var and secrets overrides, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from emotion.config import PROJECT_ROOT
+from emotion.webrtc import ICE_ENV, IceConfigError, parse_ice_servers, rtc_configuration
+
+STUN = [{"urls": ["stun:stun.example.org:3478"]}]
+TURN = [{"urls": "turn:turn.example.org:3478", "username": "u", "credential": "p"}]
+
+
+def test_default_is_no_servers():
+    assert rtc_configuration(environ={}) == {"iceServers": []}
+
+
+def _run_fresh(code: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Python code in a new interpreter: aiortc must not be imported after TensorFlow (see below)."""
+    return subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+def test_streamlit_webrtc_keeps_the_empty_list():
+    # An empty list, not None: streamlit-webrtc fills in public STUN servers only for None.
+    code = """
+import json
+from streamlit_webrtc.config import compile_rtc_configuration
+from emotion.webrtc import rtc_configuration
+servers = compile_rtc_configuration(rtc_configuration()).iceServers
+print(json.dumps([[s.urls, s.username] for s in servers]))
+"""
+    done = _run_fresh(code, {ICE_ENV: ""})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    done = _run_fresh(code, {ICE_ENV: json.dumps(TURN)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [["turn:turn.example.org:3478", "u"]]
+
+
+def test_webrtc_works_after_tensorflow_is_loaded():
+    """Photo page first, webcam page second: one server process loads TensorFlow, then aiortc.
+
+    pylibsrtp (aiortc's SRTP) crashes the process with a segmentation fault in srtp_init() when
+    TensorFlow was imported before it; importing the `emotion` package must prevent that.
+    """
+    code = """
+import emotion
+import tensorflow
+from pylibsrtp import Policy, Session
+import streamlit_webrtc
+session = Session(policy=Policy(key=bytes(range(30)), ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+print(len(session.protect(bytes.fromhex("8000000100000001deadbeef") + bytes(50))))
+"""
+    done = _run_fresh(code)
+    assert done.returncode == 0, (
+        f"exit {done.returncode} (-11/139: segmentation fault): import pylibsrtp before TensorFlow,"
+        " e.g. at the top of emotion/__init__.py"
+    )
+    assert done.stdout.strip().splitlines()[-1] == "72"
+
+
+def test_env_var_list_or_object():
+    assert rtc_configuration(environ={ICE_ENV: json.dumps(STUN)}) == {"iceServers": STUN}
+    wrapped = json.dumps({"iceServers": TURN})
+    assert rtc_configuration(environ={ICE_ENV: wrapped}) == {"iceServers": TURN}
+    assert rtc_configuration(environ={ICE_ENV: "  "}) == {"iceServers": []}  # blank means unset
+
+
+def test_secrets_and_precedence():
+    secrets = {"ice_servers": TURN}
+    assert rtc_configuration(environ={}, secrets=secrets) == {"iceServers": TURN}
+    assert rtc_configuration(environ={}, secrets={"ice_servers": json.dumps(STUN)}) == {"iceServers": STUN}
+    assert rtc_configuration(environ={ICE_ENV: json.dumps(STUN)}, secrets=secrets) == {"iceServers": STUN}
+    assert rtc_configuration(environ={}, secrets={"other": 1}) == {"iceServers": []}
+
+
+def test_malformed_json_is_a_clear_error():
+    with pytest.raises(IceConfigError, match=r"\$EMOTION_ICE_SERVERS is not valid JSON .*line 1") as info:
+        rtc_configuration(environ={ICE_ENV: "[{urls: stun:x}]"})
+    assert '"urls"' in str(info.value)  # shows the expected shape
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("value, message", [
+    ('{"urls": "stun:x"}', "must be a list"),
+    ('[{"url": "stun:x"}]', 'server 0 needs "urls"'),
+    ('[{"urls": []}]', 'server 0 needs "urls"'),
+    ('["stun:x"]', 'server 0 needs "urls"'),
+    ('[{"urls": "turn:x", "username": 5}]', "'username' must be a string"),
+])
+def test_wrong_shapes(value, message):
+    with pytest.raises(IceConfigError, match=message):
+        parse_ice_servers(value, "test")
