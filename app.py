@@ -20,31 +20,59 @@ st.write(
 info = registry.model_info()
 st.subheader("Model")
 if info.exists:
-    cols = st.columns(3)
-    cols[0].metric("Test accuracy", info.accuracy_text)
-    cols[1].metric("Macro-F1", f"{info.macro_f1:.3f}" if info.macro_f1 is not None else "not measured")
-    cols[2].metric("Test images", f"{info.test_images:,}" if info.test_images else "not measured")
+    measured = [("Test accuracy", info.accuracy_text)]
+    if info.macro_f1 is not None:
+        measured.append(("Macro-F1", f"{info.macro_f1:.3f}"))
+    if info.test_images:
+        measured.append(("Test images", f"{info.test_images:,}"))
+    for col, (label, value) in zip(st.columns(3), measured):
+        col.metric(label, value)
     st.caption(
         f"Model file: `{info.path}` ({info.size_mb} MB, saved {info.modified:%Y-%m-%d %H:%M})"
-        + (f"; trained for {info.epochs_run} epochs on `{info.data_source}`" if info.epochs_run else "")
+        + (
+            f"; trained for {info.epochs_run} epochs on `{info.data_source}`"
+            if info.epochs_run
+            else ""
+        )
     )
     if info.test_accuracy is None:
-        st.info(f"No test metrics next to the model ({registry.metrics_path(info.path).name}), "
-                "so its accuracy is not measured.")
+        st.info(
+            f"No test metrics next to the model ({registry.metrics_path(info.path).name}), "
+            "so its accuracy is not measured."
+        )
 else:
-    st.warning(f"No model at `{info.path}`. Train one on the Training page, or set EMOTION_MODEL "
-               "to the path of a .keras model.")
+    st.warning(
+        f"No model at `{info.path}`. Train one on the Training page, or set EMOTION_MODEL "
+        "to the path of a .keras model."
+    )
 
 st.subheader("Pages")
 pages = [
-    ("pages/1_Photo.py", "Photo", "📷", "upload a photo and get every face's emotion, with downloads"),
-    ("pages/2_Webcam.py", "Webcam", "🎥", "live emotions from your camera"),
-    ("pages/3_Training.py", "Training", "🏋️", "train a new model and make it the app's model"),
-    ("pages/4_Dataset.py", "Dataset", "🗂️", "class balance, sample faces, duplicates and leakage"),
+    (
+        "pages/1_Photo.py",
+        "Photo",
+        ":material/photo_camera:",
+        "upload a photo and get every face's emotion, with downloads",
+    ),
+    ("pages/2_Webcam.py", "Webcam", ":material/videocam:", "live emotions from your camera"),
+    (
+        "pages/3_Training.py",
+        "Training",
+        ":material/model_training:",
+        "train a new model and make it the app's model",
+    ),
+    (
+        "pages/4_Dataset.py",
+        "Dataset",
+        ":material/dataset:",
+        "class balance, sample faces, duplicates and leakage",
+    ),
 ]
 for page, label, icon, what in pages:
     if (PROJECT_ROOT / page).is_file():  # a page that is not there cannot be linked
         st.page_link(page, label=f"{label}: {what}", icon=icon)
 
-st.caption("FER2013 accuracy is modest even for good models (human accuracy on it is about "
-           "65%); treat the results as estimates, not facts about anyone's feelings.")
+st.caption(
+    "FER2013 accuracy is modest even for good models (human accuracy on it is about "
+    "65%); treat the results as estimates, not facts about anyone's feelings."
+)

@@ -9,6 +9,13 @@ import os
 # TensorFlow's C++ start-up chatter is noise for a command line; real errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+try:
+    # libsrtp (aiortc's, for the webcam page) crashes in srtp_init() when TensorFlow was loaded
+    # first in the same process; loading it first, which costs a few ms, avoids that.
+    import pylibsrtp  # noqa: F401
+except ImportError:
+    pass
+
 from .labels import EMOTIONS  # noqa: E402
 
 __all__ = ["EMOTIONS", "EmotionRecognizer", "read_image", "annotate"]

@@ -1,4 +1,4 @@
-"""Training jobs, one at a time, followed by a background thread; they outlive reruns and page switches."""
+"""Training jobs, one at a time, followed by a background thread that outlives page reruns."""
 
 from __future__ import annotations
 
@@ -110,8 +110,10 @@ class Job:
                         try:
                             kind, payload = messages.get(timeout=2)
                         except queue.Empty:
-                            self._fail(f"the training process ended unexpectedly (exit code "
-                                       f"{process.exitcode}); it may have run out of memory")
+                            self._fail(
+                                f"the training process ended unexpectedly (exit code "
+                                f"{process.exitcode}); it may have run out of memory"
+                            )
                             return
                     else:
                         continue
@@ -122,7 +124,11 @@ class Job:
                         self.history = list(payload.history)
                 elif kind == "done":
                     result, evaluation, evaluated_on = payload
-                    self.result, self.evaluation, self.evaluated_on = result, evaluation, evaluated_on
+                    self.result, self.evaluation, self.evaluated_on = (
+                        result,
+                        evaluation,
+                        evaluated_on,
+                    )
                     self.history = result.history or self.history
                     self.state = CANCELLED if result.cancelled else DONE
                     return
@@ -160,7 +166,7 @@ def _child(config: TrainConfig, messages, stop) -> None:
         messages.put(("done", (result, evaluation, evaluated_on)))
     except (data_module.DataError, FileNotFoundError) as exc:
         messages.put(("error", (str(exc), None)))  # a mistake in the data: the message says it all
-    except Exception as exc:  # the page must show any failure, not lose it in another process
+    except Exception as exc:  # noqa: BLE001 - the page must show any failure, not lose it
         messages.put(("error", (f"{type(exc).__name__}: {exc}", traceback.format_exc())))
 
 
@@ -198,12 +204,20 @@ class JobManager:
             # spawn, not fork: forking a process that has TensorFlow loaded can deadlock.
             context = multiprocessing.get_context("spawn")
             messages, job._stop = context.Queue(), context.Event()
-            process = context.Process(target=_child, args=(job.config, messages, job._stop),
-                                      name="emotion-training", daemon=True)
+            process = context.Process(
+                target=_child,
+                args=(job.config, messages, job._stop),
+                name="emotion-training",
+                daemon=True,
+            )
             process.start()
             # A thread in this process follows the child and keeps the job up to date.
-            job._thread = threading.Thread(target=job._watch, args=(process, messages),
-                                           name="emotion-training-watch", daemon=True)
+            job._thread = threading.Thread(
+                target=job._watch,
+                args=(process, messages),
+                name="emotion-training-watch",
+                daemon=True,
+            )
             self._job = job
             job._thread.start()
             return job
@@ -240,8 +254,16 @@ def per_class_frame(evaluation: Evaluation):
     import pandas as pd
 
     return pd.DataFrame(
-        [{"emotion": name, "precision": s.precision, "recall": s.recall, "f1": s.f1, "support": s.support}
-         for name, s in evaluation.per_class.items()]
+        [
+            {
+                "emotion": name,
+                "precision": s.precision,
+                "recall": s.recall,
+                "f1": s.f1,
+                "support": s.support,
+            }
+            for name, s in evaluation.per_class.items()
+        ]
     ).set_index("emotion")
 
 

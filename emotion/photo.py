@@ -25,10 +25,14 @@ PHOTO_TYPES = ("jpg", "jpeg", "png", "webp", "bmp")
 NO_FACE_TIPS = (
     "Use a photo with good, even lighting: faces in shadow or against a bright window are missed.",
     "Faces should look roughly at the camera: the detector finds frontal faces, not profiles.",
-    "Faces should not be tiny: by default at least 4% of the photo's shorter side; lower "
-    "'Minimum face size' under Detection settings for group photos.",
-    "Lower 'Sensitivity' under Detection settings to accept less certain faces "
-    "(more faces found, and more false ones).",
+    (
+        "Faces should not be tiny: by default at least 4% of the photo's shorter side; lower "
+        "'Minimum face size' under Detection settings for group photos."
+    ),
+    (
+        "Lower 'Sensitivity' under Detection settings to accept less certain faces "
+        "(more faces found, and more false ones)."
+    ),
 )
 
 
@@ -79,32 +83,51 @@ class PhotoResult:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["image", "face", "x", "y", "w", "h", "label", "confidence", *EMOTIONS])
         for i, face in enumerate(self.faces, 1):
-            writer.writerow([self.name, i, *face.box.as_list(), face.label, f"{face.confidence:.4f}",
-                             *(f"{face.probabilities.get(e, 0.0):.4f}" for e in EMOTIONS)])
+            writer.writerow(
+                [
+                    self.name,
+                    i,
+                    *face.box.as_list(),
+                    face.label,
+                    f"{face.confidence:.4f}",
+                    *(f"{face.probabilities.get(e, 0.0):.4f}" for e in EMOTIONS),
+                ]
+            )
         return out.getvalue()
 
     @property
     def json_text(self) -> str:
-        return json.dumps({
-            "image": self.name, "width": self.width, "height": self.height, "model": self.model,
-            "faces": [face.to_dict() for face in self.faces],
-        }, indent=2)
+        return json.dumps(
+            {
+                "image": self.name,
+                "width": self.width,
+                "height": self.height,
+                "model": self.model,
+                "faces": [face.to_dict() for face in self.faces],
+            },
+            indent=2,
+        )
 
 
 def check_upload(name: str, size: int) -> None:
     """ImageError with what to do when an upload is too big or not a photo type we read."""
     suffix = Path(name).suffix.lower().lstrip(".")
     if suffix not in PHOTO_TYPES:
-        raise ImageError(f"{name}: .{suffix or '?'} files are not supported; "
-                         f"upload a {', '.join(PHOTO_TYPES)} photo")
+        raise ImageError(
+            f"{name}: .{suffix or '?'} files are not supported; "
+            f"upload a {', '.join(PHOTO_TYPES)} photo"
+        )
     if size > MAX_UPLOAD_BYTES:
-        raise ImageError(f"{name}: {size / 1024 / 1024:.1f} MB is over the {MAX_UPLOAD_MB} MB limit; "
-                         "export a smaller copy (a few megapixels are plenty for faces)")
+        raise ImageError(
+            f"{name}: {size / 1024 / 1024:.1f} MB is over the {MAX_UPLOAD_MB} MB limit; "
+            "export a smaller copy (a few megapixels are plenty for faces)"
+        )
 
 
-def analyse(data: bytes, name: str, recognizer: EmotionRecognizer,
-            settings: DetectionSettings | None = None) -> PhotoResult:
-    """Decode photo bytes, find every face and its emotion, and draw them; ImageError on bad input."""
+def analyse(
+    data: bytes, name: str, recognizer: EmotionRecognizer, settings: DetectionSettings | None = None
+) -> PhotoResult:
+    """Decode photo bytes, find each face and its emotion, and draw them; ImageError if bad."""
     check_upload(name, len(data))
     image = decode_image(data, name)
     # detect_faces runs on a copy at most settings.max_side wide and maps boxes back, so the
@@ -114,12 +137,14 @@ def analyse(data: bytes, name: str, recognizer: EmotionRecognizer,
 
 
 def detection_settings(min_face_percent: float = 4.0, sensitivity: int = 6) -> DetectionSettings:
-    """Settings from the page's two knobs: minimum face size (% of the shorter side), min_neighbors."""
+    """Settings from the page's knobs: minimum face size (% of the shorter side), min_neighbors."""
     if not 1 <= min_face_percent <= 50:
         raise ValueError("minimum face size must be between 1% and 50% of the photo's shorter side")
     if not 1 <= sensitivity <= 20:
         raise ValueError("sensitivity must be between 1 and 20")
-    return DetectionSettings(min_neighbors=int(sensitivity), min_size_fraction=min_face_percent / 100)
+    return DetectionSettings(
+        min_neighbors=int(sensitivity), min_size_fraction=min_face_percent / 100
+    )
 
 
 def sample_photos(folder: Path = IMAGES_DIR) -> list[Path]:

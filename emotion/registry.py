@@ -67,7 +67,9 @@ def model_info(model_path: Path | None = None) -> ModelInfo:
     if not path.is_file():
         return ModelInfo(path, False)
     stat = path.stat()
-    info = ModelInfo(path, True, round(stat.st_size / 1e6, 1), datetime.fromtimestamp(stat.st_mtime))
+    info = ModelInfo(
+        path, True, round(stat.st_size / 1e6, 1), datetime.fromtimestamp(stat.st_mtime)
+    )
     metrics = read_metrics(metrics_path(path)) or {}
     test = metrics.get("test") or {}
     if isinstance(test.get("accuracy"), (int, float)):
@@ -140,7 +142,7 @@ def _check_model(path: Path) -> None:
 
 
 def promote(run_dir: Path, model_path: Path | None = None, verify: bool = True) -> Path:
-    """Make the model in `run_dir` the app's model; the current one (and its files) go to backup/."""
+    """Make the model in `run_dir` the app's model; the current one and its files go to backup/."""
     run_dir = Path(run_dir)
     target = Path(model_path or app_model_path())
     source = run_dir / MODEL_FILE

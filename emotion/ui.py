@@ -51,7 +51,9 @@ def recognizer_or_stop(model_path: Path | None = None):
         return get_recognizer(model_path)
     except (FileNotFoundError, ValueError) as exc:
         st.error(f"The emotion model could not be loaded: {exc}")
-        st.info("Train one on the Training page, or set EMOTION_MODEL to the path of a .keras model.")
+        st.info(
+            "Train one on the Training page, or set EMOTION_MODEL to the path of a .keras model."
+        )
         st.stop()
 
 
@@ -61,15 +63,21 @@ def training_disabled() -> str | None:
         return f"the environment variable {DISABLE_TRAINING_ENV} is set"
     try:
         value = st.secrets.get("disable_training", False)
-    except Exception:  # no secrets.toml at all is the usual case, and means "not disabled"
+    except Exception:  # noqa: BLE001 - no secrets.toml (the usual case) means "not disabled"
         value = False
     if str(value).strip().lower() in ("1", "true", "yes", "on"):
         return "disable_training is set in the app's secrets"
     return None
 
 
-def face_grid(images: np.ndarray, labels: np.ndarray, per_class: int = 8, seed: int = 0,
-              gap: int = 2, margin: int = 72) -> np.ndarray:
+def face_grid(
+    images: np.ndarray,
+    labels: np.ndarray,
+    per_class: int = 8,
+    seed: int = 0,
+    gap: int = 2,
+    margin: int = 72,
+) -> np.ndarray:
     """A gray picture: one row per emotion, named on the left, of `per_class` random faces of it."""
     import cv2
 
@@ -78,14 +86,22 @@ def face_grid(images: np.ndarray, labels: np.ndarray, per_class: int = 8, seed: 
     sheet = np.full((len(EMOTIONS) * cell - gap, margin + per_class * cell - gap), 255, np.uint8)
     for row, name in enumerate(EMOTIONS):
         y = row * cell
-        cv2.putText(sheet, name, (4, y + IMAGE_SIZE // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 0, 1,
-                    cv2.LINE_AA)
+        cv2.putText(
+            sheet,
+            name,
+            (4, y + IMAGE_SIZE // 2 + 5),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            0,
+            1,
+            cv2.LINE_AA,
+        )
         index = np.flatnonzero(labels == row)
         # A class with fewer faces than columns leaves the rest of its row blank.
         pick = rng.choice(index, size=min(per_class, len(index)), replace=False)
         for col, i in enumerate(pick):
             x = margin + col * cell
-            sheet[y:y + IMAGE_SIZE, x:x + IMAGE_SIZE] = images[i]
+            sheet[y : y + IMAGE_SIZE, x : x + IMAGE_SIZE] = images[i]
     return sheet
 
 
@@ -103,16 +119,43 @@ def class_counts_frame(per_split_class: dict[str, dict[str, int]]):
     """Images per emotion (rows) and split (columns), in FER2013's order."""
     import pandas as pd
 
-    frame = pd.DataFrame({split: [counts.get(e, 0) for e in EMOTIONS]
-                          for split, counts in per_split_class.items()},
-                         index=pd.Index(EMOTIONS, name="emotion"))
+    frame = pd.DataFrame(
+        {split: [counts.get(e, 0) for e in EMOTIONS] for split, counts in per_split_class.items()},
+        index=pd.Index(EMOTIONS, name="emotion"),
+    )
     frame["total"] = frame.sum(axis=1)
     return frame
 
 
-def probabilities_frame(probabilities: dict[str, float]):
-    """The seven probabilities as a DataFrame indexed by emotion, in FER2013's order, for charts."""
+def probability_chart(probabilities: dict[str, float], height: int = 190):
+    """Bars of the seven probabilities on a fixed 0-100% scale, in each emotion's colour."""
+    import altair as alt
     import pandas as pd
 
-    return pd.DataFrame({"probability": [float(probabilities.get(e, 0.0)) for e in EMOTIONS]},
-                        index=pd.Index(EMOTIONS, name="emotion"))
+    from .labels import COLOURS
+
+    frame = pd.DataFrame(
+        {
+            "emotion": list(EMOTIONS),
+            "probability": [float(probabilities.get(e, 0.0)) for e in EMOTIONS],
+        }
+    )
+    # COLOURS are BGR for OpenCV; the chart wants RGB hex.
+    palette = [f"#{COLOURS[e][2]:02x}{COLOURS[e][1]:02x}{COLOURS[e][0]:02x}" for e in EMOTIONS]
+    return (
+        alt.Chart(frame, height=height)
+        .mark_bar()
+        .encode(
+            x=alt.X(
+                "probability:Q",
+                scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%"),
+                title=None,
+            ),
+            y=alt.Y("emotion:N", sort=list(EMOTIONS), title=None),
+            color=alt.Color(
+                "emotion:N", scale=alt.Scale(domain=list(EMOTIONS), range=palette), legend=None
+            ),
+            tooltip=["emotion", alt.Tooltip("probability:Q", format=".1%")],
+        )
+    )

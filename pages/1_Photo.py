@@ -11,10 +11,20 @@ st.set_page_config(page_title="Photo · Facial emotion recognition", page_icon="
 st.title("Emotions in a photo")
 
 with st.expander("Detection settings"):
-    min_face = st.slider("Minimum face size (% of the photo's shorter side)", 1, 30, 4,
-                         help="Smaller finds faces further away, and more false ones.")
-    sensitivity = st.slider("Sensitivity (detector's min_neighbors)", 1, 15, 6,
-                            help="Lower accepts less certain faces: more found, more false ones.")
+    min_face = st.slider(
+        "Minimum face size (% of the photo's shorter side)",
+        1,
+        30,
+        4,
+        help="Smaller finds faces further away, and more false ones.",
+    )
+    sensitivity = st.slider(
+        "Sensitivity (detector's min_neighbors)",
+        1,
+        15,
+        6,
+        help="Lower accepts less certain faces: more found, more false ones.",
+    )
 settings = photo.detection_settings(min_face, sensitivity)
 
 source = st.radio("Photo", ["Upload a photo", "Use a sample photo"], horizontal=True)
@@ -22,7 +32,8 @@ data, name = None, None
 if source == "Upload a photo":
     upload = st.file_uploader(
         f"A photo ({', '.join(photo.PHOTO_TYPES)}; at most {photo.MAX_UPLOAD_MB} MB)",
-        type=list(photo.PHOTO_TYPES), max_upload_size=photo.MAX_UPLOAD_MB,
+        type=list(photo.PHOTO_TYPES),
+        max_upload_size=photo.MAX_UPLOAD_MB,
     )
     if upload is not None:
         data, name = upload.getvalue(), upload.name
@@ -46,8 +57,11 @@ except ImageError as exc:
     st.stop()
 
 left, right = st.columns([3, 2])
-left.image(result.annotated_rgb(), caption=f"{result.name} ({result.width}x{result.height})",
-           width="stretch")
+left.image(
+    result.annotated_rgb(),
+    caption=f"{result.name} ({result.width}x{result.height})",
+    width="stretch",
+)
 
 with right:
     if not result.faces:
@@ -61,17 +75,36 @@ with right:
             thumb.image(result.face_rgb(i), width=96)
             text.markdown(f"**Face {i + 1}: {face.label}** ({face.confidence:.0%})")
             text.caption(f"at x={face.box.x}, y={face.box.y}, {face.box.w}x{face.box.h} px")
-            st.bar_chart(ui.probabilities_frame(face.probabilities), y="probability", height=180,
-                         horizontal=True, sort=False)
+            st.altair_chart(ui.probability_chart(face.probabilities), width="stretch")
 
     st.subheader("Downloads")
     d1, d2 = st.columns(2)
-    d1.download_button("Annotated photo (PNG)", result.annotated_bytes("png"),
-                       f"{result.stem}-emotions.png", "image/png", on_click="ignore")
-    d2.download_button("Annotated photo (JPEG)", result.annotated_bytes("jpeg"),
-                       f"{result.stem}-emotions.jpg", "image/jpeg", on_click="ignore")
+    d1.download_button(
+        "Annotated photo (PNG)",
+        result.annotated_bytes("png"),
+        f"{result.stem}-emotions.png",
+        "image/png",
+        on_click="ignore",
+    )
+    d2.download_button(
+        "Annotated photo (JPEG)",
+        result.annotated_bytes("jpeg"),
+        f"{result.stem}-emotions.jpg",
+        "image/jpeg",
+        on_click="ignore",
+    )
     d3, d4 = st.columns(2)
-    d3.download_button("Results (CSV)", result.csv_text, f"{result.stem}-emotions.csv", "text/csv",
-                       on_click="ignore")
-    d4.download_button("Results (JSON)", result.json_text, f"{result.stem}-emotions.json",
-                       "application/json", on_click="ignore")
+    d3.download_button(
+        "Results (CSV)",
+        result.csv_text,
+        f"{result.stem}-emotions.csv",
+        "text/csv",
+        on_click="ignore",
+    )
+    d4.download_button(
+        "Results (JSON)",
+        result.json_text,
+        f"{result.stem}-emotions.json",
+        "application/json",
+        on_click="ignore",
+    )

@@ -16,8 +16,10 @@ st.title("Train a model")
 
 reason = ui.training_disabled()
 if reason:
-    st.warning(f"Training is turned off on this deployment ({reason}). Models are trained and "
-               "promoted by the people who run it; the other pages work as usual.")
+    st.warning(
+        f"Training is turned off on this deployment ({reason}). Models are trained and "
+        "promoted by the people who run it; the other pages work as usual."
+    )
     st.stop()
 
 manager = jobs.MANAGER
@@ -25,51 +27,86 @@ job = manager.current
 
 # ---------------------------------------------------------------- settings
 
-DATA_CHOICES = ["A folder or fer2013.csv on this machine", "Upload fer2013.csv", "Download with kagglehub"]
+DATA_CHOICES = [
+    "A folder or fer2013.csv on this machine",
+    "Upload fer2013.csv",
+    "Download with kagglehub",
+]
 with st.container(border=True):
     st.subheader("Data")
     choice = st.radio("Where the faces come from", DATA_CHOICES, label_visibility="collapsed")
     data: str | None = None
     if choice == DATA_CHOICES[0]:
         default = str(SHARED_FER2013) if SHARED_FER2013.exists() else ""
-        data = st.text_input("Path", default, key="data_path", placeholder="/path/to/fer2013 or /path/to/fer2013.csv",
-                             help="A folder with train/ and test/ (one sub-folder per emotion) as "
-                                  "Kaggle's download has, or the original fer2013.csv.").strip() or None
+        data = (
+            st.text_input(
+                "Path",
+                default,
+                key="data_path",
+                placeholder="/path/to/fer2013 or /path/to/fer2013.csv",
+                help="A folder with train/ and test/ (one sub-folder per emotion) as "
+                "Kaggle's download has, or the original fer2013.csv.",
+            ).strip()
+            or None
+        )
     elif choice == DATA_CHOICES[1]:
         upload = st.file_uploader("fer2013.csv (columns emotion, pixels, Usage)", type=["csv"])
-        st.caption("Streamlit accepts uploads up to its server.maxUploadSize (200 MB by default); "
-                   "the full fer2013.csv is about 290 MB, so give its path above instead.")
+        st.caption(
+            "Streamlit accepts uploads up to its server.maxUploadSize (200 MB by default); "
+            "the full fer2013.csv is about 290 MB, so give its path above instead."
+        )
         if upload is not None:
             try:
                 data = str(jobs.save_upload(upload.getvalue(), upload.name))
             except jobs.JobError as exc:
                 st.error(str(exc))
     else:
-        st.caption("Downloads msambare/fer2013 (about 60 MB) with kagglehub into its own cache; "
-                   "needs the network and, for some accounts, Kaggle credentials.")
+        st.caption(
+            "Downloads msambare/fer2013 (about 60 MB) with kagglehub into its own cache; "
+            "needs the network and, for some accounts, Kaggle credentials."
+        )
         data = "kaggle"
 
     st.subheader("Settings")
     c1, c2, c3 = st.columns(3)
     optimizer = c1.selectbox("Optimizer", ["Adam", "SGD"], help="SGD uses momentum 0.9 (Nesterov).")
-    epochs = c2.number_input("Epochs", 1, 300, 30, key="epochs", help="Early stopping may end the run sooner.")
+    epochs = c2.number_input(
+        "Epochs", 1, 300, 30, key="epochs", help="Early stopping may end the run sooner."
+    )
     batch_size = c3.selectbox("Batch size", [16, 32, 64, 128, 256], index=2)
     c4, c5 = st.columns(2)
     default_lr = 1e-3 if optimizer == "Adam" else 1e-2
-    lr = c4.number_input("Learning rate", 1e-5, 1.0, default_lr, format="%.5f",
-                         key=f"lr-{optimizer}", help="Start value; it decays by a cosine schedule.")
+    lr = c4.number_input(
+        "Learning rate",
+        1e-5,
+        1.0,
+        default_lr,
+        format="%.5f",
+        key=f"lr-{optimizer}",
+        help="Start value; it decays by a cosine schedule.",
+    )
     augment = c5.checkbox("Augmentation (flip, shift, rotation, zoom)", value=True)
 
-    start = st.button("Start training", type="primary", key="start", disabled=bool(job and job.active))
+    start = st.button(
+        "Start training", type="primary", key="start", disabled=bool(job and job.active)
+    )
     if start:
         if not data:
             st.error("Choose the data first: a path, an uploaded fer2013.csv, or kagglehub.")
         elif data != "kaggle" and not Path(data).exists():
-            st.error(f"{data}: no such file or folder. Give a FER2013 folder (train/, test/) or a "
-                     "fer2013.csv file.")
+            st.error(
+                f"{data}: no such file or folder. Give a FER2013 folder (train/, test/) or a "
+                "fer2013.csv file."
+            )
         else:
-            config = TrainConfig(data=data, optimizer=optimizer.lower(), epochs=int(epochs),
-                                 batch_size=int(batch_size), lr=float(lr), augment=augment)
+            config = TrainConfig(
+                data=data,
+                optimizer=optimizer.lower(),
+                epochs=int(epochs),
+                batch_size=int(batch_size),
+                lr=float(lr),
+                augment=augment,
+            )
             try:
                 job = manager.start(config)
             except jobs.JobError as exc:
@@ -109,9 +146,11 @@ def live(job: jobs.Job) -> None:
 if job is not None:
     st.divider()
     st.subheader(f"Run {job.run_dir.name}")
-    st.caption(f"Into `{job.run_dir}` with {job.config.optimizer}, {job.config.epochs} epochs, "
-               f"batch {job.config.batch_size}, learning rate {job.config.learning_rate:g}, "
-               f"augmentation {'on' if job.config.augment else 'off'}; data `{job.config.data}`")
+    st.caption(
+        f"Into `{job.run_dir}` with {job.config.optimizer}, {job.config.epochs} epochs, "
+        f"batch {job.config.batch_size}, learning rate {job.config.learning_rate:g}, "
+        f"augmentation {'on' if job.config.augment else 'off'}; data `{job.config.data}`"
+    )
     live(job)
 
     if job.state == jobs.FAILED:
@@ -128,20 +167,26 @@ if job is not None:
         m2.metric(f"Macro-F1 ({split})", f"{evaluation.macro_f1:.3f}")
         m3.metric("Epochs run", f"{len(job.history)} in {job.result.train_seconds:.0f} s")
         if split != "test":
-            st.info("The data has no test split, so these scores are on the validation split, "
-                    "which also chose the best epoch: expect the true accuracy to be a bit lower.")
+            st.info(
+                "The data has no test split, so these scores are on the validation split, "
+                "which also chose the best epoch: expect the true accuracy to be a bit lower."
+            )
         left, right = st.columns([3, 2])
         with left:
-            st.markdown(f"**Confusion matrix** on {evaluation.n_images} {split} images "
-                        "(rows: true emotion; colour: share of that row)")
+            st.markdown(
+                f"**Confusion matrix** on {evaluation.n_images} {split} images "
+                "(rows: true emotion; colour: share of that row)"
+            )
             st.pyplot(confusion_figure(evaluation.confusion_matrix), clear_figure=True)
         with right:
             st.markdown("**Per class**")
             st.dataframe(jobs.per_class_frame(evaluation), width="stretch")
 
         target = registry.app_model_path()
-        st.markdown(f"**Use this model**: copies it to `{target}`; the current one is kept in "
-                    f"`{registry.backup_dir(target)}`.")
+        st.markdown(
+            f"**Use this model**: copies it to `{target}`; the current one is kept in "
+            f"`{registry.backup_dir(target)}`."
+        )
         if st.button("Use this model", type="primary", key="promote"):
             try:
                 registry.promote(job.run_dir, target)
@@ -149,7 +194,9 @@ if job is not None:
                 st.error(f"{exc}")
             else:
                 ui.reload_recognizer()  # every page now loads the new model
-                st.session_state["model_message"] = f"This run's model is now the app's model ({target})."
+                st.session_state["model_message"] = (
+                    f"This run's model is now the app's model ({target})."
+                )
                 st.rerun()
 
     if not job.active and st.button("Clear this run from the page", key="clear"):
@@ -164,13 +211,17 @@ if message := st.session_state.pop("model_message", None):
     st.success(message)
 info = registry.model_info()
 if info.exists:
-    st.write(f"`{info.path}`, saved {info.modified:%Y-%m-%d %H:%M}, test accuracy {info.accuracy_text}.")
+    st.write(
+        f"`{info.path}`, saved {info.modified:%Y-%m-%d %H:%M}, test accuracy {info.accuracy_text}."
+    )
 else:
     st.write(f"No model at `{info.path}` yet.")
 if registry.has_backup():
     backup = registry.model_info(registry.backup_dir() / registry.MODEL_FILE)
-    st.caption(f"Previous model: saved {backup.modified:%Y-%m-%d %H:%M}, test accuracy "
-               f"{backup.accuracy_text}.")
+    st.caption(
+        f"Previous model: saved {backup.modified:%Y-%m-%d %H:%M}, test accuracy "
+        f"{backup.accuracy_text}."
+    )
     if st.button("Restore previous model", key="restore"):
         try:
             registry.restore()
@@ -178,6 +229,7 @@ if registry.has_backup():
             st.error(f"{exc}")
         else:
             ui.reload_recognizer()
-            st.session_state["model_message"] = ("The previous model is back; the one it replaced "
-                                                 "is now the backup.")
+            st.session_state["model_message"] = (
+                "The previous model is back; the one it replaced is now the backup."
+            )
             st.rerun()

@@ -13,19 +13,31 @@ from emotion.data import DataError
 
 st.set_page_config(page_title="Dataset · Facial emotion recognition", page_icon="🗂️", layout="wide")
 st.title("Dataset audit")
-st.write("What the model learns from: how many faces of each emotion each split has, what they "
-         "look like, and whether identical images sit in more than one split or carry two labels.")
+st.write(
+    "What the model learns from: how many faces of each emotion each split has, what they "
+    "look like, and whether identical images sit in more than one split or carry two labels."
+)
 
-choice = st.radio("Data", ["A folder or fer2013.csv on this machine", "Upload fer2013.csv"],
-                  horizontal=True)
+choice = st.radio(
+    "Data", ["A folder or fer2013.csv on this machine", "Upload fer2013.csv"], horizontal=True
+)
 source: str | None = None
 if choice.startswith("A folder"):
     default = str(SHARED_FER2013) if SHARED_FER2013.exists() else ""
-    source = st.text_input("Path", default, key="dataset_path",
-                           placeholder="/path/to/fer2013 or /path/to/fer2013.csv").strip() or None
+    source = (
+        st.text_input(
+            "Path",
+            default,
+            key="dataset_path",
+            placeholder="/path/to/fer2013 or /path/to/fer2013.csv",
+        ).strip()
+        or None
+    )
     if source and not Path(source).exists():
-        st.error(f"{source}: no such file or folder. Give a FER2013 folder (train/, test/, one "
-                 "sub-folder per emotion) or a fer2013.csv file.")
+        st.error(
+            f"{source}: no such file or folder. Give a FER2013 folder (train/, test/, one "
+            "sub-folder per emotion) or a fer2013.csv file."
+        )
         st.stop()
 else:
     upload = st.file_uploader("fer2013.csv (columns emotion, pixels, Usage)", type=["csv"])
@@ -40,9 +52,11 @@ if not source:
     st.info("Give the path of a FER2013 folder or fer2013.csv, or upload a fer2013.csv.")
     st.stop()
 
-st.caption("The first look at a large image folder (FER2013 has over 32,000 images) takes a "
-           "minute or so; "
-           "after that it comes from the cache.")
+st.caption(
+    "The first look at a large image folder (FER2013 has over 32,000 images) takes a "
+    "minute or so; "
+    "after that it comes from the cache."
+)
 try:
     dataset, report = ui.audit_data(source)
 except DataError as exc:
@@ -67,8 +81,10 @@ left.bar_chart(counts.drop(columns="total"), stack=False, y_label="images", sort
 right.dataframe(counts, width="stretch")
 smallest, largest = counts["total"].idxmin(), counts["total"].idxmax()
 if counts["total"].min() > 0:
-    st.caption(f"{largest} has {counts['total'].max() / counts['total'].min():.0f}x the images of "
-               f"{smallest}: without class weights or resampling the model favours the large classes.")
+    st.caption(
+        f"{largest} has {counts['total'].max() / counts['total'].min():.0f}x the images of "
+        f"{smallest}: without class weights or resampling the model favours the large classes."
+    )
 
 # ---------------------------------------------------------------- sample faces
 
@@ -77,8 +93,11 @@ c1, c2 = st.columns([1, 3])
 split = c1.selectbox("Split", list(dataset.splits))
 seed = c1.number_input("Shuffle", 0, 10_000, 0, help="Another number draws other faces.")
 part = dataset[split]
-c2.image(ui.face_grid(part.images, part.labels, per_class=10, seed=int(seed)),
-         caption=f"10 random {split} faces per emotion (48x48, as the model sees them)", width=620)
+c2.image(
+    ui.face_grid(part.images, part.labels, per_class=10, seed=int(seed)),
+    caption=f"10 random {split} faces per emotion (48x48, as the model sees them)",
+    width=620,
+)
 
 # ---------------------------------------------------------------- sizes
 
@@ -96,27 +115,46 @@ if report.unreadable:
 # ---------------------------------------------------------------- duplicates and leakage
 
 st.subheader("Duplicates and leakage")
-rows = [{"split": s, "duplicate groups": report.duplicate_groups_within[s],
-         "extra copies": report.duplicate_images_within[s]} for s in report.duplicate_groups_within]
+rows = [
+    {
+        "split": s,
+        "duplicate groups": report.duplicate_groups_within[s],
+        "extra copies": report.duplicate_images_within[s],
+    }
+    for s in report.duplicate_groups_within
+]
 st.dataframe(rows, width="stretch", hide_index=True)
 if report.cross_split_groups:
     pairs = ", ".join(f"{pair}: {n}" for pair, n in report.cross_split_pairs.items())
-    st.warning(f"{report.cross_split_groups:,} groups of identical images are in more than one split "
-               f"({pairs}): test scores on them measure memory, not generalisation.")
+    st.warning(
+        f"{report.cross_split_groups:,} groups of identical images are in more than one split "
+        f"({pairs}): test scores on them measure memory, not generalisation."
+    )
 else:
     st.success("No identical image is in more than one split.")
 if report.conflicting_label_groups:
-    st.warning(f"{report.conflicting_label_groups:,} groups of identical images carry different "
-               "labels: no model can get all of them right.")
+    st.warning(
+        f"{report.conflicting_label_groups:,} groups of identical images carry different "
+        "labels: no model can get all of them right."
+    )
 
 
 def show_groups(title: str, groups) -> None:
     if not groups:
         return
     with st.expander(title):
-        st.dataframe([{"splits": ", ".join(g.splits), "labels": ", ".join(g.labels),
-                       "files": ", ".join(g.sources)} for g in groups],
-                     width="stretch", hide_index=True)
+        st.dataframe(
+            [
+                {
+                    "splits": ", ".join(g.splits),
+                    "labels": ", ".join(g.labels),
+                    "files": ", ".join(g.sources),
+                }
+                for g in groups
+            ],
+            width="stretch",
+            hide_index=True,
+        )
 
 
 show_groups("Examples of images in more than one split", report.cross_split_examples)
@@ -125,5 +163,10 @@ if report.near_blank_examples:
     with st.expander(f"Near-blank images ({report.near_blank})"):
         st.code("\n".join(report.near_blank_examples))
 
-st.download_button("Audit report (JSON)", json.dumps(report.to_dict(), indent=2),
-                   "dataset-audit.json", "application/json", on_click="ignore")
+st.download_button(
+    "Audit report (JSON)",
+    json.dumps(report.to_dict(), indent=2),
+    "dataset-audit.json",
+    "application/json",
+    on_click="ignore",
+)

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from emotion.config import SHARED_FER2013  # noqa: E402
+from emotion.config import SHARED_FER2013
 
 
 def free_port() -> int:
@@ -36,9 +36,23 @@ def free_port() -> int:
 def streamlit_server(port: int, runs_dir: str):
     env = {**os.environ, "EMOTION_RUNS_DIR": runs_dir, "EMOTION_DISABLE_TRAINING": ""}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 90
@@ -62,8 +76,13 @@ def browser(width: int = 1400, height: int = 1800):
 
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--hide-scrollbars",
-                f"--window-size={width},{height}"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        f"--window-size={width},{height}",
+    ):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
@@ -103,8 +122,11 @@ def fill(driver, label: str, value: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
-    parser.add_argument("--data", default=str(SHARED_FER2013 / "fer2013-sample.csv"),
-                        help="what the training page trains on (two epochs)")
+    parser.add_argument(
+        "--data",
+        default=str(SHARED_FER2013 / "fer2013-sample.csv"),
+        help="what the training page trains on (two epochs)",
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,8 +159,10 @@ def main() -> int:
             driver.save_screenshot(str(out / "dataset.png"))
         except Exception:
             driver.save_screenshot(str(Path(tempfile.gettempdir()) / "screenshot-failure.png"))
-            print(f"failed; the page as it was: {tempfile.gettempdir()}/screenshot-failure.png",
-                  file=sys.stderr)
+            print(
+                f"failed; the page as it was: {tempfile.gettempdir()}/screenshot-failure.png",
+                file=sys.stderr,
+            )
             raise
         finally:
             driver.quit()

@@ -53,7 +53,10 @@ def test_home_names_the_model_and_its_accuracy(app_model):
     app_model.parent.mkdir()
     app_model.write_bytes(b"model bytes")
     (app_model.parent / "metrics.json").write_text(
-        json.dumps({"test": {"accuracy": 0.6543, "macro_f1": 0.61, "n_images": 3589}, "epochs_run": 40}))
+        json.dumps(
+            {"test": {"accuracy": 0.6543, "macro_f1": 0.61, "n_images": 3589}, "epochs_run": 40}
+        )
+    )
     at = page("app.py").run()
     assert not at.exception
     assert "65.4%" in texts(at, "metric")
@@ -74,11 +77,19 @@ def test_home_says_not_measured_without_metrics_and_warns_without_model(app_mode
 
 
 def test_home_does_not_import_tensorflow():
-    code = ("import sys; from streamlit.testing.v1 import AppTest; "
-            "at = AppTest.from_file('app.py', default_timeout=60).run(); "
-            "assert not at.exception, at.exception; print('tensorflow' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True,
-                         text=True, timeout=120)
+    code = (
+        "import sys; from streamlit.testing.v1 import AppTest; "
+        "at = AppTest.from_file('app.py', default_timeout=60).run(); "
+        "assert not at.exception, at.exception; print('tensorflow' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("False")
 
@@ -93,7 +104,7 @@ def faces_shown(at: AppTest) -> list[str]:
 def test_photo_page_upload_of_the_astronaut_shows_her_emotion():
     needs_model()
     skimage_data = pytest.importorskip("skimage.data")
-    ok, png = cv2.imencode(".png", cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
+    _, png = cv2.imencode(".png", cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
     at = page("pages/1_Photo.py").run()
     assert not at.exception
     at.file_uploader[0].set_value(("astronaut.png", png.tobytes(), "image/png")).run()
@@ -102,7 +113,12 @@ def test_photo_page_upload_of_the_astronaut_shows_her_emotion():
     [card] = faces_shown(at)
     assert any(f": {e}**" in card for e in EMOTIONS)
     labels = [b.label for b in at.get("download_button")]
-    assert labels == ["Annotated photo (PNG)", "Annotated photo (JPEG)", "Results (CSV)", "Results (JSON)"]
+    assert labels == [
+        "Annotated photo (PNG)",
+        "Annotated photo (JPEG)",
+        "Results (CSV)",
+        "Results (JSON)",
+    ]
 
 
 def test_photo_page_bad_upload_shows_an_error_not_a_traceback():
@@ -218,3 +234,10 @@ def test_dataset_page_explains_a_bad_path(tmp_path):
     at.run()
     assert not at.exception
     assert any("no such file or folder" in e for e in texts(at, "error"))
+
+
+def test_photo_page_without_a_model_explains_what_to_do(app_model):
+    at = page("pages/1_Photo.py").run()
+    at.radio[0].set_value("Use a sample photo").run()
+    assert not at.exception
+    assert any("could not be loaded" in e and str(app_model) in e for e in texts(at, "error"))

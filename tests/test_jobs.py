@@ -96,8 +96,9 @@ def test_a_cancelled_job_stops_and_leaves_no_model(tmp_path):
     if not config.SHARED_FER2013.joinpath("fer2013-sample.csv").is_file():
         pytest.skip(f"FER2013 sample not found at {config.SHARED_FER2013}")
     manager = jobs.JobManager(tmp_path / "runs")
-    job = manager.start(TrainConfig(data=str(config.SHARED_FER2013 / "fer2013-sample.csv"),
-                                    epochs=5, batch_size=32))
+    job = manager.start(
+        TrainConfig(data=str(config.SHARED_FER2013 / "fer2013-sample.csv"), epochs=5, batch_size=32)
+    )
     with pytest.raises(jobs.JobError, match="already"):
         manager.start(TrainConfig(data="x"))
     job.cancel()  # stops after the first batch
@@ -110,7 +111,9 @@ def test_a_cancelled_job_stops_and_leaves_no_model(tmp_path):
 def test_uploads_are_stored_once_under_a_safe_name(tmp_path):
     a = jobs.save_upload(b"emotion,pixels\n", "../../evil name.csv", tmp_path)
     b = jobs.save_upload(b"emotion,pixels\n", "../../evil name.csv", tmp_path)
-    assert a == b and a.parent == tmp_path and a.name.startswith("evil_name-") and a.suffix == ".csv"
+    assert (
+        a == b and a.parent == tmp_path and a.name.startswith("evil_name-") and a.suffix == ".csv"
+    )
     with pytest.raises(jobs.JobError, match="empty"):
         jobs.save_upload(b"", "x.csv", tmp_path)
 

@@ -55,7 +55,9 @@ def test_astronaut_upload_finds_her_face_with_all_outputs(recognizer, astronaut_
     assert doc["faces"][0]["label"] == face.label
 
     for fmt in ("png", "jpeg"):
-        decoded = cv2.imdecode(np.frombuffer(result.annotated_bytes(fmt), np.uint8), cv2.IMREAD_COLOR)
+        decoded = cv2.imdecode(
+            np.frombuffer(result.annotated_bytes(fmt), np.uint8), cv2.IMREAD_COLOR
+        )
         assert decoded.shape == astronaut.shape
     assert result.face_rgb(0).shape[:2] == (face.box.h, face.box.w)
 

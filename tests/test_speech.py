@@ -152,11 +152,12 @@ def test_browser_speaker_returns_the_clip_to_play():
 
 def test_desktop_speaker_plays_on_a_thread_one_at_a_time():
     clock = FakeClock()
-    release = threading.Event()
+    release, started = threading.Event(), threading.Event()
     played: list[str] = []
 
     def play(path: str) -> None:  # stands in for the speakers: blocks like playsound(block=True)
         played.append(path)
+        started.set()
         release.wait(5)
 
     speaker = DesktopSpeaker("en", SpeechPolicy(hold_s=1.0, cooldown_s=0.0, clock=clock),
@@ -164,6 +165,7 @@ def test_desktop_speaker_plays_on_a_thread_one_at_a_time():
     speaker.update("happy")
     clock.t += 1.0
     assert speaker.update("happy") == "happy"
+    assert started.wait(5)  # the thread fetched the clip and is playing it
     speaker.policy.playing_for(0.0)  # even if the policy thinks the clip is over...
     speaker.update("sad")
     clock.t += 2.0
