@@ -20,7 +20,7 @@ def _cmd_train(args) -> int:
     config = TrainConfig(
         data=args.data, optimizer=args.optimizer, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, augment=not args.no_augment, out=args.out, resume=args.resume,
-        patience=args.patience,
+        patience=args.patience, init=args.init,
     )
     if args.tiny:
         config.blocks = TINY_BLOCKS
@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tiny", action="store_true",
                    help="a very small network: for trying the pipeline out in seconds")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--init", metavar="MODEL",
+                   help="start from this .keras model's weights (fine-tuning, another cycle)")
     p.add_argument("--out", default=str(DEFAULT_MODEL.parent), help="folder for the model and metrics")
     p.set_defaults(func=_cmd_train)
 

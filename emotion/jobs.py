@@ -7,9 +7,12 @@ import multiprocessing
 import os
 import queue
 import re
+import sys
 import threading
 import time
 import traceback
+import types
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +27,21 @@ RUNS_DIR = Path(os.environ.get("EMOTION_RUNS_DIR", MODELS_DIR / "runs"))
 UPLOADS_DIR = DATA_DIR / "uploads"
 
 QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
+
+
+@contextmanager
+def _neutral_main():
+    """Hide the parent's __main__ while a spawned child starts.
+
+    spawn re-runs the parent's __main__ script in the child. Under AppTest that script is a
+    page, which must not run again inside the training process.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 class JobError(RuntimeError):
@@ -210,7 +228,8 @@ class JobManager:
                 name="emotion-training",
                 daemon=True,
             )
-            process.start()
+            with _neutral_main():
+                process.start()
             # A thread in this process follows the child and keeps the job up to date.
             job._thread = threading.Thread(
                 target=job._watch,

@@ -6,7 +6,6 @@ Shared by the web page (streamlit-webrtc callback thread), the desktop webcam an
 from __future__ import annotations
 
 import csv
-import gc
 import io
 import json
 import os
@@ -360,24 +359,6 @@ def _draw_fps(image: np.ndarray, fps: float) -> None:
     cv2.rectangle(image, (0, 0), (tw + 8, th + base + 8), (30, 30, 30), -1)
     cv2.putText(image, text, (4, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
                 thickness, cv2.LINE_AA)
-
-
-_heap_frozen = False
-
-
-def freeze_heap() -> None:
-    """Exempt everything alive now (TensorFlow, the model) from the garbage collector, once per process.
-
-    Streamlit runs gc.collect() and keras' clear_session() (another gc.collect) after every script
-    run, and the webcam page reruns a fragment every second. With TensorFlow loaded each collection
-    walks ~500k objects: ~650 ms holding the GIL, which stalled the video thread to under 1 fps.
-    Frozen, the same collections take about a millisecond.
-    """
-    global _heap_frozen
-    if not _heap_frozen:
-        gc.collect()
-        gc.freeze()
-        _heap_frozen = True
 
 
 def stats_path_from_env() -> Path | None:

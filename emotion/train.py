@@ -44,6 +44,7 @@ class TrainConfig:
     blocks: tuple[tuple[int, int], ...] = DEFAULT_BLOCKS
     out: str = str(MODELS_DIR)
     resume: bool = False
+    init: str | None = None  # start from this model's weights (another cosine cycle, fine-tuning)
     seed: int = SEED
     verbose: int = 1
 
@@ -185,6 +186,8 @@ def train(
 
     steps = int(np.ceil(len(train_split) / config.batch_size))
     model = build_model(config.blocks)
+    if config.init:
+        _load_initial_weights(model, Path(config.init))
     model.compile(
         optimizer=make_optimizer(config.optimizer, config.learning_rate, steps * config.epochs),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
@@ -227,6 +230,17 @@ def train(
     return TrainResult(out, out / MODEL_FILE, evaluation, history, stopped_early, False, seconds)
 
 
+def _load_initial_weights(model, path: Path) -> None:
+    from .model import load_model
+
+    source = load_model(path)
+    shapes = [w.shape for w in source.get_weights()]
+    if shapes != [w.shape for w in model.get_weights()]:
+        raise ValueError(f"{path}: its layers do not match the network being trained, so its "
+                         "weights cannot be the starting point (train without --init)")
+    model.set_weights(source.get_weights())
+
+
 def _log(config: TrainConfig, message: str) -> None:
     if config.verbose:
         print(message, file=sys.stderr, flush=True)
@@ -267,6 +281,7 @@ def _metrics(config, dataset, train_split, val_split, test_split, evaluation, hi
             "learning_rate": config.learning_rate, "schedule": "cosine decay to 1%",
             "augment": config.augment, "label_smoothing": config.label_smoothing,
             "patience": config.patience, "blocks": [list(b) for b in config.blocks],
+            "init": config.init,
             "seed": config.seed,
         },
         "command": "python -m emotion " + " ".join(sys.argv[1:]) if sys.argv and "emotion" in sys.argv[0] else None,

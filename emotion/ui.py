@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -13,6 +14,24 @@ from .config import IMAGE_SIZE
 from .labels import EMOTIONS
 
 DISABLE_TRAINING_ENV = "EMOTION_DISABLE_TRAINING"
+
+
+_heap_frozen = False
+
+
+def freeze_heap() -> None:
+    """Exempt everything alive now (TensorFlow, the model) from the garbage collector, once per process.
+
+    Streamlit runs gc.collect() and keras' clear_session() (another gc.collect) after every script
+    run, and the webcam page reruns a fragment every second. With TensorFlow loaded each collection
+    walks ~500k objects: ~650 ms holding the GIL, which stalled the video thread to under 1 fps.
+    Frozen, the same collections take about a millisecond.
+    """
+    global _heap_frozen
+    if not _heap_frozen:
+        gc.collect()
+        gc.freeze()
+        _heap_frozen = True
 
 
 def _model_key(path: Path) -> tuple[str, float]:
@@ -28,7 +47,9 @@ def _model_key(path: Path) -> tuple[str, float]:
 def _load_recognizer(path: str, mtime: float):
     from .recognizer import EmotionRecognizer
 
-    return EmotionRecognizer(path)
+    recognizer = EmotionRecognizer(path)
+    freeze_heap()
+    return recognizer
 
 
 def get_recognizer(model_path: Path | None = None):

@@ -12,7 +12,6 @@ st.set_page_config(page_title="Webcam · Facial emotion recognition", page_icon=
 st.title("Live emotions from your webcam")
 
 recognizer = ui.recognizer_or_stop()
-live.freeze_heap()  # keeps Streamlit's after-each-run garbage collection from stalling the video
 try:
     rtc_configuration = webrtc.streamlit_rtc_configuration()
 except webrtc.IceConfigError as exc:

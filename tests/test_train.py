@@ -33,8 +33,8 @@ def tiny_folder(tmp_path):
 
 
 def _config(data, out, **kw) -> TrainConfig:
-    return TrainConfig(data=str(data), out=str(out), epochs=2, batch_size=16, blocks=TINY,
-                       verbose=0, **kw)
+    settings = dict(epochs=2, batch_size=16, blocks=TINY, verbose=0) | kw
+    return TrainConfig(data=str(data), out=str(out), **settings)
 
 
 ARTIFACTS = ["emotion_cnn.keras", "metrics.json", "history.csv", "training_curves.png",
@@ -93,6 +93,25 @@ def test_resume_continues_after_an_interruption(tiny_folder, tmp_path):
     rows = list(csv.DictReader((out / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert old_model.read_bytes() != b"the user's previous model"
+
+
+def test_training_can_start_from_a_saved_model(tiny_folder, tmp_path):
+    import keras
+
+    from emotion.model import build_model
+    from emotion.train import _load_initial_weights
+
+    first = train(_config(tiny_folder, tmp_path / "a", epochs=1))
+    saved = keras.models.load_model(first.model_path, compile=False).get_weights()
+    fresh = build_model(TINY)
+    _load_initial_weights(fresh, first.model_path)
+    assert all(np.array_equal(a, b) for a, b in zip(fresh.get_weights(), saved))
+    with pytest.raises(ValueError, match="do not match"):
+        _load_initial_weights(build_model(((4, 1),)), first.model_path)
+
+    train(_config(tiny_folder, tmp_path / "b", epochs=1, init=str(first.model_path)))
+    metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert metrics["hyperparameters"]["init"] == str(first.model_path)
 
 
 def test_cancel_leaves_the_old_model(tiny_folder, tmp_path):
