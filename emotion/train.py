@@ -178,6 +178,10 @@ def train(
         shutil.rmtree(state)  # a fresh run must not pick up an old run's weights
     state.mkdir(exist_ok=True)
     (state / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    # Time and commands add up over resumed runs, so metrics.json tells the whole cost.
+    ledger_path = state / "ledger.json"
+    ledger = json.loads(ledger_path.read_text()) if ledger_path.is_file() else {"commands": [], "seconds": 0.0}
+    ledger["commands"].append(_command_line())
 
     dataset = dataset or data_module.load(config.data)
     train_split, val_split, test_split = data_module.training_splits(dataset)
@@ -194,16 +198,23 @@ def train(
         metrics=["accuracy"],
     )
     hook = _callback_class()(config, steps, on_progress, should_stop)
+    prior_seconds = ledger["seconds"]
+
+    def record_time(epoch, logs):
+        ledger["seconds"] = prior_seconds + (time.monotonic() - started)
+        ledger_path.write_text(json.dumps(ledger))
+
     best_path = state / "best.keras"
     callbacks = [
         keras.callbacks.BackupAndRestore(str(state / "backup"), delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", save_best_only=True),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience),
         keras.callbacks.CSVLogger(str(state / "history.csv"), append=config.resume),
+        keras.callbacks.LambdaCallback(on_epoch_end=record_time),
         hook,
     ]
     started = time.monotonic()
-    fit = model.fit(
+    model.fit(
         make_dataset(train_split, config.batch_size, True, config.augment, config.seed),
         validation_data=make_dataset(val_split, 512, False, False, config.seed),
         epochs=config.epochs,
@@ -211,7 +222,7 @@ def train(
         shuffle=False,  # the tf.data pipeline shuffles
         verbose=config.verbose,
     )
-    seconds = time.monotonic() - started
+    seconds = prior_seconds + (time.monotonic() - started)
     if hook.cancelled:
         _log(config, "training cancelled: the previous model is left as it was")
         return TrainResult(out, out / MODEL_FILE, None, hook.history, False, True, seconds)
@@ -220,9 +231,9 @@ def train(
     if best_path.is_file():
         model = keras.models.load_model(best_path, compile=False)
     evaluation = evaluate_model(model, test_split.images, test_split.labels) if test_split else None
-    stopped_early = len(fit.history.get("loss", [])) + (len(history) - len(fit.history.get("loss", []))) < config.epochs
+    stopped_early = len(history) < config.epochs
     metrics = _metrics(config, dataset, train_split, val_split, test_split, evaluation, history,
-                       seconds, stopped_early)
+                       seconds, stopped_early, ledger["commands"])
     write_artifacts(model, metrics, history, out)
     shutil.rmtree(state, ignore_errors=True)
     if evaluation:
@@ -256,8 +267,15 @@ def _read_history(path: Path) -> list[dict[str, float]]:
     return rows
 
 
+def _command_line() -> str:
+    """How this process was started, as a user would type it."""
+    if sys.argv and sys.argv[0].endswith(("emotion/__main__.py", "emotion\\__main__.py")):
+        return " ".join(["python -m emotion", *sys.argv[1:]])
+    return " ".join(sys.argv) or "python"
+
+
 def _metrics(config, dataset, train_split, val_split, test_split, evaluation, history, seconds,
-             stopped_early) -> dict:
+             stopped_early, commands) -> dict:
     import keras
     import tensorflow as tf
 
@@ -284,7 +302,8 @@ def _metrics(config, dataset, train_split, val_split, test_split, evaluation, hi
             "init": config.init,
             "seed": config.seed,
         },
-        "command": "python -m emotion " + " ".join(sys.argv[1:]) if sys.argv and "emotion" in sys.argv[0] else None,
+        # Every command that worked on this model, the first and any --resume after it.
+        "commands": commands,
         "train_seconds": round(seconds, 1),
         "versions": {"python": platform.python_version(), "keras": keras.__version__,
                      "tensorflow": tf.__version__, "numpy": np.__version__,

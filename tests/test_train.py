@@ -93,6 +93,8 @@ def test_resume_continues_after_an_interruption(tiny_folder, tmp_path):
     rows = list(csv.DictReader((out / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert old_model.read_bytes() != b"the user's previous model"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["commands"]) == 2  # the interrupted run and the resumed one
 
 
 def test_training_can_start_from_a_saved_model(tiny_folder, tmp_path):
