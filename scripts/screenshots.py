@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from emotion.config import SHARED_FER2013
+from emotion.config import SHARED_FER2013  # noqa: E402
 
 
 def free_port() -> int:
