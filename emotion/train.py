@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import platform
 import shutil
 import sys
@@ -126,11 +127,12 @@ def _callback_class():
     class Hook(keras.callbacks.Callback):
         """Relays progress to a plain function and stops when asked to."""
 
-        def __init__(self, config, steps, on_progress, should_stop):
+        def __init__(self, config, steps, on_progress, should_stop, history_path):
             super().__init__()
             self.config, self.steps = config, steps
             self.on_progress, self.should_stop = on_progress, should_stop
-            self.history: list[dict[str, float]] = []
+            self.history_path = history_path
+            self.history: list[dict[str, float]] = _read_history(history_path)
             self.epoch = 0
             self.cancelled = False
             self.start = time.monotonic()
@@ -156,6 +158,7 @@ def _callback_class():
             row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
             row["lr"] = float(self.model.optimizer.learning_rate)
             self.history.append(row)
+            _append_history(self.history_path, row)
             self._send(self.steps, logs, epoch_end=True)
 
     return Hook
@@ -197,7 +200,7 @@ def train(
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
-    hook = _callback_class()(config, steps, on_progress, should_stop)
+    hook = _callback_class()(config, steps, on_progress, should_stop, state / "history.csv")
     prior_seconds = ledger["seconds"]
 
     def record_time(epoch, logs):
@@ -209,7 +212,6 @@ def train(
         keras.callbacks.BackupAndRestore(str(state / "backup"), delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", save_best_only=True),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience),
-        keras.callbacks.CSVLogger(str(state / "history.csv"), append=config.resume),
         keras.callbacks.LambdaCallback(on_epoch_end=record_time),
         hook,
     ]
@@ -227,7 +229,7 @@ def train(
         _log(config, "training cancelled: the previous model is left as it was")
         return TrainResult(out, out / MODEL_FILE, None, hook.history, False, True, seconds)
 
-    history = _read_history(state / "history.csv") or hook.history
+    history = hook.history
     if best_path.is_file():
         model = keras.models.load_model(best_path, compile=False)
     evaluation = evaluate_model(model, test_split.images, test_split.labels) if test_split else None
@@ -263,8 +265,23 @@ def _read_history(path: Path) -> list[dict[str, float]]:
     with path.open() as f:
         rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
     for row in rows:
-        row["epoch"] = int(row["epoch"]) + 1  # CSVLogger counts from 0
+        row["epoch"] = int(row["epoch"])
     return rows
+
+
+def _append_history(path: Path, row: dict[str, float]) -> None:
+    """Add one epoch's row and push it to disk at once: a killed run keeps every finished epoch.
+
+    (Keras' CSVLogger buffers its file, so a killed run lost its rows before a --resume.)
+    """
+    new = not path.is_file()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _command_line() -> str:

@@ -116,6 +116,35 @@ def test_training_can_start_from_a_saved_model(tiny_folder, tmp_path):
     assert metrics["hyperparameters"]["init"] == str(first.model_path)
 
 
+def test_resume_after_the_process_is_killed(tiny_folder, tmp_path):
+    """SIGKILL mid-run, as a crash or a closed terminal would: --resume finishes the same run."""
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "emotion", "train", "--data", str(tiny_folder), "--tiny",
+               "--epochs", "4", "--batch-size", "8", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = out / STATE_DIR / "history.csv"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if history.is_file() and len(history.read_text().splitlines()) >= 2:  # header + epoch 1
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "training ended before it could be interrupted"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (out / "emotion_cnn.keras").exists()
+
+    done = subprocess.run(command + ["--resume"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 4 and not metrics["stopped_early"]
+    assert [c.endswith("--resume") for c in metrics["commands"]] == [False, True]
+
+
 def test_cancel_leaves_the_old_model(tiny_folder, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
