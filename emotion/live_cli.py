@@ -24,7 +24,8 @@ def register(subparsers) -> None:
     from .speech import LANGUAGES
 
     p = subparsers.add_parser("webcam", help="live emotions from a camera in a desktop window")
-    p.add_argument("--camera", type=int, default=0, help="camera index for OpenCV (default 0)")
+    p.add_argument("--camera", type=camera_source, default=0,
+                   help="camera index (default 0), or a video file or stream URL")
     p.add_argument("--speak", action="store_true", help="say the main face's emotion when it changes")
     p.add_argument("--lang", choices=LANGUAGES, default="en", help="language of --speak")
     p.add_argument("--model", default=str(DEFAULT_MODEL))
@@ -47,6 +48,11 @@ def display_available() -> bool:
     except cv2.error:
         return False
     return True
+
+
+def camera_source(text: str) -> int | str:
+    """A camera index ('0', '1') as an int; anything else (a file, an rtsp:// URL) as given."""
+    return int(text) if text.strip().isdigit() else text
 
 
 def cmd_webcam(args: argparse.Namespace) -> int:

@@ -277,3 +277,11 @@ def test_webcam_command_on_headless_opencv(capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and HEADLESS_MESSAGE in err
     assert "pip uninstall opencv-python-headless && pip install opencv-python" in err
+
+
+def test_camera_source_takes_an_index_or_a_file():
+    from emotion.live_cli import camera_source
+
+    assert camera_source("0") == 0 and camera_source("2") == 2
+    assert camera_source("clip.mp4") == "clip.mp4"
+    assert camera_source("rtsp://127.0.0.1/cam") == "rtsp://127.0.0.1/cam"
