@@ -74,7 +74,7 @@ def _cmd_predict(args) -> int:
             images.append(read_image(path))
         except ImageError as exc:
             raise UserError(str(exc)) from None
-    if args.out and len(images) > 1 and not Path(args.out).suffix == "":
+    if args.out and len(images) > 1 and Path(args.out).suffix:
         raise UserError("--out names one file: with several images give a folder instead")
     recognizer = EmotionRecognizer(args.model)
     results = []
