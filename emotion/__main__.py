@@ -8,6 +8,19 @@ import sys
 from pathlib import Path
 
 from .config import DEFAULT_MODEL
+from .model import DEFAULT_BLOCKS
+
+
+def _blocks(text: str) -> tuple[tuple[int, int], ...]:
+    """'32x1,64x2' -> ((32, 1), (64, 2)), for --blocks."""
+    try:
+        blocks = tuple((int(w), int(n)) for w, n in (b.lower().split("x") for b in text.split(",")))
+    except ValueError:
+        blocks = ()
+    if not blocks or any(w < 1 or n < 1 for w, n in blocks):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected blocks as WIDTHxCONVS separated by commas, such as 32x1,64x2,128x2")
+    return blocks
 
 
 class UserError(Exception):
@@ -22,6 +35,8 @@ def _cmd_train(args) -> int:
         lr=args.lr, augment=not args.no_augment, out=args.out, resume=args.resume,
         patience=args.patience, init=args.init,
     )
+    if args.blocks:
+        config.blocks = args.blocks
     if args.tiny:
         config.blocks = TINY_BLOCKS
     result = train(config)
@@ -143,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="default 1e-3 (adam) or 1e-2 (sgd)")
     p.add_argument("--patience", type=int, default=15, help="early-stopping patience in epochs")
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--blocks", type=_blocks, metavar="WxN,...",
+                   help="the network's conv blocks as width x convolutions, default "
+                        + ",".join(f"{w}x{n}" for w, n in DEFAULT_BLOCKS))
     p.add_argument("--tiny", action="store_true",
                    help="a very small network: for trying the pipeline out in seconds")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")

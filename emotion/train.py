@@ -1,4 +1,4 @@
-"""Training: augmentation in tf.data, Adam or SGD, cosine learning rate, early stopping, resume.
+"""Training: augmentation on the fly, Adam or SGD, cosine learning rate, early stopping, resume.
 
 `train(config)` does it all and writes the artifacts of `write_artifacts` atomically into
 `config.out`; `on_progress` and `should_stop` let a caller (the training page) follow and cancel.
@@ -106,7 +106,15 @@ def augmenter():
 
 
 def make_dataset(split, batch_size: int, training: bool, augment: bool, seed: int):
+    """Batches of (normalised faces, one-hot labels), shuffled and augmented when training.
+
+    A tf.data pipeline on the TensorFlow backend; on JAX or PyTorch (a GPU machine without
+    TensorFlow) a Keras PyDataset with the same normalisation and the same augmentation layers.
+    """
     import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return _batches_class()(split, batch_size, training, augment, seed)
     import tensorflow as tf
 
     y = keras.utils.to_categorical(split.labels, NUM_CLASSES)
@@ -119,6 +127,37 @@ def make_dataset(split, batch_size: int, training: bool, augment: bool, seed: in
         aug = augmenter()
         ds = ds.map(lambda x, t: (aug(x, training=True), t), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _batches_class():
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        """The tf.data pipeline's batches for backends without TensorFlow."""
+
+        def __init__(self, split, batch_size, training, augment, seed):
+            super().__init__()
+            self.images, self.batch_size, self.training = split.images, batch_size, training
+            self.y = keras.utils.to_categorical(split.labels, NUM_CLASSES)
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(split)) if training else np.arange(len(split))
+            self.augment = augmenter() if training and augment else None
+
+        def __len__(self):
+            return int(np.ceil(len(self.order) / self.batch_size))
+
+        def __getitem__(self, i):
+            index = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+            x = normalise(self.images[index])
+            if self.augment is not None:
+                x = self.augment(x, training=True)
+            return x, self.y[index]
+
+        def on_epoch_end(self):
+            if self.training:
+                self.order = self.rng.permutation(len(self.order))
+
+    return Batches
 
 
 def _callback_class():
@@ -221,7 +260,7 @@ def train(
         validation_data=make_dataset(val_split, 512, False, False, config.seed),
         epochs=config.epochs,
         callbacks=callbacks,
-        shuffle=False,  # the tf.data pipeline shuffles
+        shuffle=False,  # make_dataset shuffles
         verbose=config.verbose,
     )
     seconds = prior_seconds + (time.monotonic() - started)
@@ -294,7 +333,6 @@ def _command_line() -> str:
 def _metrics(config, dataset, train_split, val_split, test_split, evaluation, history, seconds,
              stopped_early, commands) -> dict:
     import keras
-    import tensorflow as tf
 
     best = max(history, key=lambda r: r.get("val_accuracy", 0)) if history else {}
     return {
@@ -323,11 +361,18 @@ def _metrics(config, dataset, train_split, val_split, test_split, evaluation, hi
         "commands": commands,
         "train_seconds": round(seconds, 1),
         "versions": {"python": platform.python_version(), "keras": keras.__version__,
-                     "tensorflow": tf.__version__, "numpy": np.__version__,
-                     "backend": keras.backend.backend()},
+                     "numpy": np.__version__,
+                     "backend": keras.backend.backend(), **_backend_version()},
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
         "labels": list(EMOTIONS),
     }
+
+
+def _backend_version() -> dict[str, str]:
+    import keras
+
+    name = keras.backend.backend()  # tensorflow, jax or torch: each is also its module's name
+    return {name: __import__(name).__version__}
 
 
 def write_artifacts(model, metrics: dict, history: list[dict[str, float]], out: Path) -> None:
