@@ -33,7 +33,7 @@ def _cmd_train(args) -> int:
     config = TrainConfig(
         data=args.data, optimizer=args.optimizer, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, augment=not args.no_augment, out=args.out, resume=args.resume,
-        patience=args.patience, init=args.init,
+        patience=args.patience, init=args.init, minutes=args.minutes,
     )
     if args.blocks:
         config.blocks = args.blocks
@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=None, help="default 1e-3 (adam) or 1e-2 (sgd)")
     p.add_argument("--patience", type=int, default=15, help="early-stopping patience in epochs")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="train for as many epochs (up to --epochs) as fit in this many minutes, "
+                        "the learning-rate schedule fitted to them")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--blocks", type=_blocks, metavar="WxN,...",
                    help="the network's conv blocks as width x convolutions, default "

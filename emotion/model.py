@@ -11,6 +11,7 @@ from .labels import NUM_CLASSES
 
 # (filters, convolutions) per block. One convolution at full 48x48 resolution: a second one there
 # cost half the training time on CPU for little accuracy.
+NAME = "emotion_cnn"  # also how the trainer finds the network inside its augmented wrapper
 DEFAULT_BLOCKS: tuple[tuple[int, int], ...] = ((32, 1), (64, 2), (128, 2), (256, 2))
 
 
@@ -21,7 +22,7 @@ def build_model(
     import keras
     from keras import layers
 
-    model = keras.Sequential(name="emotion_cnn")
+    model = keras.Sequential(name=NAME)
     model.add(keras.Input(shape=INPUT_SHAPE))
     for width, convs in blocks:
         for _ in range(convs):

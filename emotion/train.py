@@ -24,7 +24,7 @@ from . import data as data_module
 from .config import MODELS_DIR, SEED
 from .evaluate import Evaluation, evaluate_model
 from .labels import EMOTIONS, NUM_CLASSES
-from .model import DEFAULT_BLOCKS, build_model, save_model_atomic
+from .model import DEFAULT_BLOCKS, NAME, build_model, save_model_atomic
 from .preprocess import normalise
 
 MODEL_FILE = "emotion_cnn.keras"
@@ -46,6 +46,7 @@ class TrainConfig:
     out: str = str(MODELS_DIR)
     resume: bool = False
     init: str | None = None  # start from this model's weights (another cosine cycle, fine-tuning)
+    minutes: float | None = None  # stop after as many epochs as fit in this time, schedule fitted to them
     seed: int = SEED
     verbose: int = 1
 
@@ -81,10 +82,15 @@ class TrainResult:
     train_seconds: float
 
 
-def make_optimizer(name: str, lr: float, total_steps: int):
+COSINE_FLOOR = 0.01  # the learning rate decays to 1% of its start
+
+
+def make_optimizer(name: str, lr: float, total_steps: int | None):
+    """Adam or Nesterov SGD with cosine decay over `total_steps`; None: a plain rate a callback sets."""
     import keras
 
-    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, total_steps), alpha=0.01)
+    schedule = lr if total_steps is None else keras.optimizers.schedules.CosineDecay(
+        lr, decay_steps=max(1, total_steps), alpha=COSINE_FLOOR)
     if name == "adam":
         return keras.optimizers.Adam(schedule)
     if name == "sgd":
@@ -108,13 +114,14 @@ def augmenter():
 def make_dataset(split, batch_size: int, training: bool, augment: bool, seed: int):
     """Batches of (normalised faces, one-hot labels), shuffled and augmented when training.
 
-    A tf.data pipeline on the TensorFlow backend; on JAX or PyTorch (a GPU machine without
-    TensorFlow) a Keras PyDataset with the same normalisation and the same augmentation layers.
+    A tf.data pipeline on the TensorFlow backend. Other backends (JAX or PyTorch on a GPU machine
+    without TensorFlow) get a Keras PyDataset of normalised faces, and `trainable` puts the same
+    augmentation layers in front of the network, where they run on the GPU.
     """
     import keras
 
     if keras.backend.backend() != "tensorflow":
-        return _batches_class()(split, batch_size, training, augment, seed)
+        return _batches_class()(split, batch_size, training, seed)
     import tensorflow as tf
 
     y = keras.utils.to_categorical(split.labels, NUM_CLASSES)
@@ -129,29 +136,34 @@ def make_dataset(split, batch_size: int, training: bool, augment: bool, seed: in
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def trainable(model, augment: bool):
+    """The model that `fit` trains: `model` itself, or augmentation layers then `model` (not TF)."""
+    import keras
+
+    if not augment or keras.backend.backend() == "tensorflow":
+        return model
+    return keras.Sequential([augmenter(), model], name="augmented")
+
+
 def _batches_class():
     import keras
 
     class Batches(keras.utils.PyDataset):
-        """The tf.data pipeline's batches for backends without TensorFlow."""
+        """The tf.data pipeline's batches, before augmentation, for backends without TensorFlow."""
 
-        def __init__(self, split, batch_size, training, augment, seed):
+        def __init__(self, split, batch_size, training, seed):
             super().__init__()
             self.images, self.batch_size, self.training = split.images, batch_size, training
             self.y = keras.utils.to_categorical(split.labels, NUM_CLASSES)
             self.rng = np.random.default_rng(seed)
             self.order = self.rng.permutation(len(split)) if training else np.arange(len(split))
-            self.augment = augmenter() if training and augment else None
 
         def __len__(self):
             return int(np.ceil(len(self.order) / self.batch_size))
 
         def __getitem__(self, i):
             index = self.order[i * self.batch_size:(i + 1) * self.batch_size]
-            x = normalise(self.images[index])
-            if self.augment is not None:
-                x = self.augment(x, training=True)
-            return x, self.y[index]
+            return normalise(self.images[index]), self.y[index]
 
         def on_epoch_end(self):
             if self.training:
@@ -166,9 +178,9 @@ def _callback_class():
     class Hook(keras.callbacks.Callback):
         """Relays progress to a plain function and stops when asked to."""
 
-        def __init__(self, config, steps, on_progress, should_stop, history_path):
+        def __init__(self, config, steps, on_progress, should_stop, history_path, plan):
             super().__init__()
-            self.config, self.steps = config, steps
+            self.config, self.steps, self.plan = config, steps, plan
             self.on_progress, self.should_stop = on_progress, should_stop
             self.history_path = history_path
             self.history: list[dict[str, float]] = _read_history(history_path)
@@ -179,7 +191,7 @@ def _callback_class():
         def _send(self, step, logs, epoch_end=False):
             if self.on_progress:
                 self.on_progress(Progress(
-                    self.epoch + 1, self.config.epochs, step, self.steps,
+                    self.epoch + 1, self.plan["epochs"], step, self.steps,
                     {k: float(v) for k, v in (logs or {}).items()}, list(self.history),
                     epoch_end, time.monotonic() - self.start,
                 ))
@@ -201,6 +213,48 @@ def _callback_class():
             self._send(self.steps, logs, epoch_end=True)
 
     return Hook
+
+
+def cosine(lr: float, epoch: int, epochs: int) -> float:
+    """The learning rate of `epoch` (0-based) on a cosine from `lr` down to COSINE_FLOOR * lr."""
+    return lr * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + np.cos(np.pi * epoch / max(1, epochs))))
+
+
+def _time_budget_class():
+    import keras
+
+    class TimeBudget(keras.callbacks.Callback):
+        """For --minutes: plans the epochs from how long the second one took (the first compiles),
+        sets each epoch's learning rate on a cosine over them, and stops after the last."""
+
+        def __init__(self, config, plan, plan_path, spent_s):
+            super().__init__()
+            self.config, self.plan, self.plan_path = config, plan, plan_path
+            self.budget_s = config.minutes * 60 - spent_s  # a resumed run has spent some already
+            self.ends: list[float] = []
+
+        def on_train_begin(self, logs=None):
+            self.start = time.monotonic()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.model.optimizer.learning_rate.assign(
+                cosine(self.config.learning_rate, epoch, self.plan["epochs"]))
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.ends.append(time.monotonic())
+            if len(self.ends) == 2 and not self.plan_path.is_file():
+                per_epoch = self.ends[1] - self.ends[0]
+                left = self.budget_s - (self.ends[1] - self.start)
+                self.plan["epochs"] = max(epoch + 1, min(self.config.epochs, epoch + 1 + int(left // per_epoch)))
+                self.plan_path.write_text(json.dumps(self.plan))
+                _log(self.config, f"\n{self.config.minutes:g} minutes: {self.plan['epochs']} epochs "
+                                  f"of {per_epoch:.1f} s")
+            if time.monotonic() - self.start > self.budget_s:  # before any plan: epoch 1 took it all
+                self.plan["epochs"] = epoch + 1
+            if epoch + 1 >= self.plan["epochs"]:
+                self.model.stop_training = True
+
+    return TimeBudget
 
 
 def train(
@@ -234,12 +288,17 @@ def train(
     model = build_model(config.blocks)
     if config.init:
         _load_initial_weights(model, Path(config.init))
-    model.compile(
-        optimizer=make_optimizer(config.optimizer, config.learning_rate, steps * config.epochs),
+    fitted = trainable(model, config.augment)
+    fitted.compile(
+        optimizer=make_optimizer(config.optimizer, config.learning_rate,
+                                 None if config.minutes else steps * config.epochs),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
-    hook = _callback_class()(config, steps, on_progress, should_stop, state / "history.csv")
+    # With --minutes the number of epochs is only known after the second one.
+    plan_path = state / "plan.json"
+    plan = json.loads(plan_path.read_text()) if plan_path.is_file() else {"epochs": config.epochs}
+    hook = _callback_class()(config, steps, on_progress, should_stop, state / "history.csv", plan)
     prior_seconds = ledger["seconds"]
 
     def record_time(epoch, logs):
@@ -254,8 +313,10 @@ def train(
         keras.callbacks.LambdaCallback(on_epoch_end=record_time),
         hook,
     ]
+    if config.minutes:
+        callbacks.append(_time_budget_class()(config, plan, plan_path, prior_seconds))
     started = time.monotonic()
-    model.fit(
+    fitted.fit(
         make_dataset(train_split, config.batch_size, True, config.augment, config.seed),
         validation_data=make_dataset(val_split, 512, False, False, config.seed),
         epochs=config.epochs,
@@ -271,10 +332,12 @@ def train(
     history = hook.history
     if best_path.is_file():
         model = keras.models.load_model(best_path, compile=False)
+        if model.name != NAME:  # saved with its augmentation layers in front
+            model = model.get_layer(NAME)
     evaluation = evaluate_model(model, test_split.images, test_split.labels) if test_split else None
-    stopped_early = len(history) < config.epochs
+    stopped_early = len(history) < plan["epochs"]
     metrics = _metrics(config, dataset, train_split, val_split, test_split, evaluation, history,
-                       seconds, stopped_early, ledger["commands"])
+                       seconds, stopped_early, ledger["commands"], plan["epochs"])
     write_artifacts(model, metrics, history, out)
     shutil.rmtree(state, ignore_errors=True)
     if evaluation:
@@ -331,7 +394,7 @@ def _command_line() -> str:
 
 
 def _metrics(config, dataset, train_split, val_split, test_split, evaluation, history, seconds,
-             stopped_early, commands) -> dict:
+             stopped_early, commands, epochs) -> dict:
     import keras
 
     best = max(history, key=lambda r: r.get("val_accuracy", 0)) if history else {}
@@ -350,8 +413,10 @@ def _metrics(config, dataset, train_split, val_split, test_split, evaluation, hi
             "unreadable": len(dataset.report.unreadable),
         },
         "hyperparameters": {
-            "optimizer": config.optimizer, "epochs": config.epochs, "batch_size": config.batch_size,
-            "learning_rate": config.learning_rate, "schedule": "cosine decay to 1%",
+            "optimizer": config.optimizer, "epochs": epochs, "batch_size": config.batch_size,
+            "learning_rate": config.learning_rate,
+            "schedule": "cosine decay to 1%" + (", set each epoch" if config.minutes else ""),
+            "minutes": config.minutes,
             "augment": config.augment, "label_smoothing": config.label_smoothing,
             "patience": config.patience, "blocks": [list(b) for b in config.blocks],
             "init": config.init,

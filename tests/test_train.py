@@ -180,3 +180,65 @@ def test_train_command_line(tiny_folder, tmp_path):
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "no such file or folder" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_minutes_plans_the_epochs_and_fits_the_schedule_to_them(tiny_folder, tmp_path):
+    out = tmp_path / "timed"
+    result = train(_config(tiny_folder, out, epochs=10_000, minutes=0.2, patience=10_000))
+    metrics = json.loads((out / "metrics.json").read_text())
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    # Stopped by the clock, not by the epoch limit, after as many epochs as it planned.
+    assert 1 <= len(rows) < 10_000
+    assert metrics["hyperparameters"]["epochs"] == len(rows) == len(result.history)
+    assert metrics["hyperparameters"]["minutes"] == 0.2 and not metrics["stopped_early"]
+    lrs = [float(r["lr"]) for r in rows]
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] == pytest.approx(1e-3)
+    if len(rows) >= 3:  # the cosine ends near its 1% floor on the last planned epoch
+        assert lrs[-1] < 0.1 * lrs[0]
+
+
+NO_TENSORFLOW = "raise ImportError('TensorFlow is deliberately missing in this test')\n"
+
+
+def test_training_runs_on_jax_without_tensorflow(tiny_folder, tmp_path):
+    """The path a GPU machine without TensorFlow takes; its model then loads with TensorFlow."""
+    pytest.importorskip("jax", reason="jax is not installed (pip install -r requirements.txt)")
+    blocker = tmp_path / "blocker" / "tensorflow"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text(NO_TENSORFLOW)
+    out = tmp_path / "jax"
+    env = {**__import__("os").environ, "KERAS_BACKEND": "jax",
+           "PYTHONPATH": f"{blocker.parent}:{__import__('os').getcwd()}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "emotion", "train", "--data", str(tiny_folder), "--epochs", "2",
+         "--batch-size", "16", "--out", str(out), "--blocks", "8x1,16x1"],
+        capture_output=True, text=True, env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["versions"]["backend"] == "jax" and "tensorflow" not in metrics["versions"]
+    from emotion.evaluate import evaluate_model
+    from emotion.data import load
+    from emotion.model import load_model
+
+    model = load_model(out / "emotion_cnn.keras")  # this process runs TensorFlow
+    assert model.name == "emotion_cnn" and model.layers[0].__class__.__name__ == "Conv2D"
+    test = load(tiny_folder)["test"]
+    assert evaluate_model(model, test.images, test.labels).accuracy == metrics["test"]["accuracy"]
+
+
+@pytest.mark.parametrize("text, expected", [("32x1,64x2", ((32, 1), (64, 2))), ("16X3", ((16, 3),))])
+def test_blocks_option_reads_widths_and_convolutions(text, expected):
+    from emotion.__main__ import _blocks
+
+    assert _blocks(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "32", "32x", "0x2", "32x1,,64x2", "ax2"])
+def test_blocks_option_rejects_what_it_cannot_read(text):
+    import argparse
+
+    from emotion.__main__ import _blocks
+
+    with pytest.raises(argparse.ArgumentTypeError, match="WIDTHxCONVS"):
+        _blocks(text)
