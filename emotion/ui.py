@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from . import registry
-from .config import IMAGE_SIZE
+from .config import IMAGE_SIZE, SHARED_FER2013
 from .labels import EMOTIONS
 
 DISABLE_TRAINING_ENV = "EMOTION_DISABLE_TRAINING"
@@ -76,6 +76,28 @@ def recognizer_or_stop(model_path: Path | None = None):
             "Train one on the Training page, or set EMOTION_MODEL to the path of a .keras model."
         )
         st.stop()
+
+
+def data_path_input(key: str) -> str | None:
+    """A text box for a FER2013 folder or fer2013.csv, filled in with ../shared/fer2013 if present."""
+    default = str(SHARED_FER2013) if SHARED_FER2013.exists() else ""
+    path = st.text_input(
+        "Path",
+        default,
+        key=key,
+        placeholder="/path/to/fer2013 or /path/to/fer2013.csv",
+        help="A folder with train/ and test/ (one sub-folder per emotion) as Kaggle's download "
+        "has, or the original fer2013.csv.",
+    ).strip()
+    return path or None
+
+
+def missing_data(path: str) -> str | None:
+    """What is wrong with a data path that does not exist, and what to give instead."""
+    if Path(path).exists():
+        return None
+    return (f"{path}: no such file or folder. Give a FER2013 folder (train/, test/, one "
+            "sub-folder per emotion) or a fer2013.csv file.")
 
 
 def training_disabled() -> str | None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import streamlit as st
 
 from emotion import jobs, registry, ui
-from emotion.config import SHARED_FER2013
 from emotion.plots import confusion_figure
 from emotion.train import TrainConfig
 
@@ -37,18 +35,7 @@ with st.container(border=True):
     choice = st.radio("Where the faces come from", DATA_CHOICES, label_visibility="collapsed")
     data: str | None = None
     if choice == DATA_CHOICES[0]:
-        default = str(SHARED_FER2013) if SHARED_FER2013.exists() else ""
-        data = (
-            st.text_input(
-                "Path",
-                default,
-                key="data_path",
-                placeholder="/path/to/fer2013 or /path/to/fer2013.csv",
-                help="A folder with train/ and test/ (one sub-folder per emotion) as "
-                "Kaggle's download has, or the original fer2013.csv.",
-            ).strip()
-            or None
-        )
+        data = ui.data_path_input("data_path")
     elif choice == DATA_CHOICES[1]:
         upload = st.file_uploader("fer2013.csv (columns emotion, pixels, Usage)", type=["csv"])
         st.caption(
@@ -74,7 +61,7 @@ with st.container(border=True):
         "Epochs", 1, 300, 30, key="epochs", help="Early stopping may end the run sooner."
     )
     batch_size = c3.selectbox("Batch size", [16, 32, 64, 128, 256], index=2)
-    c4, c5 = st.columns(2)
+    c4, c5, c6 = st.columns(3)
     default_lr = 1e-3 if optimizer == "Adam" else 1e-2
     lr = c4.number_input(
         "Learning rate",
@@ -85,7 +72,12 @@ with st.container(border=True):
         key=f"lr-{optimizer}",
         help="Start value; it decays by a cosine schedule.",
     )
-    augment = c5.checkbox("Augmentation (flip, shift, rotation, zoom)", value=True)
+    minutes = c5.number_input(
+        "Time limit, minutes (0: none)", 0, 24 * 60, 0, key="minutes",
+        help="Train for as many epochs as fit in this time (at most the epochs above); the "
+        "learning-rate schedule is fitted to them once the second epoch has been timed.",
+    )
+    augment = c6.checkbox("Augmentation (flip, shift, rotation, zoom)", value=True)
 
     start = st.button(
         "Start training", type="primary", key="start", disabled=bool(job and job.active)
@@ -93,11 +85,8 @@ with st.container(border=True):
     if start:
         if not data:
             st.error("Choose the data first: a path, an uploaded fer2013.csv, or kagglehub.")
-        elif data != "kaggle" and not Path(data).exists():
-            st.error(
-                f"{data}: no such file or folder. Give a FER2013 folder (train/, test/) or a "
-                "fer2013.csv file."
-            )
+        elif data != "kaggle" and ui.missing_data(data):
+            st.error(ui.missing_data(data))
         else:
             config = TrainConfig(
                 data=data,
@@ -106,6 +95,7 @@ with st.container(border=True):
                 batch_size=int(batch_size),
                 lr=float(lr),
                 augment=augment,
+                minutes=float(minutes) or None,
             )
             try:
                 job = manager.start(config)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import streamlit as st
 
 from emotion import jobs, ui
-from emotion.config import SHARED_FER2013
 from emotion.data import DataError
 
 st.set_page_config(page_title="Dataset · Facial emotion recognition", page_icon="🗂️", layout="wide")
@@ -23,21 +21,9 @@ choice = st.radio(
 )
 source: str | None = None
 if choice.startswith("A folder"):
-    default = str(SHARED_FER2013) if SHARED_FER2013.exists() else ""
-    source = (
-        st.text_input(
-            "Path",
-            default,
-            key="dataset_path",
-            placeholder="/path/to/fer2013 or /path/to/fer2013.csv",
-        ).strip()
-        or None
-    )
-    if source and not Path(source).exists():
-        st.error(
-            f"{source}: no such file or folder. Give a FER2013 folder (train/, test/, one "
-            "sub-folder per emotion) or a fer2013.csv file."
-        )
+    source = ui.data_path_input("dataset_path")
+    if source and ui.missing_data(source):
+        st.error(ui.missing_data(source))
         st.stop()
 else:
     upload = st.file_uploader("fer2013.csv (columns emotion, pixels, Usage)", type=["csv"])

@@ -195,6 +195,19 @@ def test_training_page_trains_shows_the_confusion_matrix_and_promotes(training_p
     assert app_model.read_bytes() == before
 
 
+def test_training_page_passes_a_time_limit(training_page):
+    needs_sample()
+    at = training_page.run()
+    at.text_input(key="data_path").set_value(str(SAMPLE_CSV))
+    at.number_input(key="minutes").set_value(2)
+    at.button(key="start").click().run()
+    assert not at.exception and not texts(at, "error")
+    job = jobs.MANAGER.current
+    job.cancel()
+    assert job.wait(120)
+    assert job.config.minutes == 2.0
+
+
 def test_training_page_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("EMOTION_DISABLE_TRAINING", "1")
     at = page("pages/3_Training.py").run()

@@ -212,7 +212,7 @@ def test_training_runs_on_jax_without_tensorflow(tiny_folder, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "emotion", "train", "--data", str(tiny_folder), "--epochs", "2",
          "--batch-size", "16", "--out", str(out), "--blocks", "8x1,16x1"],
-        capture_output=True, text=True, env=env,
+        capture_output=True, text=True, env=env, check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
