@@ -79,16 +79,12 @@ def _cmd_evaluate(args) -> int:
 
 def _cmd_predict(args) -> int:
     from .draw import annotate
-    from .images import ImageError, read_image
+    from .images import read_image
     from .recognizer import EmotionRecognizer
 
-    # Read every image first, so a bad path fails fast, before the model loads.
-    images = []
-    for path in args.images:
-        try:
-            images.append(read_image(path))
-        except ImageError as exc:
-            raise UserError(str(exc)) from None
+    # Read every image first, so a bad path fails fast, before the model loads (an ImageError
+    # is a ValueError: main() prints it as one line).
+    images = [read_image(path) for path in args.images]
     if args.out and len(images) > 1 and Path(args.out).suffix:
         raise UserError("--out names one file: with several images give a folder instead")
     recognizer = EmotionRecognizer(args.model)
