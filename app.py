@@ -71,6 +71,6 @@ def home() -> None:
     )
 
 
-navigation = [st.Page(home, title="Home", icon="🙂", default=True)]
+navigation = [st.Page(home, title="Home", icon=":material/home:", default=True)]
 navigation += [st.Page(page, title=label, icon=icon, url_path=label) for page, label, icon, _ in PAGES]
 st.navigation(navigation).run()
