@@ -9,9 +9,9 @@ from pathlib import Path
 from .config import INPUT_SHAPE
 from .labels import NUM_CLASSES
 
+NAME = "emotion_cnn"  # also how the trainer finds the network inside its augmented wrapper
 # (filters, convolutions) per block. One convolution at full 48x48 resolution: a second one there
 # cost half the training time on CPU for little accuracy.
-NAME = "emotion_cnn"  # also how the trainer finds the network inside its augmented wrapper
 DEFAULT_BLOCKS: tuple[tuple[int, int], ...] = ((32, 1), (64, 2), (128, 2), (256, 2))
 
 

@@ -245,11 +245,13 @@ def _time_budget_class():
             if len(self.ends) == 2 and not self.plan_path.is_file():
                 per_epoch = self.ends[1] - self.ends[0]
                 left = self.budget_s - (self.ends[1] - self.start)
-                self.plan["epochs"] = max(epoch + 1, min(self.config.epochs, epoch + 1 + int(left // per_epoch)))
+                fit = epoch + 1 + int(left // per_epoch)
+                self.plan["epochs"] = max(epoch + 1, min(self.config.epochs, fit))
                 self.plan_path.write_text(json.dumps(self.plan))
                 _log(self.config, f"\n{self.config.minutes:g} minutes: {self.plan['epochs']} epochs "
                                   f"of {per_epoch:.1f} s")
-            if time.monotonic() - self.start > self.budget_s:  # before any plan: epoch 1 took it all
+            if time.monotonic() - self.start > self.budget_s:
+                # Out of time: the first epoch took it all, or later ones ran slower than planned.
                 self.plan["epochs"] = epoch + 1
             if epoch + 1 >= self.plan["epochs"]:
                 self.model.stop_training = True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import streamlit as st
 
 from emotion import jobs, registry, ui
@@ -137,8 +136,9 @@ if job is not None:
     st.divider()
     st.subheader(f"Run {job.run_dir.name}")
     st.caption(
-        f"Into `{job.run_dir}` with {job.config.optimizer}, {job.config.epochs} epochs, "
-        f"batch {job.config.batch_size}, learning rate {job.config.learning_rate:g}, "
+        f"Into `{job.run_dir}` with {job.config.optimizer}, {job.config.epochs} epochs"
+        + (f" or {job.config.minutes:g} minutes, whichever ends first" if job.config.minutes else "")
+        + f", batch {job.config.batch_size}, learning rate {job.config.learning_rate:g}, "
         f"augmentation {'on' if job.config.augment else 'off'}; data `{job.config.data}`"
     )
     live(job)

@@ -202,6 +202,7 @@ def test_training_page_passes_a_time_limit(training_page):
     at.number_input(key="minutes").set_value(2)
     at.button(key="start").click().run()
     assert not at.exception and not texts(at, "error")
+    assert any("30 epochs or 2 minutes, whichever ends first" in c for c in texts(at, "caption"))
     job = jobs.MANAGER.current
     job.cancel()
     assert job.wait(120)
