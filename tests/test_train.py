@@ -193,8 +193,16 @@ def test_minutes_plans_the_epochs_and_fits_the_schedule_to_them(tiny_folder, tmp
     assert metrics["hyperparameters"]["minutes"] == 0.2 and not metrics["stopped_early"]
     lrs = [float(r["lr"]) for r in rows]
     assert lrs == sorted(lrs, reverse=True) and lrs[0] == pytest.approx(1e-3)
-    if len(rows) >= 3:  # the cosine ends near its 1% floor on the last planned epoch
-        assert lrs[-1] < 0.1 * lrs[0]
+    if len(rows) >= 3:
+        assert lrs[-1] < lrs[0]
+
+
+def test_cosine_runs_from_the_start_rate_to_its_floor():
+    from emotion.train import COSINE_FLOOR, cosine
+
+    assert cosine(1e-3, 0, 10) == pytest.approx(1e-3)
+    assert cosine(1e-3, 5, 10) == pytest.approx(1e-3 * (1 + COSINE_FLOOR) / 2)
+    assert cosine(1e-3, 10, 10) == pytest.approx(1e-3 * COSINE_FLOOR)
 
 
 NO_TENSORFLOW = "raise ImportError('TensorFlow is deliberately missing in this test')\n"
