@@ -84,8 +84,8 @@ with st.container(border=True):
     if start:
         if not data:
             st.error("Choose the data first: a path, an uploaded fer2013.csv, or kagglehub.")
-        elif data != "kaggle" and ui.missing_data(data):
-            st.error(ui.missing_data(data))
+        elif data != "kaggle" and (problem := ui.missing_data(data)):
+            st.error(problem)
         else:
             config = TrainConfig(
                 data=data,

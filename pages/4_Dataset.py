@@ -22,8 +22,8 @@ choice = st.radio(
 source: str | None = None
 if choice.startswith("A folder"):
     source = ui.data_path_input("dataset_path")
-    if source and ui.missing_data(source):
-        st.error(ui.missing_data(source))
+    if source and (problem := ui.missing_data(source)):
+        st.error(problem)
         st.stop()
 else:
     upload = st.file_uploader("fer2013.csv (columns emotion, pixels, Usage)", type=["csv"])
