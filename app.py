@@ -46,6 +46,7 @@ def home() -> None:
             f"Model file: `{info.path}` ({info.size_mb} MB, saved {info.modified:%Y-%m-%d %H:%M})"
             + (
                 f"; trained for {info.epochs_run} epochs on `{info.data_source}`"
+                + (f", starting from the weights of `{info.init}`" if info.init else "")
                 if info.epochs_run
                 else ""
             )

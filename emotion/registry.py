@@ -36,6 +36,7 @@ class ModelInfo:
     test_images: int | None = None
     epochs_run: int | None = None
     data_source: str | None = None
+    init: str | None = None  # the model whose weights that training started from, if any
 
     @property
     def accuracy_text(self) -> str:
@@ -82,6 +83,8 @@ def model_info(model_path: Path | None = None) -> ModelInfo:
         info.epochs_run = metrics["epochs_run"]
     source = (metrics.get("data") or {}).get("source")
     info.data_source = str(source) if source else None
+    init = (metrics.get("hyperparameters") or {}).get("init")
+    info.init = str(init) if init else None
     return info
 
 

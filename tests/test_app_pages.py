@@ -54,13 +54,15 @@ def test_home_names_the_model_and_its_accuracy(app_model):
     app_model.write_bytes(b"model bytes")
     (app_model.parent / "metrics.json").write_text(
         json.dumps(
-            {"test": {"accuracy": 0.6543, "macro_f1": 0.61, "n_images": 3589}, "epochs_run": 40}
+            {"test": {"accuracy": 0.6543, "macro_f1": 0.61, "n_images": 3589}, "epochs_run": 40,
+             "hyperparameters": {"init": "models/first_cycle.keras"}}
         )
     )
     at = page("app.py").run()
     assert not at.exception
     assert "65.4%" in texts(at, "metric")
-    assert any(str(app_model) in c for c in texts(at, "caption"))
+    caption = next(c for c in texts(at, "caption") if str(app_model) in c)
+    assert "40 epochs" in caption and "models/first_cycle.keras" in caption
     # Every page that exists is linked.
     assert len(at.get("page_link")) == len(list((PROJECT_ROOT / "pages").glob("[0-9]_*.py")))
 
