@@ -42,15 +42,12 @@ def home() -> None:
             measured.append(("Test images", f"{info.test_images:,}"))
         for col, (label, value) in zip(st.columns(3), measured):
             col.metric(label, value)
-        st.caption(
-            f"Model file: `{info.path}` ({info.size_mb} MB, saved {info.modified:%Y-%m-%d %H:%M})"
-            + (
-                f"; trained for {info.epochs_run} epochs on `{info.data_source}`"
-                + (f", starting from the weights of `{info.init}`" if info.init else "")
-                if info.epochs_run
-                else ""
-            )
-        )
+        about = f"Model file: `{info.path}` ({info.size_mb} MB, saved {info.modified:%Y-%m-%d %H:%M})"
+        if info.epochs_run:
+            about += f"; trained for {info.epochs_run} epochs on `{info.data_source}`"
+            if info.init:
+                about += f", starting from the weights of `{info.init}`"
+        st.caption(about)
         if info.test_accuracy is None:
             st.info(
                 f"No test metrics next to the model ({registry.metrics_path(info.path).name}), "
