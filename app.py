@@ -42,7 +42,8 @@ def home() -> None:
             measured.append(("Test images", f"{info.test_images:,}"))
         for col, (label, value) in zip(st.columns(3), measured):
             col.metric(label, value)
-        about = f"Model file: `{info.path}` ({info.size_mb} MB, saved {info.modified:%Y-%m-%d %H:%M})"
+        saved = f"{info.modified:%Y-%m-%d %H:%M}"
+        about = f"Model file: `{info.path}` ({info.size_mb} MB, saved {saved})"
         if info.epochs_run:
             about += f"; trained for {info.epochs_run} epochs on `{info.data_source}`"
             if info.init:
