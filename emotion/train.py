@@ -47,6 +47,7 @@ class TrainConfig:
     resume: bool = False
     init: str | None = None  # start from this model's weights (another cosine cycle, fine-tuning)
     minutes: float | None = None  # stop after as many epochs as fit in this time, schedule fitted to them
+    average: float = 0.0  # average the weights of this last fraction of the epochs (SWA); 0: off
     seed: int = SEED
     verbose: int = 1
 
@@ -220,12 +221,101 @@ def cosine(lr: float, epoch: int, epochs: int) -> float:
     return lr * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + np.cos(np.pi * epoch / max(1, epochs))))
 
 
+def averaging_start(config: TrainConfig, epochs: int) -> int:
+    """The first epoch (0-based) whose weights go into the average: `epochs` when not averaging."""
+    if config.average <= 0:
+        return epochs
+    return min(epochs - 1, max(0, int(round(epochs * (1 - config.average)))))
+
+
+def _schedule_class():
+    import keras
+
+    class Schedule(keras.callbacks.Callback):
+        """Sets each epoch's learning rate on a cosine over the planned epochs; while the weights
+        are averaged the rate holds where it was, so the averaged points differ (as SWA does)."""
+
+        def __init__(self, config, plan):
+            super().__init__()
+            self.config, self.plan = config, plan
+
+        def on_epoch_begin(self, epoch, logs=None):
+            hold = averaging_start(self.config, self.plan["epochs"])
+            self.model.optimizer.learning_rate.assign(
+                cosine(self.config.learning_rate, min(epoch, hold), self.plan["epochs"]))
+
+    return Schedule
+
+
+def _averager_class():
+    import keras
+
+    class Averager(keras.callbacks.Callback):
+        """Keeps the running mean of the network's weights over the epochs from `averaging_start`,
+        saved after each epoch so that --resume carries on with it."""
+
+        def __init__(self, config, network, plan, path):
+            super().__init__()
+            self.config, self.network, self.plan, self.path = config, network, plan, path
+            self.mean: list[np.ndarray] | None = None
+            self.epochs: list[int] = []
+            if path.is_file():
+                with np.load(path) as saved:
+                    self.epochs = saved["epochs"].tolist()
+                    self.mean = [saved[f"w{i}"] for i in range(len(saved.files) - 1)]
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch < averaging_start(self.config, self.plan["epochs"]) or epoch + 1 in self.epochs:
+                return
+            weights = self.network.get_weights()
+            n = len(self.epochs)
+            self.mean = weights if self.mean is None else [
+                m + (w - m) / (n + 1) for m, w in zip(self.mean, weights)]
+            self.epochs.append(epoch + 1)
+            staging = self.path.with_suffix(".tmp.npz")
+            np.savez(staging, epochs=np.array(self.epochs),
+                     **{f"w{i}": m for i, m in enumerate(self.mean)})
+            staging.replace(self.path)
+
+    return Averager
+
+
+def recompute_batch_norm(model, images: np.ndarray, batch_size: int = 256) -> None:
+    """Set every BatchNormalization layer's moving statistics to their mean over `images`, as
+    the network sees them at inference: no augmentation and no dropout.
+
+    During training the statistics follow augmented faces with dropout on, which is not what a
+    photo looks like; averaged weights need new statistics in any case. A momentum of
+    (i - 1) / i at batch i turns Keras' moving average into an exact running mean.
+    """
+    import keras
+
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    drops = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    momenta, rates = [layer.momentum for layer in norms], [layer.rate for layer in drops]
+    for layer in norms:
+        layer.moving_mean.assign(np.zeros(layer.moving_mean.shape, "float32"))
+        layer.moving_variance.assign(np.ones(layer.moving_variance.shape, "float32"))
+    for layer in drops:
+        layer.rate = 0.0
+    try:
+        for i, start in enumerate(range(0, len(images), batch_size), start=1):
+            for layer in norms:
+                layer.momentum = (i - 1) / i
+            model(normalise(images[start:start + batch_size]), training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+        for layer, rate in zip(drops, rates):
+            layer.rate = rate
+
+
 def _time_budget_class():
     import keras
 
     class TimeBudget(keras.callbacks.Callback):
-        """For --minutes: plans the epochs from how long the second one took (the first compiles),
-        sets each epoch's learning rate on a cosine over them, and stops after the last."""
+        """For --minutes: plans the epochs from how long the second one took (the first compiles)
+        and stops after the last."""
 
         def __init__(self, config, plan, plan_path, spent_s):
             super().__init__()
@@ -235,10 +325,6 @@ def _time_budget_class():
 
         def on_train_begin(self, logs=None):
             self.start = time.monotonic()
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.model.optimizer.learning_rate.assign(
-                cosine(self.config.learning_rate, epoch, self.plan["epochs"]))
 
         def on_epoch_end(self, epoch, logs=None):
             self.ends.append(time.monotonic())
@@ -291,9 +377,10 @@ def train(
     if config.init:
         _load_initial_weights(model, Path(config.init))
     fitted = trainable(model, config.augment)
+    per_epoch_schedule = bool(config.minutes or config.average)
     fitted.compile(
         optimizer=make_optimizer(config.optimizer, config.learning_rate,
-                                 None if config.minutes else steps * config.epochs),
+                                 None if per_epoch_schedule else steps * config.epochs),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
@@ -315,8 +402,13 @@ def train(
         keras.callbacks.LambdaCallback(on_epoch_end=record_time),
         hook,
     ]
+    if per_epoch_schedule:
+        callbacks.append(_schedule_class()(config, plan))
     if config.minutes:
         callbacks.append(_time_budget_class()(config, plan, plan_path, prior_seconds))
+    averager = _averager_class()(config, model, plan, state / "average.npz")
+    if config.average:
+        callbacks.append(averager)
     started = time.monotonic()
     fitted.fit(
         make_dataset(train_split, config.batch_size, True, config.augment, config.seed),
@@ -336,15 +428,43 @@ def train(
         model = keras.models.load_model(best_path, compile=False)
         if model.name != NAME:  # saved with its augmentation layers in front
             model = model.get_layer(NAME)
+    choice = None
+    if len(val_split):
+        model, choice = choose_model(config, model, averager, train_split, val_split)
     evaluation = evaluate_model(model, test_split.images, test_split.labels) if test_split else None
     stopped_early = len(history) < plan["epochs"]
     metrics = _metrics(config, dataset, train_split, val_split, test_split, evaluation, history,
                        seconds, stopped_early, ledger["commands"], plan["epochs"])
+    if choice:
+        metrics["model_choice"] = choice
     write_artifacts(model, metrics, history, out)
     shutil.rmtree(state, ignore_errors=True)
     if evaluation:
         _log(config, f"test accuracy {evaluation.accuracy:.4f}, macro-F1 {evaluation.macro_f1:.4f}")
     return TrainResult(out, out / MODEL_FILE, evaluation, history, stopped_early, False, seconds)
+
+
+def choose_model(config, best, averager, train_split, val_split):
+    """The best epoch as trained, the same with its batch-norm statistics recomputed, or the
+    averaged weights: whichever scores highest on validation, and every candidate's score."""
+    candidates = {"best epoch": best}
+    recomputed = build_model(config.blocks)
+    recomputed.set_weights(best.get_weights())
+    candidates["best epoch, batch norm recomputed"] = recomputed
+    if averager.mean is not None:
+        averaged = build_model(config.blocks)
+        averaged.set_weights(averager.mean)
+        candidates[f"average of epochs {averager.epochs[0]}-{averager.epochs[-1]}"] = averaged
+    _log(config, "recomputing the batch-norm statistics on the training faces")
+    for name, model in candidates.items():
+        if model is not best:
+            recompute_batch_norm(model, train_split.images)
+    scores = {name: evaluate_model(model, val_split.images, val_split.labels).accuracy
+              for name, model in candidates.items()}
+    kept = max(scores, key=scores.get)  # ties keep the earlier, simpler candidate
+    _log(config, "validation accuracy: " + ", ".join(f"{n} {a:.4f}" for n, a in scores.items())
+         + f": keeping the {kept}")
+    return candidates[kept], {"val_accuracy": scores, "kept": kept}
 
 
 def _load_initial_weights(model, path: Path) -> None:
@@ -417,8 +537,8 @@ def _metrics(config, dataset, train_split, val_split, test_split, evaluation, hi
         "hyperparameters": {
             "optimizer": config.optimizer, "epochs": epochs, "batch_size": config.batch_size,
             "learning_rate": config.learning_rate,
-            "schedule": "cosine decay to 1%" + (", set each epoch" if config.minutes else ""),
-            "minutes": config.minutes,
+            "schedule": _schedule_text(config, epochs),
+            "minutes": config.minutes, "average": config.average,
             "augment": config.augment, "label_smoothing": config.label_smoothing,
             "patience": config.patience, "blocks": [list(b) for b in config.blocks],
             "init": config.init,
@@ -433,6 +553,13 @@ def _metrics(config, dataset, train_split, val_split, test_split, evaluation, hi
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
         "labels": list(EMOTIONS),
     }
+
+
+def _schedule_text(config: TrainConfig, epochs: int) -> str:
+    text = "cosine decay to 1%" + (", set each epoch" if config.minutes or config.average else "")
+    if config.average:
+        text += f", held from epoch {averaging_start(config, epochs) + 1} while the weights are averaged"
+    return text
 
 
 def _backend_version() -> dict[str, str]:
