@@ -250,3 +250,86 @@ def test_blocks_option_rejects_what_it_cannot_read(text):
 
     with pytest.raises(argparse.ArgumentTypeError, match="WIDTHxCONVS"):
         _blocks(text)
+
+
+def test_recomputed_batch_norm_statistics_are_those_of_the_faces_at_inference():
+    import keras
+
+    from emotion.model import build_model
+    from emotion.preprocess import normalise
+    from emotion.train import recompute_batch_norm
+
+    model = build_model(TINY)
+    faces = np.random.default_rng(1).integers(0, 256, (96, 48, 48), dtype=np.uint8)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    drops = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    momenta, rates = [n.momentum for n in norms], [d.rate for d in drops]
+
+    recompute_batch_norm(model, faces, batch_size=32)  # three equal batches: their mean is exact
+    conv = model.layers[0]
+    assert isinstance(conv, keras.layers.Conv2D) and model.layers[1] is norms[0]
+    features = keras.ops.convert_to_numpy(conv(normalise(faces)))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(norms[0].moving_mean),
+                               features.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-5)
+    # The second layer's statistics also exist: every layer was updated, not just the first.
+    assert not np.allclose(keras.ops.convert_to_numpy(norms[1].moving_mean), 0)
+    assert [n.momentum for n in norms] == momenta and [d.rate for d in drops] == rates
+    # Dropout was off while the statistics were taken, so the same faces give the same numbers.
+    again = build_model(TINY)
+    again.set_weights(model.get_weights())
+    recompute_batch_norm(again, faces, batch_size=32)
+    for a, b in zip(model.get_weights(), again.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_training_keeps_the_candidate_that_scores_best_on_validation(tiny_folder, tmp_path):
+    out = tmp_path / "out"
+    result = train(_config(tiny_folder, out, epochs=4, average=0.75))
+    metrics = json.loads((out / "metrics.json").read_text())
+    scores = metrics["model_choice"]["val_accuracy"]
+    assert set(scores) == {"best epoch", "best epoch, batch norm recomputed",
+                           "average of epochs 2-4"}
+    assert scores[metrics["model_choice"]["kept"]] == max(scores.values())
+    # The learning rate holds from the first averaged epoch, where the cosine had got to.
+    from emotion.train import cosine
+
+    lrs = [float(r["lr"]) for r in csv.DictReader((out / "history.csv").open())]
+    assert lrs[0] == pytest.approx(1e-3)
+    assert lrs[1:] == pytest.approx([cosine(1e-3, 1, 4)] * 3)
+    assert "held from epoch 2" in metrics["hyperparameters"]["schedule"]
+    assert metrics["hyperparameters"]["average"] == 0.75
+    # The shipped file is the kept candidate: it scores the same on validation.
+    from emotion.data import load, training_splits
+    from emotion.evaluate import evaluate_model
+    from emotion.model import load_model
+
+    _, val, _ = training_splits(load(tiny_folder))
+    kept = load_model(result.model_path)
+    assert evaluate_model(kept, val.images, val.labels).accuracy == max(scores.values())
+
+
+def test_the_average_survives_an_interruption(tiny_folder, tmp_path):
+    out = tmp_path / "out"
+
+    def crash_in_epoch_four(progress):
+        if progress.epoch == 4:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(_config(tiny_folder, out, epochs=4, average=0.75), on_progress=crash_in_epoch_four)
+    with np.load(out / STATE_DIR / "average.npz") as saved:
+        assert saved["epochs"].tolist() == [2, 3]
+    train(_config(tiny_folder, out, epochs=4, average=0.75, resume=True))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "average of epochs 2-4" in metrics["model_choice"]["val_accuracy"]
+
+
+@pytest.mark.parametrize("fraction", ["1.5", "-0.1"])
+def test_average_option_must_be_a_fraction(tiny_folder, tmp_path, fraction):
+    done = subprocess.run(
+        [sys.executable, "-m", "emotion", "train", "--data", str(tiny_folder), "--tiny",
+         "--average", fraction, "--out", str(tmp_path / "out")],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 2 and "--average" in done.stderr and "from 0" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
