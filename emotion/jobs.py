@@ -87,6 +87,8 @@ class Job:
         p = self.progress
         if self.state == QUEUED or (self.state == RUNNING and p is None):
             return "loading data and building the model..."
+        if self.state == RUNNING and p.stage != "training":
+            return f"{p.stage}, {p.elapsed_s:.0f} s"
         if self.state == RUNNING:
             loss = p.logs.get("loss")
             acc = p.logs.get("accuracy")

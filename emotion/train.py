@@ -70,6 +70,7 @@ class Progress:
     history: list[dict[str, float]] = field(default_factory=list)
     epoch_end: bool = False
     elapsed_s: float = 0.0
+    stage: str = "training"  # after the last epoch: what the run is doing before it writes
 
 
 @dataclass
@@ -83,6 +84,7 @@ class TrainResult:
     train_seconds: float
 
 
+CHOOSING = "recomputing batch-norm statistics and choosing the model on validation"
 COSINE_FLOOR = 0.01  # the learning rate decays to 1% of its start
 
 
@@ -430,6 +432,9 @@ def train(
             model = model.get_layer(NAME)
     choice = None
     if len(val_split):
+        if on_progress:
+            on_progress(Progress(len(history), plan["epochs"], steps, steps, {}, list(history),
+                                 True, time.monotonic() - started, stage=CHOOSING))
         model, choice = choose_model(config, model, averager, train_split, val_split)
     evaluation = evaluate_model(model, test_split.images, test_split.labels) if test_split else None
     stopped_early = len(history) < plan["epochs"]

@@ -121,3 +121,14 @@ def test_uploads_are_stored_once_under_a_safe_name(tmp_path):
 def test_new_run_folders_never_collide(tmp_path):
     manager = jobs.JobManager(tmp_path)
     assert len({manager._new_run_dir() for _ in range(3)}) == 3
+
+
+def test_status_says_what_a_run_does_after_its_last_epoch(tmp_path):
+    from emotion.train import CHOOSING, Progress
+
+    job = jobs.Job(TrainConfig(data="x"), tmp_path, state=jobs.RUNNING)
+    job.progress = Progress(3, 3, 10, 10, {"loss": 1.2, "accuracy": 0.5}, epoch_end=True,
+                            elapsed_s=42)
+    assert job.status_text.startswith("epoch 3/3, batch 10/10, loss 1.200, accuracy 50.0%")
+    job.progress = Progress(3, 3, 10, 10, {}, epoch_end=True, elapsed_s=50, stage=CHOOSING)
+    assert job.status_text == f"{CHOOSING}, 50 s"

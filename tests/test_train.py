@@ -13,7 +13,7 @@ import pytest
 
 from emotion.data import DataError
 from emotion.labels import EMOTIONS
-from emotion.train import STATE_DIR, TINY_BLOCKS, TrainConfig, train
+from emotion.train import CHOOSING, STATE_DIR, TINY_BLOCKS, TrainConfig, train
 
 TINY = TINY_BLOCKS  # a small network keeps the test quick; the code path is the real one
 
@@ -61,6 +61,8 @@ def test_training_writes_every_artifact(tiny_folder, tmp_path):
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(rows[0])
     assert result.evaluation.n_images == 14
     assert any(p.epoch_end for p in seen) and seen[-1].epoch == 2
+    # Last, while the model is chosen on validation, the page is told what is going on.
+    assert seen[-1].stage == CHOOSING and {p.stage for p in seen[:-1]} == {"training"}
     import keras
 
     model = keras.models.load_model(out / "emotion_cnn.keras", compile=False)
