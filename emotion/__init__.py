@@ -5,16 +5,20 @@
 """
 
 import os
+import sys
 
 # TensorFlow's C++ start-up chatter is noise for a command line; real errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-try:
-    # libsrtp (aiortc's, for the webcam page) crashes in srtp_init() when TensorFlow was loaded
-    # first in the same process; loading it first, which costs a few ms, avoids that.
-    import pylibsrtp  # noqa: F401
-except ImportError:
-    pass
+# libsrtp (aiortc's, for the webcam page) crashes in srtp_init() when TensorFlow was loaded
+# first in the same process; loading it first, which costs a few ms, avoids that. Where a
+# script imported TensorFlow (or Keras on it) before this package, loading it now would be the
+# crash itself, so it is left for aiortc to load, if it is ever needed.
+if "tensorflow" not in sys.modules:
+    try:
+        import pylibsrtp  # noqa: F401
+    except ImportError:
+        pass
 
 from .labels import EMOTIONS  # noqa: E402
 

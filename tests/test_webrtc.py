@@ -65,6 +65,22 @@ print(len(session.protect(bytes.fromhex("8000000100000001deadbeef") + bytes(50))
     assert done.stdout.strip().splitlines()[-1] == "72"
 
 
+def test_a_script_that_imports_keras_first_can_still_use_the_package():
+    """`import keras` (on TensorFlow) before `import emotion`, as a notebook might: importing the
+    package must not load pylibsrtp after TensorFlow, which would crash the process."""
+    code = """
+import keras
+import emotion
+from emotion.recognizer import EmotionRecognizer
+import skimage.data
+faces = EmotionRecognizer().recognize(skimage.data.astronaut()[:, :, ::-1].copy())
+print(len(faces))
+"""
+    done = _run_fresh(code)
+    assert done.returncode == 0, f"exit {done.returncode} (-11/139: segmentation fault)"
+    assert done.stdout.strip().splitlines()[-1] == "1"
+
+
 def test_env_var_list_or_object():
     assert rtc_configuration(environ={ICE_ENV: json.dumps(STUN)}) == {"iceServers": STUN}
     wrapped = json.dumps({"iceServers": TURN})
