@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import os
 import queue
@@ -188,6 +189,19 @@ def _child(config: TrainConfig, messages, stop) -> None:
         messages.put(("error", (str(exc), None)))  # a mistake in the data: the message says it all
     except Exception as exc:  # noqa: BLE001 - the page must show any failure, not lose it
         messages.put(("error", (f"{type(exc).__name__}: {exc}", traceback.format_exc())))
+
+
+def choice_text(job: Job) -> str | None:
+    """Which model the finished run kept, and each candidate's validation accuracy, in words."""
+    path = job.run_dir / "metrics.json"
+    try:
+        choice = json.loads(path.read_text())["model_choice"]
+        scores, kept = choice["val_accuracy"], choice["kept"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    others = "; ".join(f"{name} {score:.1%}" for name, score in scores.items() if name != kept)
+    return (f"Kept: {kept}, validation accuracy {scores[kept]:.1%}"
+            + (f" (the other candidates: {others})" if others else "") + ".")
 
 
 def _evaluate_validation(result: TrainResult, dataset) -> tuple[Evaluation, str]:

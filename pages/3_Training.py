@@ -77,6 +77,11 @@ with st.container(border=True):
         "learning-rate schedule is fitted to them once the second epoch has been timed.",
     )
     augment = c6.checkbox("Augmentation (flip, shift, rotation, zoom)", value=True)
+    average = c5.number_input(
+        "Average the weights of the last % of epochs (0: off)", 0, 100, 0, step=5, key="average",
+        help="Stochastic weight averaging: the learning rate holds over these epochs and their "
+        "weights are averaged; the average is kept if it beats the best epoch on validation.",
+    )
 
     start = st.button(
         "Start training", type="primary", key="start", disabled=bool(job and job.active)
@@ -95,6 +100,7 @@ with st.container(border=True):
                 lr=float(lr),
                 augment=augment,
                 minutes=float(minutes) or None,
+                average=average / 100,
             )
             try:
                 job = manager.start(config)
@@ -139,7 +145,10 @@ if job is not None:
         f"Into `{job.run_dir}` with {job.config.optimizer}, {job.config.epochs} epochs"
         + (f" or {job.config.minutes:g} minutes, whichever ends first" if job.config.minutes else "")
         + f", batch {job.config.batch_size}, learning rate {job.config.learning_rate:g}, "
-        f"augmentation {'on' if job.config.augment else 'off'}; data `{job.config.data}`"
+        f"augmentation {'on' if job.config.augment else 'off'}"
+        + (f", weights averaged over the last {job.config.average:.0%} of the epochs"
+           if job.config.average else "")
+        + f"; data `{job.config.data}`"
     )
     live(job)
 
@@ -161,6 +170,8 @@ if job is not None:
                 "The data has no test split, so these scores are on the validation split, "
                 "which also chose the best epoch: expect the true accuracy to be a bit lower."
             )
+        if choice := jobs.choice_text(job):
+            st.caption(choice)
         left, right = st.columns([3, 2])
         with left:
             st.markdown(

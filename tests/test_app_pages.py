@@ -185,6 +185,8 @@ def test_training_page_trains_shows_the_confusion_matrix_and_promotes(training_p
     assert list(per_class.index) == list(EMOTIONS)
     assert {"precision", "recall", "f1", "support"} <= set(per_class.columns)
     assert len(job.history) == 2
+    kept = [c for c in texts(at, "caption") if c.startswith("Kept: ")]
+    assert len(kept) == 1 and "validation accuracy" in kept[0] and "best epoch" in kept[0]
 
     at.button(key="promote").click().run()
     assert not at.exception
@@ -197,18 +199,21 @@ def test_training_page_trains_shows_the_confusion_matrix_and_promotes(training_p
     assert app_model.read_bytes() == before
 
 
-def test_training_page_passes_a_time_limit(training_page):
+def test_training_page_passes_a_time_limit_and_weight_averaging(training_page):
     needs_sample()
     at = training_page.run()
     at.text_input(key="data_path").set_value(str(SAMPLE_CSV))
     at.number_input(key="minutes").set_value(2)
+    at.number_input(key="average").set_value(25)
     at.button(key="start").click().run()
     assert not at.exception and not texts(at, "error")
-    assert any("30 epochs or 2 minutes, whichever ends first" in c for c in texts(at, "caption"))
+    captions = texts(at, "caption")
+    assert any("30 epochs or 2 minutes, whichever ends first" in c for c in captions)
+    assert any("weights averaged over the last 25% of the epochs" in c for c in captions)
     job = jobs.MANAGER.current
     job.cancel()
     assert job.wait(120)
-    assert job.config.minutes == 2.0
+    assert job.config.minutes == 2.0 and job.config.average == 0.25
 
 
 def test_training_page_can_be_turned_off(monkeypatch):
