@@ -227,7 +227,7 @@ def averaging_start(config: TrainConfig, epochs: int) -> int:
     """The first epoch (0-based) whose weights go into the average: `epochs` when not averaging."""
     if config.average <= 0:
         return epochs
-    return min(epochs - 1, max(0, int(round(epochs * (1 - config.average)))))
+    return min(epochs - 1, max(0, round(epochs * (1 - config.average))))
 
 
 def _schedule_class():
@@ -461,7 +461,7 @@ def choose_model(config, best, averager, train_split, val_split):
         averaged.set_weights(averager.mean)
         candidates[f"average of epochs {averager.epochs[0]}-{averager.epochs[-1]}"] = averaged
     _log(config, "recomputing the batch-norm statistics on the training faces")
-    for name, model in candidates.items():
+    for model in candidates.values():
         if model is not best:
             recompute_batch_norm(model, train_split.images)
     scores = {name: evaluate_model(model, val_split.images, val_split.labels).accuracy
