@@ -439,7 +439,8 @@ def train(
     evaluation = evaluate_model(model, test_split.images, test_split.labels) if test_split else None
     stopped_early = len(history) < plan["epochs"]
     metrics = _metrics(config, dataset, train_split, val_split, test_split, evaluation, history,
-                       seconds, stopped_early, ledger["commands"], plan["epochs"])
+                       seconds, stopped_early, ledger["commands"], plan["epochs"],
+                       averager.epochs)
     if choice:
         metrics["model_choice"] = choice
     write_artifacts(model, metrics, history, out)
@@ -521,7 +522,7 @@ def _command_line() -> str:
 
 
 def _metrics(config, dataset, train_split, val_split, test_split, evaluation, history, seconds,
-             stopped_early, commands, epochs) -> dict:
+             stopped_early, commands, epochs, averaged) -> dict:
     import keras
 
     best = max(history, key=lambda r: r.get("val_accuracy", 0)) if history else {}
@@ -542,7 +543,7 @@ def _metrics(config, dataset, train_split, val_split, test_split, evaluation, hi
         "hyperparameters": {
             "optimizer": config.optimizer, "epochs": epochs, "batch_size": config.batch_size,
             "learning_rate": config.learning_rate,
-            "schedule": _schedule_text(config, epochs),
+            "schedule": _schedule_text(config, averaged),
             "minutes": config.minutes, "average": config.average,
             "augment": config.augment, "label_smoothing": config.label_smoothing,
             "patience": config.patience, "blocks": [list(b) for b in config.blocks],
@@ -560,10 +561,11 @@ def _metrics(config, dataset, train_split, val_split, test_split, evaluation, hi
     }
 
 
-def _schedule_text(config: TrainConfig, epochs: int) -> str:
+def _schedule_text(config: TrainConfig, averaged: list[int]) -> str:
     text = "cosine decay to 1%" + (", set each epoch" if config.minutes or config.average else "")
-    if config.average:
-        text += f", held from epoch {averaging_start(config, epochs) + 1} while the weights are averaged"
+    if averaged:
+        # From the epochs really averaged: a run the clock stopped early planned more of them.
+        text += f", held from epoch {averaged[0]} while the weights are averaged"
     return text
 
 

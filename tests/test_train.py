@@ -326,6 +326,22 @@ def test_the_average_survives_an_interruption(tiny_folder, tmp_path):
     assert "average of epochs 2-4" in metrics["model_choice"]["val_accuracy"]
 
 
+def test_a_timed_run_reports_the_epochs_it_really_averaged(tiny_folder, tmp_path):
+    import re
+
+    out = tmp_path / "timed"
+    train(_config(tiny_folder, out, epochs=10_000, minutes=0.15, patience=10_000, average=0.5))
+    metrics = json.loads((out / "metrics.json").read_text())
+    lrs = [float(r["lr"]) for r in csv.DictReader((out / "history.csv").open())]
+    averaged = [name for name in metrics["model_choice"]["val_accuracy"] if name.startswith("av")]
+    first, last = map(int, re.fullmatch(r"average of epochs (\d+)-(\d+)", averaged[0]).groups())
+    assert last == len(lrs)
+    assert f"held from epoch {first} while" in metrics["hyperparameters"]["schedule"]
+    assert len(set(lrs[first - 1:])) == 1  # the rate held over exactly the averaged epochs
+    if first > 1:
+        assert lrs[first - 2] != lrs[first - 1]
+
+
 @pytest.mark.parametrize("fraction", ["1.5", "-0.1"])
 def test_average_option_must_be_a_fraction(tiny_folder, tmp_path, fraction):
     done = subprocess.run(
