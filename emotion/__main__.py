@@ -30,15 +30,15 @@ class UserError(Exception):
 def _cmd_train(args) -> int:
     from .train import TINY_BLOCKS, TrainConfig, train
 
+    if not 0 <= args.average <= 1:
+        raise UserError(f"--average {args.average:g}: give the fraction of the epochs to average, "
+                        "from 0 (off) to 1, e.g. 0.75")
     config = TrainConfig(
         data=args.data, optimizer=args.optimizer, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, augment=not args.no_augment, out=args.out, resume=args.resume,
         patience=args.patience, init=args.init, minutes=args.minutes,
         average=args.average,
     )
-    if not 0 <= args.average <= 1:
-        raise UserError(f"--average {args.average:g}: give the fraction of the epochs to average, "
-                        "from 0 (off) to 1, e.g. 0.75")
     if args.blocks:
         config.blocks = args.blocks
     if args.tiny:
@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--average", type=float, default=0.0, metavar="FRACTION",
                    help="average the weights of this last fraction of the epochs, holding the "
                         "learning rate there (stochastic weight averaging); the average is kept "
-                        "if it beats the best epoch on validation")
+                        "if it scores best on validation")
     p.add_argument("--minutes", type=float, default=None,
                    help="train for as many epochs (up to --epochs) as fit in this many minutes, "
                         "the learning-rate schedule fitted to them")

@@ -80,7 +80,7 @@ with st.container(border=True):
     average = c5.number_input(
         "Average the weights of the last % of epochs (0: off)", 0, 100, 0, step=5, key="average",
         help="Stochastic weight averaging: the learning rate holds over these epochs and their "
-        "weights are averaged; the average is kept if it beats the best epoch on validation.",
+        "weights are averaged; the average is kept if it scores best on validation.",
     )
 
     start = st.button(
