@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import multiprocessing
 import os
 import queue
@@ -21,6 +20,7 @@ from typing import Any
 
 from .config import DATA_DIR, MODELS_DIR
 from .evaluate import Evaluation
+from .registry import MODEL_FILE, metrics_path, read_metrics
 from .train import Progress, TrainConfig, TrainResult
 
 # Each run trains into its own folder here; EMOTION_RUNS_DIR moves them (screenshots, demos).
@@ -193,11 +193,10 @@ def _child(config: TrainConfig, messages, stop) -> None:
 
 def choice_text(job: Job) -> str | None:
     """Which model the finished run kept, and each candidate's validation accuracy, in words."""
-    path = job.run_dir / "metrics.json"
     try:
-        choice = json.loads(path.read_text())["model_choice"]
+        choice = read_metrics(metrics_path(job.run_dir / MODEL_FILE))["model_choice"]
         scores, kept = choice["val_accuracy"], choice["kept"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):  # no metrics.json, or one written before runs chose a model
         return None
     others = "; ".join(f"{name} {score:.1%}" for name, score in scores.items() if name != kept)
     return (f"Kept: {kept}, validation accuracy {scores[kept]:.1%}"
