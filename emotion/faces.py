@@ -1,14 +1,21 @@
-"""Face detection with OpenCV's Haar cascade, with overlapping and implausible boxes removed."""
+"""Face detection with OpenCV's Haar cascade, with overlapping and implausible boxes removed.
+
+Safe to call from several threads at once: each thread gets its own CascadeClassifier, because
+one classifier called from two threads mixes up their scans (wrong boxes, or a cv2.error).
+"""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from functools import lru_cache
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
+# The cascade's own window: the smallest face it can find, in the pixels it scans.
+CASCADE_WINDOW = 24
 
 
 @dataclass(frozen=True)
@@ -43,22 +50,35 @@ class DetectionSettings:
     # clothes or pavement than a face; the pixel floor keeps tiny images usable.
     min_size_fraction: float = 0.04
     min_size_px: int = 24
-    # Detection runs on a copy no wider or taller than this; boxes are mapped back.
+    # Detection runs on a copy no wider or taller than this, and no larger than needed for the
+    # smallest face allowed to fill the cascade's window; boxes are mapped back.
     max_side: int = 960
     # Boxes overlapping more than this (intersection over the smaller box) are one face.
     overlap: float = 0.5
 
 
-@lru_cache(maxsize=1)
-def _cascade() -> cv2.CascadeClassifier:
-    path = cv2.data.haarcascades + CASCADE_FILE
-    cascade = cv2.CascadeClassifier(path)
-    if cascade.empty():
-        raise RuntimeError(
-            f"OpenCV could not load {path}: install opencv-python-headless>=4.10,<5 "
-            "(OpenCV 5 no longer ships the Haar cascades)"
-        )
-    return cascade
+class FaceDetector(Protocol):
+    """Anything that finds faces: boxes in the pixels of the gray image it is given."""
+
+    def detect(self, gray: np.ndarray) -> list[Box]: ...
+
+
+_per_thread = threading.local()
+
+
+def _cascade(name: str = CASCADE_FILE) -> cv2.CascadeClassifier:
+    """This thread's classifier for one of OpenCV's bundled cascades, loaded on first use."""
+    cascades = _per_thread.__dict__.setdefault("cascades", {})
+    if name not in cascades:
+        path = cv2.data.haarcascades + name
+        cascade = cv2.CascadeClassifier(path)
+        if cascade.empty():
+            raise RuntimeError(
+                f"OpenCV could not load {path}: install opencv-python-headless>=4.10,<5 "
+                "(OpenCV 5 no longer ships the Haar cascades)"
+            )
+        cascades[name] = cascade
+    return cascades[name]
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -80,27 +100,64 @@ def merge_boxes(boxes: list[Box], overlap: float = 0.5) -> list[Box]:
     return sorted(kept, key=lambda b: (b.x, b.y))
 
 
+def min_face_px(shape: tuple[int, ...], settings: DetectionSettings) -> float:
+    """The smallest face `settings` accepts in an image of this shape, in its pixels."""
+    return max(settings.min_size_px, settings.min_size_fraction * min(shape[:2]))
+
+
+def detection_scale(shape: tuple[int, ...], settings: DetectionSettings) -> float:
+    """How much to shrink an image before scanning it: no face the settings accept is lost.
+
+    Shrinking until the smallest accepted face just fills the cascade's window costs nothing in
+    recall and bounds the work: the scanned copy's shorter side is at most about
+    CASCADE_WINDOW / min_size_fraction pixels (600 at the default 4%), whatever the photo's size.
+    """
+    height, width = shape[:2]
+    return min(1.0, settings.max_side / max(height, width),
+               CASCADE_WINDOW / min_face_px(shape, settings))
+
+
+def scan(gray: np.ndarray, *, scale: float = 1.0, min_px: float = CASCADE_WINDOW,
+         max_px: float | None = None, scale_factor: float = 1.1, min_neighbors: int = 6,
+         origin: tuple[int, int] = (0, 0), cascade: str = CASCADE_FILE) -> list[Box]:
+    """One Haar scan of `gray` shrunk by `scale`, for faces min_px to max_px high (in the scanned
+    copy's pixels); boxes come back in `gray`'s pixels, shifted by `origin`."""
+    if scale < 1.0:
+        size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    gray = cv2.equalizeHist(gray)
+    min_side = int(max(CASCADE_WINDOW, min_px))
+    max_side = int(max_px) if max_px else 0
+    if max_side and max_side < min_side or min_side > min(gray.shape[:2]):
+        return []
+    found = _cascade(cascade).detectMultiScale(
+        gray, scaleFactor=scale_factor, minNeighbors=min_neighbors,
+        minSize=(min_side, min_side), maxSize=(max_side, max_side),
+    )
+    ox, oy = origin
+    return [
+        Box(ox + round(x / scale), oy + round(y / scale), round(w / scale), round(h / scale))
+        for (x, y, w, h) in (found if len(found) else [])
+    ]
+
+
 def detect_faces(image: np.ndarray, settings: DetectionSettings = DetectionSettings()) -> list[Box]:
     """Faces in a BGR or gray image, as boxes in that image's pixels, left to right."""
     gray = to_gray(image)
-    height, width = gray.shape[:2]
-    scale = min(1.0, settings.max_side / max(height, width))
-    if scale < 1.0:
-        gray = cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-    gray = cv2.equalizeHist(gray)
-    min_side = max(settings.min_size_px * scale, settings.min_size_fraction * min(gray.shape[:2]))
-    min_side = int(max(12, min_side))  # below 12 px the cascade's own window does not fit
-    found = _cascade().detectMultiScale(
-        gray,
-        scaleFactor=settings.scale_factor,
-        minNeighbors=settings.min_neighbors,
-        minSize=(min_side, min_side),
-    )
-    boxes = [
-        Box(int(round(x / scale)), int(round(y / scale)), int(round(w / scale)), int(round(h / scale)))
-        for (x, y, w, h) in (found if len(found) else [])
-    ]
+    scale = detection_scale(gray.shape, settings)
+    boxes = scan(gray, scale=scale, min_px=min_face_px(gray.shape, settings) * scale,
+                 scale_factor=settings.scale_factor, min_neighbors=settings.min_neighbors)
     return merge_boxes(boxes, settings.overlap)
+
+
+@dataclass(frozen=True)
+class HaarDetector:
+    """OpenCV's frontal-face cascade as a FaceDetector; safe to share between threads."""
+
+    settings: DetectionSettings = DetectionSettings()
+
+    def detect(self, gray: np.ndarray) -> list[Box]:
+        return detect_faces(gray, self.settings)
 
 
 def crop(image: np.ndarray, box: Box) -> np.ndarray:

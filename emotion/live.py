@@ -1,4 +1,4 @@
-"""Live video: detect on a small copy, classify in one batch, track and smooth faces, time them.
+"""Live video: follow faces, classify them in one batch, track and smooth them, time each stage.
 
 Shared by the web page (streamlit-webrtc callback thread), the desktop webcam and the video command.
 """
@@ -21,14 +21,12 @@ import numpy as np
 
 from .config import IMAGE_SIZE
 from .draw import annotate
-from .faces import Box, DetectionSettings
+from .faces import Box, crop, to_gray
+from .follow import FaceFollower, LiveSettings
 from .labels import EMOTIONS
 from .recognizer import EmotionRecognizer, Face, faces_from_probabilities
 
-# Haar on a full 640x480 frame takes 25-100 ms on a small CPU; on a 320 px copy it is a few ms,
-# and faces big enough to matter on a webcam survive the shrink.
-LIVE_DETECT_SIDE = 320
-# Only the browser test sets this: the processor then writes its counters to that JSON file.
+# Only the browser test and the load script set this: the processor then writes its counters to that JSON file.
 STATS_ENV = "EMOTION_LIVE_STATS"
 
 Clock = Callable[[], float]
@@ -44,6 +42,16 @@ class LiveFace(Face):
         return {"id": self.face_id, **super().to_dict()}
 
 
+@dataclass(frozen=True)
+class StageTimes:
+    """Where a frame's time went, in milliseconds; full_scan: the whole frame was scanned."""
+
+    detect_ms: float = 0.0
+    classify_ms: float = 0.0
+    draw_ms: float = 0.0
+    full_scan: bool = False
+
+
 @dataclass
 class LiveResult:
     """One processed frame: the annotated picture, its faces, and how fast we are going."""
@@ -52,6 +60,7 @@ class LiveResult:
     faces: list[LiveFace]
     fps: float
     process_ms: float
+    stages: StageTimes = field(default_factory=StageTimes)
 
     @property
     def main_face(self) -> LiveFace | None:
@@ -255,50 +264,66 @@ class LiveStats:
 
 
 class LiveProcessor:
-    """BGR frame in, annotated frame and tracked faces out; safe to read from another thread."""
+    """BGR frame in, annotated frame and tracked faces out; safe to read from another thread.
 
-    def __init__(self, recognizer: EmotionRecognizer, *, detect_side: int = LIVE_DETECT_SIDE,
-                 window: int = 6, timeline_interval_s: float = 0.5, draw_fps: bool = True,
+    One per video stream (a browser session, a camera, a file): it remembers where the faces
+    were. The recognizer it uses may be shared by many processors and threads.
+    """
+
+    def __init__(self, recognizer: EmotionRecognizer, *, settings: LiveSettings = LiveSettings(),
+                 timeline_interval_s: float = 0.5, draw_fps: bool = True,
                  clock: Clock = time.monotonic, stats_path: str | Path | None = None):
         self.recognizer = recognizer
-        self.settings = DetectionSettings(max_side=detect_side)
-        self.tracker = FaceTracker(window=window)
+        self.settings = settings
+        self.follower = FaceFollower(settings)
+        self.tracker = FaceTracker(window=settings.smoothing_window)
         self.fps_meter = FpsMeter()
         self.timeline = Timeline(interval_s=timeline_interval_s)
         self.draw_fps = draw_fps
         self.clock = clock
         self.stats_path = Path(stats_path) if stats_path else None
         self._lock = threading.Lock()
+        # Frames of one stream are followed in order; two threads feeding one processor take turns.
+        self._follow_lock = threading.Lock()
         self._start: float | None = None
         self._stats = LiveStats()
         self._total_ms = 0.0
         self._last_faces: list[LiveFace] = []
         self._stats_written = -1.0
-        # The model's first call builds its graph (seconds on a small CPU): pay that now, not on
-        # the first video frame, where it would freeze the picture.
+        # The model's first call may build its graph (seconds on a small CPU): pay that now, not
+        # on the first video frame, where it would freeze the picture.
         recognizer.classify([np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)])
 
     def process(self, frame: np.ndarray, t: float | None = None) -> LiveResult:
         """Annotate one BGR frame; `t` (seconds) defaults to the clock, the video command passes its own."""
         started = time.perf_counter()
         now = self.clock() if t is None else t
-        faces_raw = self.recognizer.recognize(frame, settings=self.settings)
-        probs = np.array([[f.probabilities[e] for e in EMOTIONS] for f in faces_raw], np.float32)
-        with self._lock:
-            if self._start is None:
-                self._start = now
-            faces = self.tracker.update([f.box for f in faces_raw], probs, now)
-            fps = self.fps_meter.tick(now)
-            self.timeline.add(now - self._start, faces)
+        gray = to_gray(frame)
+        with self._follow_lock:
+            boxes = self.follower.detect(gray)
+            full_scan = self.follower.last_was_full_scan
+            detected = time.perf_counter()
+            probs = self.recognizer.classify([crop(gray, b) for b in boxes])
+            classified = time.perf_counter()
+            with self._lock:
+                if self._start is None:
+                    self._start = now
+                faces = self.tracker.update(boxes, probs, now)
+                fps = self.fps_meter.tick(now)
+                self.timeline.add(now - self._start, faces)
+        drawing = time.perf_counter()
         out = annotate(frame, faces)
         if self.draw_fps:
             _draw_fps(out, fps)
-        ms = (time.perf_counter() - started) * 1000
+        done = time.perf_counter()
+        ms = (done - started) * 1000
+        stages = StageTimes((detected - started) * 1000, (classified - detected) * 1000,
+                            (done - drawing) * 1000, full_scan)
         with self._lock:
             self._update_stats(faces, fps, ms)
         if self.stats_path:
             self._write_stats(now)
-        return LiveResult(out, faces, fps, ms)
+        return LiveResult(out, faces, fps, ms, stages)
 
     def _update_stats(self, faces: list[LiveFace], fps: float, ms: float) -> None:
         s = self._stats
@@ -340,8 +365,9 @@ class LiveProcessor:
 
     def reset(self) -> None:
         """Start a new session: forget faces, timings and the timeline."""
-        with self._lock:
+        with self._follow_lock, self._lock:
             self.tracker.reset()
+            self.follower.reset()
             self.fps_meter.reset()
             self.timeline.clear()
             self._start = None

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import DEFAULT_MODEL
-from .faces import Box, DetectionSettings, crop, detect_faces, to_gray
+from .faces import Box, DetectionSettings, FaceDetector, HaarDetector, crop, detect_faces, to_gray
 from .labels import EMOTIONS
 from .preprocess import faces_to_input
 
@@ -41,30 +41,39 @@ def faces_from_probabilities(boxes: list[Box], probs: np.ndarray) -> list[Face]:
 
 
 class EmotionRecognizer:
-    """Loads the model once; `recognize(image)` finds every face and names its emotion."""
+    """Loads the model once; `recognize(image)` finds every face and names its emotion.
+
+    Safe to share between threads (the app shares one between every browser session): the face
+    detector keeps a cascade per thread and the classifier's runtime may be called concurrently.
+    """
 
     def __init__(self, model_path: str | Path = DEFAULT_MODEL,
-                 settings: DetectionSettings = DetectionSettings()):
-        from .model import load_model
+                 settings: DetectionSettings = DetectionSettings(),
+                 detector: FaceDetector | None = None, runtime: str | None = None,
+                 threads: int | None = None):
+        from .runtime import load_classifier
 
         self.model_path = Path(model_path)
-        self.model = load_model(self.model_path)
+        self.classifier = load_classifier(self.model_path, runtime=runtime, threads=threads)
         self.settings = settings
+        self.detector: FaceDetector = detector or HaarDetector(settings)
 
     def classify(self, crops: list[np.ndarray]) -> np.ndarray:
         """Probabilities (N, 7) for face crops, in one batched call of the model."""
-        if not crops:
+        if not len(crops):
             return np.zeros((0, len(EMOTIONS)), np.float32)
-        x = faces_to_input(crops)
-        # predict_on_batch runs a compiled function: about 4x faster than calling the model eagerly.
-        return np.asarray(self.model.predict_on_batch(x))
+        return self.classifier.predict(faces_to_input(crops))
 
     def recognize(self, image: np.ndarray, settings: DetectionSettings | None = None,
                   boxes: list[Box] | None = None) -> list[Face]:
-        """Every face in a BGR (or gray) image, left to right, with its emotion."""
+        """Every face in a BGR (or gray) image, left to right, with its emotion.
+
+        `settings` overrides the detector's for this call (the Photo page's knobs); `boxes`
+        skips detection altogether.
+        """
         gray = to_gray(image)
         if boxes is None:
-            boxes = detect_faces(gray, settings or self.settings)
+            boxes = detect_faces(gray, settings) if settings else self.detector.detect(gray)
         crops = [crop(gray, b) for b in boxes]
         return faces_from_probabilities(boxes, self.classify(crops))
 

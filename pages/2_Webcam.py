@@ -37,8 +37,9 @@ with video:
                                   "audio": False},
         async_processing=True,
     )
-    st.caption("Your video goes only to this app's server. Faces are found on a 320 px copy of each "
-               "frame; labels are averaged over the last few frames so they do not flicker.")
+    st.caption("Your video goes only to this app's server. A face once found is looked for again "
+               "only around where it was, and the whole frame is scanned over every half second "
+               "for new ones; labels are averaged over the last few frames so they do not flicker.")
 
 with side:
     speak = st.toggle("Speak the emotion", help="Says the main face's emotion when it changes and holds.")

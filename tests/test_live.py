@@ -16,6 +16,7 @@ import pytest
 
 from emotion.faces import Box, detect_faces
 from emotion.labels import EMOTIONS
+from emotion.follow import LiveSettings
 from emotion.live import FaceTracker, FpsMeter, LiveProcessor, Timeline, frames_callback, iou
 from emotion.live_cli import CSV_HEADER, HEADLESS_MESSAGE, display_available, register
 
@@ -104,7 +105,7 @@ def test_smoothing_reduces_flicker():
 def test_smoothing_on_noisy_real_frames(recognizer, webcam_frame):
     """Camera noise on a real face: smoothed labels change no more often than raw ones."""
     rng = np.random.default_rng(1)
-    processor = LiveProcessor(recognizer, window=6)
+    processor = LiveProcessor(recognizer, settings=LiveSettings(smoothing_window=6))
     raw, smooth = [], []
     for i in range(16):
         noisy = np.clip(webcam_frame + rng.normal(0, 12, webcam_frame.shape), 0, 255).astype(np.uint8)
@@ -188,6 +189,49 @@ def test_processor_is_safe_to_read_while_processing(recognizer, webcam_frame):
         time.sleep(0.005)
     thread.join()
     assert processor.stats().frames == 8
+
+
+def test_sessions_sharing_one_recognizer_get_their_own_results(recognizer):
+    """Four live sessions in four threads, as four browsers would: each gets what it gets alone."""
+    from emotion.clips import astronaut_clip
+
+    clip = astronaut_clip(40)
+    streams = [clip[k * 10:] + clip[:k * 10] for k in range(4)]  # each starts elsewhere
+
+    def run(frames: list[np.ndarray]) -> list[list]:
+        processor = LiveProcessor(recognizer, draw_fps=False)
+        return [[(f.face_id, f.box, f.label, round(f.confidence, 5)) for f in
+                 processor.process(frame, t=i / 30).faces] for i, frame in enumerate(frames)]
+
+    expected = [run(frames) for frames in streams]
+    got: dict[int, list] = {}
+    errors: list[BaseException] = []
+
+    def session(k: int) -> None:
+        try:
+            got[k] = run(streams[k])
+        except BaseException as exc:  # reported below; a thread's exception would be lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=session, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads) and errors == []
+    assert [got[k] for k in range(4)] == expected
+    assert all(sum(bool(faces) for faces in e) >= 36 for e in expected)
+
+
+def test_processor_reports_where_the_time_went(recognizer, webcam_frame):
+    processor = LiveProcessor(recognizer)
+    first = processor.process(webcam_frame, t=0.0)
+    second = processor.process(webcam_frame, t=0.1)
+    assert first.stages.full_scan and not second.stages.full_scan  # then it follows the face
+    for result in (first, second):
+        s = result.stages
+        assert s.detect_ms > 0 and s.classify_ms > 0 and s.draw_ms > 0
+        assert s.detect_ms + s.classify_ms + s.draw_ms <= result.process_ms + 1e-6
 
 
 def test_webrtc_callback_annotates_only_the_newest_frame(recognizer, webcam_frame):

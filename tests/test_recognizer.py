@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 
 import cv2
 import numpy as np
@@ -60,24 +61,68 @@ def test_recognizer_names_each_face_in_one_batched_call(recognizer, astronaut_bg
     face = astronaut_bgr[20:260, 110:340]
     group = np.hstack([face, face, face])
     calls = []
-    real_model = recognizer.model
+    real = recognizer.classifier.predict
 
-    class Spy:
-        def predict_on_batch(self, x):
-            calls.append(len(x))
-            return real_model.predict_on_batch(x)
+    def spy(x):
+        calls.append(len(x))
+        return real(x)
 
-    recognizer.model = Spy()
+    recognizer.classifier.predict = spy
     try:
         faces = recognizer.recognize(group)
     finally:
-        recognizer.model = real_model
+        del recognizer.classifier.predict
     assert len(faces) == 3 and calls == [3]
     for f in faces:
         assert f.label in EMOTIONS
         assert set(f.probabilities) == set(EMOTIONS)
         assert sum(f.probabilities.values()) == pytest.approx(1, abs=1e-3)
         assert f.confidence == max(f.probabilities.values())
+
+
+def _same(a: list, b: list) -> bool:
+    """The same faces: boxes and labels exactly, probabilities to float precision."""
+    return len(a) == len(b) and all(
+        x.box == y.box and x.label == y.label
+        and np.allclose(list(x.probabilities.values()), list(y.probabilities.values()), atol=1e-6)
+        for x, y in zip(a, b))
+
+
+def test_one_recognizer_shared_by_eight_threads_gives_the_single_threaded_results(
+        recognizer, astronaut_bgr):
+    """As the app shares one recognizer between every session: 8 threads x 50 calls."""
+    from skimage import data
+
+    face = astronaut_bgr[20:260, 110:340]
+    images = [
+        astronaut_bgr,
+        np.hstack([face, np.full_like(face, 90), face, face]),
+        cv2.flip(astronaut_bgr, 1),
+        cv2.resize(astronaut_bgr, (640, 640)),
+        cv2.resize(astronaut_bgr, (400, 400)),
+        cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR),
+    ]
+    expected = [recognizer.recognize(image) for image in images]
+    assert [len(e) for e in expected][:4] == [1, 3, 1, 1] and expected[-1] == []
+    errors: list[BaseException] = []
+    wrong: list[int] = []
+
+    def worker(k: int) -> None:
+        try:
+            for i in range(50):
+                j = (k + i) % len(images)
+                if not _same(recognizer.recognize(images[j]), expected[j]):
+                    wrong.append(j)
+        except BaseException as exc:  # reported below; a thread's exception would be lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "a recognition thread hung"
+    assert errors == [] and wrong == []
 
 
 def _run(*args):

@@ -1,0 +1,164 @@
+"""Face detection for video that follows the faces it has found, instead of scanning every frame.
+
+A Haar scan of a whole 640x480 frame (on its 320 px copy) takes about 20 ms on a small CPU; a
+scan of a window around a known face, shrunk so that the face is about 48 px high, takes about
+one. So a face once found is looked for again only in its window, and the whole frame is scanned
+in a few parts spread over `full_scan_every` frames, so that a face entering the picture is
+found within that many frames without any one frame paying for a whole scan. A frame with no
+known face, or in which a known face was lost, is scanned whole at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .faces import CASCADE_WINDOW, Box, DetectionSettings, merge_boxes, min_face_px, scan
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """Everything the live path can be tuned by; the defaults suit a webcam at 640x480."""
+
+    # Whole-frame scans run on a copy no wider or taller than this.
+    detect_side: int = 320
+    # The whole frame is covered once every this many frames (half a second at 30 fps)...
+    full_scan_every: int = 15
+    # ...in this many parts, each a range of face sizes of about equal cost, on separate frames
+    # (a part costs about a sixth of a whole scan, so no frame is much slower than the rest).
+    scan_parts: int = 6
+    # A known face's window: its box enlarged by its own size (half of it on each side)...
+    window_margin: float = 0.5
+    # ...shrunk so that the face is about this high; it may grow or shrink by these factors
+    # from one frame to the next. At 40 px the cascade lost a turning face in 3 frames of 4, at
+    # 48 px in 1 of 4, at 56 px in 1 of 70 (scripts/benchmark.py's clip); larger costs more.
+    window_face_px: int = 56
+    window_min_ratio: float = 0.75
+    window_max_ratio: float = 1.35
+    # A window holds one known face, so fewer neighbours are needed to trust a detection there,
+    # which keeps a slightly turned or tilted face that a whole-frame scan would drop.
+    window_min_neighbors: int = 3
+    min_neighbors: int = 6
+    scale_factor: float = 1.1
+    # A face missing from its window this many frames in a row is lost: the whole frame is
+    # scanned at once to find where it went.
+    lost_after: int = 2
+    # Smoothing of labels: probabilities are averaged over this many frames per face.
+    smoothing_window: int = 6
+
+    def __post_init__(self) -> None:
+        if self.full_scan_every < 1 or self.scan_parts < 1 or self.detect_side < CASCADE_WINDOW:
+            raise ValueError("full_scan_every and scan_parts must be at least 1, detect_side at least 24")
+
+
+def size_ranges(shape: tuple[int, int], parts: int, scale_factor: float,
+                min_px: float) -> list[tuple[float, float]]:
+    """Face-size ranges (min, max pixels in an image of `shape`) that split one Haar scan into
+    `parts` of about equal cost: small faces have many more positions to try than large ones."""
+    height, width = shape
+    sizes, costs = [], []
+    size = float(max(CASCADE_WINDOW, min_px))
+    while size <= min(height, width):
+        sizes.append(size)
+        factor = size / CASCADE_WINDOW
+        # OpenCV scans a copy shrunk by `factor`, every second position while factor <= 2.
+        stride = 2 if factor <= 2 else 1
+        costs.append((width / factor) * (height / factor) / stride**2)
+        size *= scale_factor
+    total, ranges, start, spent = sum(costs), [], 0, 0.0
+    for i, cost in enumerate(costs):
+        spent += cost
+        if spent >= total * (len(ranges) + 1) / parts or i == len(sizes) - 1:
+            # Each part reaches one step into the next, so that a face at a boundary keeps the
+            # neighbouring detections the cascade's grouping needs.
+            ranges.append((sizes[start], sizes[i] * scale_factor))
+            start = i + 1
+    return ranges
+
+
+class FaceFollower:
+    """Per-video state: the faces found so far and where the next whole-frame scan part is."""
+
+    def __init__(self, settings: LiveSettings = LiveSettings()):
+        self.settings = settings
+        self._known: list[tuple[Box, int]] = []  # (last box, frames missed in a row)
+        self._frame = 0
+        self.last_was_full_scan = False
+
+    def reset(self) -> None:
+        self._known = []
+        self._frame = 0
+
+    def detect(self, gray: np.ndarray) -> list[Box]:
+        """The faces in this gray frame, in its pixels, left to right."""
+        s = self.settings
+        self._frame += 1
+        found: list[Box] = []
+        known: list[tuple[Box, int]] = []
+        lost = False
+        for box, missed in self._known:
+            hit = self._search_window(gray, box)
+            if hit is not None:
+                found.append(hit)
+                known.append((hit, 0))
+            elif missed + 1 < s.lost_after:
+                known.append((box, missed + 1))  # a turn of the head: look there again next frame
+            else:
+                lost = True
+        full = not self._known or lost
+        part = self._part_due()
+        if full or part is not None:
+            ranges = self._ranges(gray.shape)
+            for low, high in ranges if full else ranges[part:part + 1]:
+                found.extend(self._scan_frame(gray, low, high))
+        found = merge_boxes(found, 0.5)
+        # Keep searching near a face missed this frame unless a scan found it elsewhere.
+        waiting = [(b, m) for b, m in known if m and all(b.intersection(f) == 0 for f in found)]
+        self._known = [(b, 0) for b in found] + waiting
+        self.last_was_full_scan = full
+        return found
+
+    def _part_due(self) -> int | None:
+        """Which part of the whole-frame scan this frame runs, if any."""
+        s = self.settings
+        spacing = max(1, s.full_scan_every // s.scan_parts)
+        position = self._frame % s.full_scan_every
+        if position % spacing or position // spacing >= s.scan_parts:
+            return None
+        return position // spacing
+
+    def _ranges(self, shape: tuple[int, ...]) -> list[tuple[float, float]]:
+        """Face-size ranges of the parts, in the scanned copy's pixels."""
+        s = self.settings
+        scale = self._frame_scale(shape)
+        small = (round(shape[0] * scale), round(shape[1] * scale))
+        min_px = min_face_px(shape, DetectionSettings()) * scale
+        return size_ranges(small, s.scan_parts, s.scale_factor, min_px)
+
+    def _frame_scale(self, shape: tuple[int, ...]) -> float:
+        return min(1.0, self.settings.detect_side / max(shape[:2]))
+
+    def _scan_frame(self, gray: np.ndarray, low: float, high: float) -> list[Box]:
+        s = self.settings
+        return scan(gray, scale=self._frame_scale(gray.shape), min_px=low, max_px=high,
+                    scale_factor=s.scale_factor, min_neighbors=s.min_neighbors)
+
+    def _search_window(self, gray: np.ndarray, box: Box) -> Box | None:
+        """The face nearest to `box` in a window around it, or None."""
+        s = self.settings
+        height, width = gray.shape[:2]
+        margin_x, margin_y = round(box.w * s.window_margin), round(box.h * s.window_margin)
+        x0, y0 = max(0, box.x - margin_x), max(0, box.y - margin_y)
+        x1, y1 = min(width, box.x + box.w + margin_x), min(height, box.y + box.h + margin_y)
+        if x1 - x0 < CASCADE_WINDOW or y1 - y0 < CASCADE_WINDOW:
+            return None
+        scale = min(1.0, s.window_face_px / max(1, box.h))
+        target = box.h * scale
+        hits = scan(gray[y0:y1, x0:x1], scale=scale, origin=(x0, y0),
+                    min_px=target * s.window_min_ratio, max_px=target * s.window_max_ratio,
+                    scale_factor=s.scale_factor, min_neighbors=s.window_min_neighbors)
+        if not hits:
+            return None
+        cx, cy = box.x + box.w / 2, box.y + box.h / 2
+        return min(hits, key=lambda b: (b.x + b.w / 2 - cx) ** 2 + (b.y + b.h / 2 - cy) ** 2)
