@@ -51,7 +51,8 @@ def moving_clip(image: np.ndarray, frames: int = 150, size: tuple[int, int] = (6
     """
     out_w, out_h = size
     scale = max(out_h / image.shape[0], out_w / image.shape[1])
-    fitted = cv2.resize(image, (round(image.shape[1] * scale), out_h), interpolation=cv2.INTER_AREA)
+    fitted = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
+                        interpolation=cv2.INTER_AREA)
     for i in range(frames):
         yield _warp(fitted, i / frames, size, focus)
 

@@ -107,11 +107,14 @@ class FaceFollower:
             else:
                 lost = True
         full = not self._known or lost
-        part = self._part_due()
-        if full or part is not None:
-            ranges = self._ranges(gray.shape)
-            for low, high in ranges if full else ranges[part:part + 1]:
-                found.extend(self._scan_frame(gray, low, high))
+        part = None if full else self._part_due()
+        if full:
+            found.extend(self._scan_frame(gray))
+        elif part is not None:
+            low, high = self._ranges(gray.shape)[part]
+            for box in self._scan_frame(gray, low, high):
+                if all(box.intersection(f) == 0 for f in found):
+                    found.extend(self._confirm(gray, box))
         found = merge_boxes(found, 0.5)
         # Keep searching near a face missed this frame unless a scan found it elsewhere.
         waiting = [(b, m) for b, m in known if m and all(b.intersection(f) == 0 for f in found)]
@@ -139,18 +142,35 @@ class FaceFollower:
     def _frame_scale(self, shape: tuple[int, ...]) -> float:
         return min(1.0, self.settings.detect_side / max(shape[:2]))
 
-    def _scan_frame(self, gray: np.ndarray, low: float, high: float) -> list[Box]:
+    def _scan_frame(self, gray: np.ndarray, low: float = CASCADE_WINDOW,
+                    high: float | None = None) -> list[Box]:
+        """A scan of the whole frame on its small copy, for faces low to high pixels there."""
         s = self.settings
-        return scan(gray, scale=self._frame_scale(gray.shape), min_px=low, max_px=high,
+        shape = gray.shape
+        scale = self._frame_scale(shape)
+        low = max(low, min_face_px(shape, DetectionSettings()) * scale)
+        return scan(gray, scale=scale, min_px=low, max_px=high,
                     scale_factor=s.scale_factor, min_neighbors=s.min_neighbors)
+
+    def _confirm(self, gray: np.ndarray, box: Box) -> list[Box]:
+        """The face a part of the scan found, if a scan of its surroundings for faces of every size
+        finds it too.
+
+        A part sees only some sizes, and the cascade's grouping then keeps clusters of
+        detections (on a collar, a shoulder) that a scan of all sizes merges into a larger face
+        or drops; the check costs a fraction of a whole scan and is needed only for a new face.
+        """
+        region = _grow(box, 1.0, gray.shape)
+        x0, y0, x1, y1 = region
+        hits = scan(gray[y0:y1, x0:x1], scale=self._frame_scale(gray.shape), origin=(x0, y0),
+                    scale_factor=self.settings.scale_factor,
+                    min_neighbors=self.settings.min_neighbors)
+        return [h for h in hits if h.intersection(box) > 0.5 * min(h.area, box.area)]
 
     def _search_window(self, gray: np.ndarray, box: Box) -> Box | None:
         """The face nearest to `box` in a window around it, or None."""
         s = self.settings
-        height, width = gray.shape[:2]
-        margin_x, margin_y = round(box.w * s.window_margin), round(box.h * s.window_margin)
-        x0, y0 = max(0, box.x - margin_x), max(0, box.y - margin_y)
-        x1, y1 = min(width, box.x + box.w + margin_x), min(height, box.y + box.h + margin_y)
+        x0, y0, x1, y1 = _grow(box, s.window_margin, gray.shape)
         if x1 - x0 < CASCADE_WINDOW or y1 - y0 < CASCADE_WINDOW:
             return None
         scale = min(1.0, s.window_face_px / max(1, box.h))
@@ -162,3 +182,11 @@ class FaceFollower:
             return None
         cx, cy = box.x + box.w / 2, box.y + box.h / 2
         return min(hits, key=lambda b: (b.x + b.w / 2 - cx) ** 2 + (b.y + b.h / 2 - cy) ** 2)
+
+
+def _grow(box: Box, margin: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The box enlarged by `margin` times its size on each side, clipped: x0, y0, x1, y1."""
+    height, width = shape[:2]
+    mx, my = round(box.w * margin), round(box.h * margin)
+    return (max(0, box.x - mx), max(0, box.y - my),
+            min(width, box.x + box.w + mx), min(height, box.y + box.h + my))
