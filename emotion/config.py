@@ -24,3 +24,18 @@ SHARED_FER2013 = PROJECT_ROOT.parent / "shared" / "fer2013"
 
 VALIDATION_FRACTION = 0.1
 SEED = 1337
+
+THREADS_ENV = "EMOTION_THREADS"
+# The app's thread budget for inference: ONNX Runtime's and OpenCV's pools. The webcam page's
+# video codecs need a core of their own; the README's "Thread budget" has the measurements.
+DEFAULT_APP_THREADS = 1
+
+
+def app_threads(environ: dict | None = None) -> int:
+    """$EMOTION_THREADS, else DEFAULT_APP_THREADS; ValueError saying what to set otherwise."""
+    value = (os.environ if environ is None else environ).get(THREADS_ENV, "").strip()
+    if not value:
+        return DEFAULT_APP_THREADS
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{THREADS_ENV}={value!r}: expected a whole number of threads, 1 or more")
+    return int(value)

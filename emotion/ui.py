@@ -45,9 +45,15 @@ def _model_key(path: Path) -> tuple[str, float]:
 
 @st.cache_resource(show_spinner="Loading the emotion model...", max_entries=2)
 def _load_recognizer(path: str, mtime: float):
+    import cv2
+
+    from .config import app_threads
     from .recognizer import EmotionRecognizer
 
-    recognizer = EmotionRecognizer(path)
+    threads = app_threads()
+    # OpenCV's pool is process-wide: the app's only OpenCV work is detection and drawing.
+    cv2.setNumThreads(threads)
+    recognizer = EmotionRecognizer(path, threads=threads)
     freeze_heap()
     return recognizer
 
