@@ -13,7 +13,14 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+# The live path's cascade: its windows and scan parts were tuned on it (emotion/follow.py).
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
+# The photo path's: on the group photos of images/groups (scripts/eval_detectors.py) it found 26
+# of 37 faces against the default's 20, with 2 false ones against 3, in the same time.
+FRONTAL_CASCADE = "haarcascade_frontalface_alt2.xml"
+# Faces turned to the viewer's left; the mirror image gives those turned to the right. With them
+# the same photos gave 33 of 37 faces and still 2 false ones, for about 4x the time.
+PROFILE_CASCADE = "haarcascade_profileface.xml"
 # The cascade's own window: the smallest face it can find, in the pixels it scans.
 CASCADE_WINDOW = 24
 
@@ -55,6 +62,9 @@ class DetectionSettings:
     max_side: int = 960
     # Boxes overlapping more than this (intersection over the smaller box) are one face.
     overlap: float = 0.5
+    cascade: str = FRONTAL_CASCADE
+    # Also look for faces in profile, both ways.
+    profiles: bool = False
 
 
 class FaceDetector(Protocol):
@@ -89,6 +99,13 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     if image.shape[2] == 1:
         return image[:, :, 0]
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
+    inter = a.intersection(b)
+    union = a.area + b.area - inter
+    return inter / union if union else 0.0
 
 
 def merge_boxes(boxes: list[Box], overlap: float = 0.5) -> list[Box]:
@@ -145,14 +162,20 @@ def detect_faces(image: np.ndarray, settings: DetectionSettings = DetectionSetti
     """Faces in a BGR or gray image, as boxes in that image's pixels, left to right."""
     gray = to_gray(image)
     scale = detection_scale(gray.shape, settings)
-    boxes = scan(gray, scale=scale, min_px=min_face_px(gray.shape, settings) * scale,
-                 scale_factor=settings.scale_factor, min_neighbors=settings.min_neighbors)
+    options = dict(scale=scale, min_px=min_face_px(gray.shape, settings) * scale,
+                   scale_factor=settings.scale_factor, min_neighbors=settings.min_neighbors)
+    boxes = scan(gray, cascade=settings.cascade, **options)
+    if settings.profiles:
+        width = gray.shape[1]
+        boxes += scan(gray, cascade=PROFILE_CASCADE, **options)
+        boxes += [Box(width - b.x - b.w, b.y, b.w, b.h)
+                  for b in scan(cv2.flip(gray, 1), cascade=PROFILE_CASCADE, **options)]
     return merge_boxes(boxes, settings.overlap)
 
 
 @dataclass(frozen=True)
 class HaarDetector:
-    """OpenCV's frontal-face cascade as a FaceDetector; safe to share between threads."""
+    """OpenCV's Haar cascades as a FaceDetector; safe to share between threads."""
 
     settings: DetectionSettings = DetectionSettings()
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .config import IMAGE_SIZE
 from .draw import annotate
-from .faces import Box, crop, to_gray
+from .faces import Box, crop, iou, to_gray
 from .follow import FaceFollower, LiveSettings
 from .labels import EMOTIONS
 from .recognizer import EmotionRecognizer, Face, faces_from_probabilities
@@ -70,13 +70,6 @@ class LiveResult:
 def main_face(faces: list[LiveFace]) -> LiveFace | None:
     """The largest face (the person nearest the camera), or None."""
     return max(faces, key=lambda f: f.box.area, default=None)
-
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes."""
-    inter = a.intersection(b)
-    union = a.area + b.area - inter
-    return inter / union if union else 0.0
 
 
 def centre_distance(a: Box, b: Box) -> float:

@@ -24,7 +24,10 @@ PHOTO_TYPES = ("jpg", "jpeg", "png", "webp", "bmp")
 
 NO_FACE_TIPS = (
     "Use a photo with good, even lighting: faces in shadow or against a bright window are missed.",
-    "Faces should look roughly at the camera: the detector finds frontal faces, not profiles.",
+    (
+        "Faces should look roughly at the camera; for faces turned aside, switch on 'Faces in "
+        "profile too' under Detection settings."
+    ),
     (
         "Faces should not be tiny: by default at least 4% of the photo's shorter side; lower "
         "'Minimum face size' under Detection settings for group photos."
@@ -136,14 +139,17 @@ def analyse(
     return PhotoResult(name, image, annotate(image, faces), faces, str(recognizer.model_path))
 
 
-def detection_settings(min_face_percent: float = 4.0, sensitivity: int = 6) -> DetectionSettings:
-    """Settings from the page's knobs: minimum face size (% of the shorter side), min_neighbors."""
+def detection_settings(min_face_percent: float = 4.0, sensitivity: int = 6,
+                       profiles: bool = False) -> DetectionSettings:
+    """Settings from the page's knobs: minimum face size (% of the shorter side), min_neighbors,
+    and whether to look for faces in profile too."""
     if not 1 <= min_face_percent <= 50:
         raise ValueError("minimum face size must be between 1% and 50% of the photo's shorter side")
     if not 1 <= sensitivity <= 20:
         raise ValueError("sensitivity must be between 1 and 20")
     return DetectionSettings(
-        min_neighbors=int(sensitivity), min_size_fraction=min_face_percent / 100
+        min_neighbors=int(sensitivity), min_size_fraction=min_face_percent / 100,
+        profiles=profiles,
     )
 
 

@@ -50,6 +50,32 @@ def test_a_photo_without_faces_gives_no_boxes():
     assert detect_faces(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR)) == []
 
 
+def test_profile_faces_are_found_only_when_asked_for():
+    """The cameraman (scikit-image, CC0) looks to the side: a profile, not a frontal face."""
+    from emotion.config import IMAGES_DIR
+
+    photo = cv2.imread(str(IMAGES_DIR / "groups" / "cameraman.jpg"))
+    assert detect_faces(photo) == []
+    (box,) = detect_faces(photo, DetectionSettings(profiles=True))
+    # Hand-labelled in images/groups/faces.json: [182, 104, 84, 92].
+    assert abs(box.x + box.w / 2 - 224) < 25 and abs(box.y + box.h / 2 - 150) < 25
+
+
+def test_the_group_photos_give_more_faces_and_no_false_ones_with_profiles():
+    """images/groups: the evaluation behind the photo path's cascades (scripts/eval_detectors.py)."""
+    from emotion.config import IMAGES_DIR
+
+    truth = json.loads((IMAGES_DIR / "groups" / "faces.json").read_text())
+    found = {False: [0, 0], True: [0, 0]}  # true and false positives
+    for name, boxes in truth.items():
+        photo = cv2.imread(str(IMAGES_DIR / "groups" / name))
+        for profiles in (False, True):
+            for b in detect_faces(photo, DetectionSettings(profiles=profiles)):
+                hit = any(b.intersection(Box(*t)) > 0.3 * min(b.area, t[2] * t[3]) for t in boxes)
+                found[profiles][0 if hit else 1] += 1
+    assert found[True][0] > found[False][0] and found[True][1] <= found[False][1]
+
+
 @pytest.fixture(scope="module")
 def recognizer(model_path):
     from emotion.recognizer import EmotionRecognizer
