@@ -24,18 +24,18 @@ class LiveSettings:
     # Whole-frame scans run on a copy no wider or taller than this.
     detect_side: int = 320
     # The whole frame is covered once every this many frames (half a second at 30 fps)...
-    full_scan_every: int = 15
+    full_scan_every: int = 16
     # ...in this many parts, each a range of face sizes of about equal cost, on separate frames
-    # (a part costs about a sixth of a whole scan, so no frame is much slower than the rest).
-    scan_parts: int = 6
+    # (a part costs about an eighth of a whole scan, so no frame is much slower than the rest).
+    scan_parts: int = 8
     # A known face's window: its box enlarged by its own size (half of it on each side)...
     window_margin: float = 0.5
     # ...shrunk so that the face is about this high; it may grow or shrink by these factors
     # from one frame to the next. At 40 px the cascade lost a turning face in 3 frames of 4, at
     # 48 px in 1 of 4, at 56 px in 1 of 70 (scripts/benchmark.py's clip); larger costs more.
     window_face_px: int = 56
-    window_min_ratio: float = 0.75
-    window_max_ratio: float = 1.35
+    window_min_ratio: float = 0.8
+    window_max_ratio: float = 1.25
     # A window holds one known face, so fewer neighbours are needed to trust a detection there,
     # which keeps a slightly turned or tilted face that a whole-frame scan would drop.
     window_min_neighbors: int = 3
@@ -55,7 +55,12 @@ class LiveSettings:
 def size_ranges(shape: tuple[int, int], parts: int, scale_factor: float,
                 min_px: float) -> list[tuple[float, float]]:
     """Face-size ranges (min, max pixels in an image of `shape`) that split one Haar scan into
-    `parts` of about equal cost: small faces have many more positions to try than large ones."""
+    at most `parts` scans whose largest costs as little as possible.
+
+    Small faces cost most (many positions to try), so the first ranges span few sizes. Each
+    range reaches one size into the next, so that a face at a boundary keeps the neighbouring
+    detections that the cascade's grouping needs; that size counts in both ranges' costs.
+    """
     height, width = shape
     sizes, costs = [], []
     size = float(max(CASCADE_WINDOW, min_px))
@@ -63,18 +68,32 @@ def size_ranges(shape: tuple[int, int], parts: int, scale_factor: float,
         sizes.append(size)
         factor = size / CASCADE_WINDOW
         # OpenCV scans a copy shrunk by `factor`, every second position while factor <= 2.
+        # (Windows near a face cost more, as they pass more of the cascade's stages, so the part
+        # holding a face's size is dearer than this says; no split can know that in advance.)
         stride = 2 if factor <= 2 else 1
         costs.append((width / factor) * (height / factor) / stride**2)
         size *= scale_factor
-    total, ranges, start, spent = sum(costs), [], 0, 0.0
-    for i, cost in enumerate(costs):
-        spent += cost
-        if spent >= total * (len(ranges) + 1) / parts or i == len(sizes) - 1:
-            # Each part reaches one step into the next, so that a face at a boundary keeps the
-            # neighbouring detections the cascade's grouping needs.
-            ranges.append((sizes[start], sizes[i] * scale_factor))
-            start = i + 1
-    return ranges
+    if not sizes:
+        return []
+
+    def pack(limit: float) -> list[tuple[int, int]]:
+        """Greedy runs of sizes (first, last index) each costing at most `limit` with overlap."""
+        runs, first = [], 0
+        while first < len(sizes):
+            last = first
+            while last + 1 < len(sizes) and sum(costs[first:last + 3]) <= limit:
+                last += 1
+            runs.append((first, last))
+            first = last + 1
+        return runs
+
+    # The smallest limit that fits in `parts` runs, by bisection: about 30 packings of a few
+    # dozen sizes, done once per frame size.
+    low, high = max(costs), 2 * sum(costs)
+    for _ in range(30):
+        middle = (low + high) / 2
+        low, high = (low, middle) if len(pack(middle)) <= parts else (middle, high)
+    return [(sizes[first], sizes[last] * scale_factor) for first, last in pack(high)]
 
 
 class FaceFollower:

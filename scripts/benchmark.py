@@ -442,6 +442,10 @@ def main() -> None:
                         help="calls per micro-benchmark (default 30)")
     parser.add_argument("--no-fer", action="store_true", help="leave the fer library out")
     parser.add_argument("--no-micro", action="store_true", help="skip the micro-benchmarks")
+    parser.add_argument("--threads", type=int,
+                        help="the thread budget, as EMOTION_THREADS sets it for the app: the "
+                             "classifier's intra-op threads and OpenCV's (fer's detector uses OpenCV too) "
+                             "(default: the libraries' own)")
     args = parser.parse_args()
     if args.frames < 1 or args.repeat < 1:
         parser.error("--frames and --repeat must be at least 1")
@@ -450,9 +454,9 @@ def main() -> None:
     from emotion.recognizer import EmotionRecognizer
 
     frames = load_frames(args.video, args.frames)
-    # Only pass a runtime when asked: older recognizers take no such argument.
-    recognizer = (EmotionRecognizer(args.model, runtime=args.runtime) if args.runtime
-                  else EmotionRecognizer(args.model))
+    if args.threads:
+        cv2.setNumThreads(args.threads)
+    recognizer = EmotionRecognizer(args.model, runtime=args.runtime, threads=args.threads)
     paths: list[Path_] = [PhotoPath(recognizer), LivePath(recognizer)]
     if args.no_fer:
         fer_detector, fer_line = None, "fer: left out (--no-fer)"

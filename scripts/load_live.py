@@ -285,10 +285,14 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=150, help="length of the looped clip")
     parser.add_argument("--model", default=str(DEFAULT_MODEL))
     parser.add_argument("--runtime", help="the classifier's runtime (default: the recognizer's)")
-    parser.add_argument("--threads", type=int, help="the classifier's intra-op threads")
+    parser.add_argument("--threads", type=int,
+                        help="the thread budget, as EMOTION_THREADS sets it for the app: the "
+                             "classifier's intra-op threads and OpenCV's (default: libraries')")
     args = parser.parse_args()
 
     load_at_start = os.getloadavg()
+    if args.threads:
+        cv2.setNumThreads(args.threads)
     options = {k: v for k, v in (("runtime", args.runtime), ("threads", args.threads)) if v}
     recognizer = EmotionRecognizer(args.model, **options)  # ONE, shared by every session
     clip = astronaut_clip(args.frames)
