@@ -49,7 +49,8 @@ class LiveSettings:
 
     def __post_init__(self) -> None:
         if self.full_scan_every < 1 or self.scan_parts < 1 or self.detect_side < CASCADE_WINDOW:
-            raise ValueError("full_scan_every and scan_parts must be at least 1, detect_side at least 24")
+            raise ValueError("full_scan_every and scan_parts must be at least 1, "
+                             "detect_side at least 24")
 
 
 def size_ranges(shape: tuple[int, int], parts: int, scale_factor: float,

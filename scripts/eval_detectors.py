@@ -31,8 +31,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from emotion.faces import (Box, DetectionSettings, detect_faces, detection_scale, iou,
-                           merge_boxes, min_face_px, scan, to_gray)
+from emotion.faces import (  # noqa: E402
+    Box, DetectionSettings, detect_faces, detection_scale, iou, merge_boxes, min_face_px, scan,
+    to_gray)
 
 DEFAULT = "haarcascade_frontalface_default.xml"
 ALT2 = "haarcascade_frontalface_alt2.xml"
@@ -87,7 +88,10 @@ def merge_in_order(found: list[list[Box]], overlap: float) -> list[Box]:
 
 def configs() -> dict[str, Detect]:
     d, a, p = DEFAULT, ALT2, PROFILE
-    both_profiles = lambda n: ((p, n, False), (p, n, True))
+
+    def both_profiles(n: int) -> tuple:
+        return (p, n, False), (p, n, True)
+
     table = {
         "default": Combo(((d, 6, False),)),
         "default(mn4)": Combo(((d, 4, False),)),

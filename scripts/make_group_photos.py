@@ -78,7 +78,9 @@ def fabric() -> dict[str, np.ndarray]:
 
 
 def backgrounds() -> dict[str, np.ndarray]:
-    gray = lambda im: cv2.cvtColor(im, cv2.COLOR_GRAY2BGR)
+    def gray(image: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+
     return {
         "coffee": cv2.cvtColor(skimage.data.coffee(), cv2.COLOR_RGB2BGR),
         "rocket": cv2.cvtColor(skimage.data.rocket(), cv2.COLOR_RGB2BGR),

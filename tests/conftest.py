@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -41,3 +43,32 @@ def model_path() -> Path:
     if not DEFAULT_MODEL.is_file():
         pytest.skip(f"no model at {DEFAULT_MODEL}: train one with `python -m emotion train`")
     return DEFAULT_MODEL
+
+
+@pytest.fixture
+def in_threads() -> Callable:
+    """run(fn, n): fn(0) .. fn(n - 1) in n threads at once; their results, in order.
+
+    Fails the test if a thread raises (an exception in a thread is otherwise lost) or hangs.
+    """
+
+    def run(fn: Callable[[int], object], n: int, timeout: float = 300) -> list:
+        results: dict[int, object] = {}
+        errors: list[BaseException] = []
+
+        def call(k: int) -> None:
+            try:
+                results[k] = fn(k)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=call, args=(k,)) for k in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=timeout)
+        assert not any(t.is_alive() for t in threads), "a thread hung"
+        assert errors == [], f"threads raised: {errors!r}"
+        return [results[k] for k in range(n)]
+
+    return run

@@ -191,7 +191,7 @@ def test_processor_is_safe_to_read_while_processing(recognizer, webcam_frame):
     assert processor.stats().frames == 8
 
 
-def test_sessions_sharing_one_recognizer_get_their_own_results(recognizer):
+def test_sessions_sharing_one_recognizer_get_their_own_results(recognizer, in_threads):
     """Four live sessions in four threads, as four browsers would: each gets what it gets alone."""
     from emotion.clips import astronaut_clip
 
@@ -204,22 +204,7 @@ def test_sessions_sharing_one_recognizer_get_their_own_results(recognizer):
                  processor.process(frame, t=i / 30).faces] for i, frame in enumerate(frames)]
 
     expected = [run(frames) for frames in streams]
-    got: dict[int, list] = {}
-    errors: list[BaseException] = []
-
-    def session(k: int) -> None:
-        try:
-            got[k] = run(streams[k])
-        except BaseException as exc:  # reported below; a thread's exception would be lost
-            errors.append(exc)
-
-    threads = [threading.Thread(target=session, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    assert not any(t.is_alive() for t in threads) and errors == []
-    assert [got[k] for k in range(4)] == expected
+    assert in_threads(lambda k: run(streams[k]), 4) == expected
     assert all(sum(bool(faces) for faces in e) >= 36 for e in expected)
 
 
