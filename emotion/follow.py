@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .faces import CASCADE_WINDOW, Box, DetectionSettings, merge_boxes, min_face_px, scan
+from .faces import CASCADE_WINDOW, Box, DetectionSettings, iou, merge_boxes, min_face_px, scan
 
 
 @dataclass(frozen=True)
@@ -114,11 +114,20 @@ class FaceFollower:
         """The faces in this gray frame, in its pixels, left to right."""
         s = self.settings
         self._frame += 1
+        part = self._part_due() if self._known else None
+        scanned: list[Box] = []
+        if part is not None:
+            low, high = self._ranges(gray.shape)[part]
+            scanned = self._scan_frame(gray, low, high)
         found: list[Box] = []
         known: list[tuple[Box, int]] = []
         lost = False
         for box, missed in self._known:
-            hit = self._search_window(gray, box)
+            # The part of the scan that covers a face's size finds it too (it is the dearest part,
+            # as windows near a face pass more of the cascade): then it needs no window of its own.
+            hit = next((b for b in scanned if iou(b, box) >= 0.3), None)
+            if hit is None:
+                hit = self._search_window(gray, box)
             if hit is not None:
                 found.append(hit)
                 known.append((hit, 0))
@@ -127,12 +136,10 @@ class FaceFollower:
             else:
                 lost = True
         full = not self._known or lost
-        part = None if full else self._part_due()
         if full:
             found.extend(self._scan_frame(gray))
-        elif part is not None:
-            low, high = self._ranges(gray.shape)[part]
-            for box in self._scan_frame(gray, low, high):
+        else:
+            for box in scanned:
                 if all(box.intersection(f) == 0 for f in found):
                     found.extend(self._confirm(gray, box))
         found = merge_boxes(found, 0.5)
