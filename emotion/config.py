@@ -27,7 +27,7 @@ SEED = 1337
 
 THREADS_ENV = "EMOTION_THREADS"
 # The app's thread budget for inference: ONNX Runtime's and OpenCV's pools. The webcam page's
-# video codecs need a core of their own; the README's "Thread budget" has the measurements.
+# video codecs need a core of their own; the README's "Live serving" has the measurements.
 DEFAULT_APP_THREADS = 1
 
 

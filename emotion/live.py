@@ -26,7 +26,7 @@ from .follow import FaceFollower, LiveSettings
 from .labels import EMOTIONS
 from .recognizer import EmotionRecognizer, Face, faces_from_probabilities
 
-# Only the browser test and the load script set this: the processor then writes its counters to that JSON file.
+# Only the browser test sets this: the processor then writes its counters to that JSON file.
 STATS_ENV = "EMOTION_LIVE_STATS"
 
 Clock = Callable[[], float]
