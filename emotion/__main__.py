@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -27,12 +28,29 @@ class UserError(Exception):
     """A mistake in what the user gave: printed as one line, exit status 2."""
 
 
-def _cmd_train(args) -> int:
-    from .train import TINY_BLOCKS, TrainConfig, train
-
+def _check_train_options(args) -> None:
+    """UserError naming the first option that cannot train a useful model; nothing touched yet."""
+    if args.epochs < 1:
+        raise UserError(f"--epochs {args.epochs}: give at least 1 epoch (the default is 60)")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}: give at least 1 (the default is 64)")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise UserError(f"--lr {args.lr}: give a positive learning rate, such as 1e-3")
+    if args.patience < 0:
+        raise UserError(f"--patience {args.patience}: give 0 or more epochs (the default is 15)")
+    if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
+        raise UserError(f"--minutes {args.minutes:g}: give a positive time limit, such as 60")
     if not 0 <= args.average <= 1:
         raise UserError(f"--average {args.average:g}: give the fraction of the epochs to average, "
                         "from 0 (off) to 1, e.g. 0.75")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} is a file: give a folder for the model and its metrics")
+
+
+def _cmd_train(args) -> int:
+    from .train import TINY_BLOCKS, TrainConfig, train
+
+    _check_train_options(args)
     config = TrainConfig(
         data=args.data, optimizer=args.optimizer, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, augment=not args.no_augment, out=args.out, resume=args.resume,

@@ -351,3 +351,42 @@ def test_average_option_must_be_a_fraction(tiny_folder, tmp_path, fraction):
     )
     assert done.returncode == 2 and "--average" in done.stderr and "from 0" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option, value, says", [
+    ("--epochs", "0", "--epochs 0"), ("--epochs", "-1", "--epochs -1"),
+    ("--lr", "nan", "--lr nan"), ("--lr", "inf", "--lr inf"), ("--lr", "-1", "--lr -1"),
+    ("--batch-size", "0", "--batch-size 0"), ("--batch-size", "-5", "--batch-size -5"),
+    ("--minutes", "-5", "--minutes -5"), ("--minutes", "0", "--minutes 0"),
+    ("--patience", "-1", "--patience -1"), ("--average", "nan", "--average nan"),
+])
+def test_train_refuses_options_that_cannot_train_before_touching_anything(
+        tmp_path, capsys, option, value, says):
+    """Exit 2 with one line naming the option; the model already in --out is left as it was."""
+    from emotion.__main__ import main
+
+    out = tmp_path / "models"
+    out.mkdir()
+    model = out / "emotion_cnn.keras"
+    model.write_bytes(b"the user's good model")
+    state = out / ".train-state"
+    state.mkdir()
+    (state / "config.json").write_text("{}")
+    before = sorted(p.name for p in out.rglob("*"))
+    # --data points nowhere: the options are checked before the data is even looked for.
+    code = main(["train", "--data", str(tmp_path / "typo"), "--out", str(out), option, value])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and says in err
+    assert model.read_bytes() == b"the user's good model"
+    assert sorted(p.name for p in out.rglob("*")) == before
+
+
+def test_train_refuses_an_out_that_is_a_file(tmp_path, capsys):
+    from emotion.__main__ import main
+
+    target = tmp_path / "not-a-folder.keras"
+    target.write_bytes(b"something the user had")
+    code = main(["train", "--data", str(tmp_path), "--out", str(target)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "is a file" in err and err.count("\n") == 0
+    assert target.read_bytes() == b"something the user had"
