@@ -110,6 +110,8 @@ def _cmd_predict(args) -> int:
     images = [read_image(path) for path in args.images]
     if args.out and len(images) > 1 and Path(args.out).suffix:
         raise UserError("--out names one file: with several images give a folder instead")
+    if args.out and any(Path(args.out).resolve() == Path(p).resolve() for p in args.images):
+        raise UserError(f"--out {args.out} is one of the input images: choose another name")
     recognizer = EmotionRecognizer(args.model, DetectionSettings(profiles=args.profiles))
     results = []
     for path, image in zip(args.images, images):

@@ -106,6 +106,23 @@ def _writer_for(path: Path, fps: float, size: tuple[int, int]):
     return writer
 
 
+def _check_outputs(source: Path, outputs: dict[str, str | None]) -> None:
+    """ValueError, before anything is written, for an output that is the input, a folder, or
+    the same file as another output."""
+    seen: dict[Path, str] = {}
+    for option, value in outputs.items():
+        if not value:
+            continue
+        path = Path(value)
+        if path.is_dir():
+            raise ValueError(f"{option} {value} is a folder: give a file name")
+        if path.exists() and path.resolve() == source.resolve():
+            raise ValueError(f"{option} {value} is the input video: choose another name")
+        if path.resolve() in seen:
+            raise ValueError(f"{option} and {seen[path.resolve()]} name the same file: {value}")
+        seen[path.resolve()] = option
+
+
 def cmd_video(args: argparse.Namespace) -> int:
     """Annotate every frame of a video; progress on stderr, a one-line JSON summary on stdout."""
     import cv2
@@ -117,6 +134,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     source = Path(args.input)
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such file")
+    _check_outputs(source, {"--out": args.out, "--csv": args.csv})
     capture = cv2.VideoCapture(str(source))
     ok, frame = capture.read() if capture.isOpened() else (False, None)
     if not ok:

@@ -298,6 +298,23 @@ def test_video_command_user_errors(tmp_path, model_path):
         bad.func(bad)
 
 
+def test_video_command_never_writes_over_its_input(astronaut_video, tmp_path, model_path):
+    """--out or --csv naming the input, a folder, or each other: refused before anything is written."""
+    src, _ = astronaut_video
+    original = src.read_bytes()
+    parser = _parser()
+    for extra, says in [(["--csv", str(src)], "is the input video"),
+                        (["--out", str(src)], "is the input video"),
+                        (["--csv", str(tmp_path)], "is a folder"),
+                        (["--out", str(tmp_path / "a.mp4"), "--csv", str(tmp_path / "a.mp4")],
+                         "name the same file")]:
+        args = parser.parse_args(["video", str(src), "--model", str(model_path), *extra])
+        with pytest.raises(ValueError, match=says):
+            args.func(args)
+        assert src.read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_webcam_command_on_headless_opencv(capsys):
     if display_available():
         pytest.skip("this OpenCV can open windows; the headless message does not apply")

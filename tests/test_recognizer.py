@@ -174,6 +174,15 @@ def test_predict_command(tmp_path, astronaut_bgr, model_path):
     assert "Traceback" not in failed.stderr
 
 
+def test_predict_never_writes_over_its_input(tmp_path, astronaut_bgr):
+    photo = tmp_path / "in.jpg"
+    cv2.imwrite(str(photo), astronaut_bgr)
+    original = photo.read_bytes()
+    done = _run("predict", str(photo), "--out", str(photo))
+    assert done.returncode == 2 and "is one of the input images" in done.stderr
+    assert "Traceback" not in done.stderr and photo.read_bytes() == original
+
+
 def test_evaluate_command(tmp_path, model_path, astronaut_bgr):
     from emotion.preprocess import to_gray48
 
