@@ -210,6 +210,25 @@ def _progress(iterable, total: int, desc: str):
                 disable=total < 2000)
 
 
+def _read_face(path: Path) -> tuple[np.ndarray | None, str]:
+    """One dataset image as OpenCV reads it, or None and why not (never decoding a bomb)."""
+    from .images import ImageError, check_dimensions, max_bytes
+
+    try:
+        if path.stat().st_size > max_bytes():
+            return None, "the file is too large for an image"
+        with open(path, "rb") as f:
+            check_dimensions(f.read(1 << 16), str(path))  # the header is at the start
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    except ImageError as exc:
+        return None, str(exc).removeprefix(f"{path}: ")
+    except (OSError, cv2.error) as exc:
+        return None, f"not readable ({exc.__class__.__name__})"
+    if image is None or image.size == 0:
+        return None, "not a readable image"
+    return image, ""
+
+
 def load_folder(root: str | Path, cache: bool = True) -> Dataset:
     """Read image folders (ROOT/train/<class>/*, ROOT/test/..., or ROOT/<class>/*) as 48x48 gray."""
     root = Path(root)
@@ -227,10 +246,10 @@ def load_folder(root: str | Path, cache: bool = True) -> Dataset:
     report = LoadReport(source=str(root))
     per_split: dict[str, tuple[list, list, list]] = {}
     for split, label, f in _progress(files, len(files), f"reading {root.name}"):
-        image = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
-        if image is None or image.size == 0:
+        image, why = _read_face(f)
+        if image is None:
             report.unreadable.append(str(f))
-            print(f"warning: skipped {f}: not a readable image", file=sys.stderr)
+            print(f"warning: skipped {f}: {why}", file=sys.stderr)
             continue
         if image.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
             report.resized += 1

@@ -1,21 +1,69 @@
-"""Reading images from paths and bytes, with errors that name the file."""
+"""Reading images from paths and bytes, with errors that name the file.
+
+An image's size is read from its header before it is decoded, so that a small file claiming an
+enormous picture (a decompression bomb) is refused instead of filling the memory.
+"""
 
 from __future__ import annotations
 
+import io
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+MAX_PIXELS_ENV, MAX_MB_ENV = "EMOTION_MAX_PIXELS", "EMOTION_MAX_IMAGE_MB"
+# 50 megapixels is more than any camera's photo; faces need far less (photos are scanned at about
+# 800x600). Files: a 50-megapixel PNG is rarely over 100 MB.
+DEFAULT_MAX_PIXELS = 50_000_000
+DEFAULT_MAX_MB = 100
 
 
 class ImageError(ValueError):
     """An input that is not a readable image."""
 
 
+def _limit(env: str, default: int) -> int:
+    value = os.environ.get(env, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else default
+
+
+def max_pixels() -> int:
+    """The largest picture read, in pixels: $EMOTION_MAX_PIXELS, else 50 million."""
+    return _limit(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS)
+
+
+def max_bytes() -> int:
+    """The largest image file read: $EMOTION_MAX_IMAGE_MB megabytes, else 100."""
+    return _limit(MAX_MB_ENV, DEFAULT_MAX_MB) * 1024 * 1024
+
+
+def check_dimensions(data: bytes, name: str) -> None:
+    """ImageError when the header says the picture is larger than max_pixels(); no decoding."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as header:  # reads the header only
+            width, height = header.size
+    except Image.DecompressionBombError:  # Pillow's own limit, above ours: refused all the same
+        width = height = None
+    except Exception:  # a format Pillow does not know: OpenCV decides below
+        return
+    limit = max_pixels()
+    if width is None or width * height > limit:
+        # Pillow refuses to say the size of a picture over twice its own limit.
+        size = (f"{width}x{height} pixels" if width
+                else f"over {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels")
+        raise ImageError(f"{name}: the picture is {size}, over the {limit / 1e6:g}-megapixel "
+                         f"limit; use a smaller copy (or raise {MAX_PIXELS_ENV})")
+
+
 def decode_image(data: bytes, name: str = "upload") -> np.ndarray:
     """Decode image bytes (jpg, png, webp, bmp, ...) to a BGR array."""
     if not data:
         raise ImageError(f"{name}: the file is empty")
+    check_dimensions(data, name)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ImageError(f"{name}: not a readable image (expected jpg, png, webp or bmp)")
@@ -25,7 +73,14 @@ def decode_image(data: bytes, name: str = "upload") -> np.ndarray:
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as BGR; ImageError naming the file when it is missing or not an image."""
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path} is a folder: give an image file")
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
+    size = path.stat().st_size
+    if size > max_bytes():
+        raise ImageError(f"{path}: {size / 1024 / 1024:.0f} MB is over the "
+                         f"{max_bytes() // 1024 // 1024} MB limit for an image; use a smaller copy "
+                         f"(or raise {MAX_MB_ENV})")
     # np.fromfile + imdecode reads paths that cv2.imread cannot (non-ASCII names on some systems).
     return decode_image(np.fromfile(str(path), dtype=np.uint8).tobytes(), str(path))
