@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import cv2
@@ -44,8 +45,10 @@ def check_dimensions(data: bytes, name: str) -> None:
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as header:  # reads the header only
-            width, height = header.size
+        with warnings.catch_warnings():  # Pillow's warning is this check's own business
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as header:  # reads the header only
+                width, height = header.size
     except Image.DecompressionBombError:  # Pillow's own limit, above ours: refused all the same
         width = height = None
     except Exception:  # a format Pillow does not know: OpenCV decides below
