@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .data import Dataset
+from .data import DataError, Dataset
 from .labels import EMOTIONS
 
 # A face whose pixels barely vary (standard deviation below this, out of 255) is blank or nearly so.
@@ -77,7 +77,10 @@ def _hashes(images: np.ndarray) -> list[bytes]:
 
 
 def audit(dataset: Dataset) -> AuditReport:
-    """Audit every split of a loaded dataset."""
+    """Audit every split of a loaded dataset; DataError when it has no faces at all."""
+    if not dataset.total():  # "images: 0" with exit 0 would pass for a clean audit
+        raise DataError(f"{dataset.report.source}: no faces to audit; give a FER2013 folder "
+                        "(train/, test/, one sub-folder per emotion) or a fer2013.csv")
     groups: dict[bytes, list[tuple[str, int, str]]] = defaultdict(list)
     per_split_class = {}
     near_blank, near_blank_examples = 0, []

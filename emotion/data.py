@@ -21,6 +21,13 @@ CSV_SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 # Kaggle's folder download has PublicTest and PrivateTest together in test/; a validation folder
 # goes by either name.
 FOLDER_SPLITS = {"train": "train", "training": "train", "validation": "val", "val": "val", "test": "test"}
+MAX_CSV_MB_ENV = "EMOTION_MAX_CSV_MB"
+# The real fer2013.csv is 287 MB; a file several times larger is not FER2013, and parsing it would
+# take several times its size in memory.
+DEFAULT_MAX_CSV_MB = 1024
+# The validation split holds out VALIDATION_FRACTION of the training faces, so training needs at
+# least 1 / VALIDATION_FRACTION faces for it to hold out one and keep the rest.
+MIN_TRAIN_FACES = round(1 / VALIDATION_FRACTION)
 
 
 class DataError(ValueError):
@@ -76,6 +83,48 @@ def _empty_split() -> Split:
     return Split(np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8), np.zeros(0, np.int64), [])
 
 
+def _os_problem(path: Path, exc: OSError) -> str:
+    """One line for an OSError met on `path`: permission, symlink loop, or the system's words."""
+    from .images import unreadable
+
+    return unreadable(path, exc, "a fer2013.csv or a FER2013 folder")
+
+
+def _missing(path: Path, what: str, hint: str = "") -> DataError:
+    """DataError for a path that is not there (`hint`: what to give instead), or that only seems
+    absent (a symlink loop, a folder above it without permission)."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # a loop or no permission on a folder above it: say which
+        return DataError(_os_problem(path, exc))
+    return DataError(f"{path}: no such {what}{hint}")
+
+
+def max_csv_bytes() -> int:
+    """The largest CSV read: $EMOTION_MAX_CSV_MB megabytes, else 1024."""
+    from .images import env_limit
+
+    return env_limit(MAX_CSV_MB_ENV, DEFAULT_MAX_CSV_MB) * 1024 * 1024
+
+
+def _short(text: str, width: int = 24) -> str:
+    """A value from the file, cut so that one line stays one line."""
+    return text if len(text) <= width else text[:width] + "..."
+
+
+def _first_bad_pixel_row(rows: list[str]) -> tuple[int, str] | None:
+    """The first row with a value that is not a whole number from 0 to 255, and what is wrong."""
+    for i, row in enumerate(rows):
+        for value in row.split(" "):
+            if not value.isdigit():
+                return i, f"pixels contain a value that is not a whole number ({_short(value)!r})"
+            if len(value) > 3 or int(value) > 255:
+                return i, f"a pixel value is outside 0..255 ({_short(value)})"
+    return None
+
+
 # ---------------------------------------------------------------- fer2013.csv
 
 def load_csv(path: str | Path) -> Dataset:
@@ -84,9 +133,18 @@ def load_csv(path: str | Path) -> Dataset:
 
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: no such file")
+        raise _missing(path, "file")
+    size = path.stat().st_size
+    if size == 0:
+        raise DataError(f"{path}: the file is empty; a fer2013.csv has a header and one row per face")
+    if size > max_csv_bytes():
+        raise DataError(f"{path}: {size / 1024 / 1024:.0f} MB is over the "
+                        f"{max_csv_bytes() // 1024 // 1024} MB limit for a CSV (fer2013.csv is "
+                        f"287 MB); give the real file (or raise {MAX_CSV_MB_ENV})")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except OSError as exc:
+        raise DataError(_os_problem(path, exc)) from None
     except Exception as exc:
         raise DataError(f"{path}: not a readable CSV file ({exc})") from exc
     missing = [c for c in ("emotion", "pixels") if c not in frame.columns]
@@ -94,6 +152,9 @@ def load_csv(path: str | Path) -> Dataset:
         raise DataError(
             f"{path}: missing column(s) {', '.join(missing)}; expected the header emotion,pixels,Usage"
         )
+
+    if frame.empty:  # a header alone would give splits without a single face
+        raise DataError(f"{path}: no rows, only the header; a fer2013.csv has one row per face")
 
     def fail(i: int, what: str) -> DataError:
         # +2: one for the header line, one because rows count from 1
@@ -103,12 +164,13 @@ def load_csv(path: str | Path) -> Dataset:
     numeric = label_text.str.fullmatch(r"\d+")
     if not numeric.all():
         i = int(np.flatnonzero(~numeric.to_numpy())[0])
-        raise fail(i, f"emotion {label_text.iloc[i]!r} is not a label id 0..6")
+        raise fail(i, f"emotion {_short(label_text.iloc[i])!r} is not a label id 0..6")
+    # Checked as text: a 20-digit label does not fit in an int64 (OverflowError).
+    in_range = label_text.str.fullmatch(f"0*[0-{NUM_CLASSES - 1}]")
+    if not in_range.all():
+        i = int(np.flatnonzero(~in_range.to_numpy())[0])
+        raise fail(i, f"emotion {_short(label_text.iloc[i].lstrip('0'))} is outside 0..6")
     labels = label_text.astype(np.int64).to_numpy()
-    bad = (labels < 0) | (labels >= NUM_CLASSES)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise fail(i, f"emotion {labels[i]} is outside 0..6")
 
     rows = [text.strip() for text in frame["pixels"].tolist()]
     n_values = np.array([row.count(" ") + 1 if row else 0 for row in rows])
@@ -119,16 +181,19 @@ def load_csv(path: str | Path) -> Dataset:
     try:
         # numpy's C parser reads all rows at once; a per-value Python loop takes minutes here.
         values = np.loadtxt(io.StringIO("\n".join(rows)), dtype=np.int32, delimiter=" ", ndmin=2)
-    except ValueError:
-        for i, row in enumerate(rows):
-            if not all(v.isdigit() for v in row.split(" ")):
-                raise fail(i, "pixels contain a value that is not a whole number") from None
-        raise
+    except (ValueError, OverflowError) as exc:
+        # Only on failure: find the row in Python. A value over int32 fails the parser itself.
+        bad_row = _first_bad_pixel_row(rows)
+        if bad_row is None:
+            raise DataError(f"{path}: the pixels could not be read ({exc})") from None
+        i, what = bad_row
+        raise fail(i, what) from None
     values = values.reshape(-1, IMAGE_SIZE * IMAGE_SIZE)
     out_of_range = (values < 0) | (values > 255)
     if out_of_range.any():
         i = int(np.flatnonzero(out_of_range.any(axis=1))[0])
-        raise fail(i, "a pixel value is outside 0..255")
+        value = int(values[i][out_of_range[i]][0])
+        raise fail(i, f"a pixel value is outside 0..255 ({value})")
     images = values.astype(np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
 
     usage = frame["Usage"].str.strip() if "Usage" in frame.columns else None
@@ -184,11 +249,14 @@ def _split_folders(root: Path) -> dict[str, Path]:
 
 def _image_files(root: Path) -> list[tuple[str, int, Path]]:
     files = []
-    for split, folder in _split_folders(root).items():
-        for label, class_dir in _class_dirs(folder):
-            for f in sorted(class_dir.iterdir()):
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
-                    files.append((split, label, f))
+    try:
+        for split, folder in _split_folders(root).items():
+            for label, class_dir in _class_dirs(folder):
+                for f in sorted(class_dir.iterdir()):
+                    if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+                        files.append((split, label, f))
+    except OSError as exc:  # a folder that cannot be listed: name it, no traceback
+        raise DataError(_os_problem(Path(exc.filename or root), exc)) from None
     if not files:
         raise DataError(f"{root}: no images found in its class folders")
     return files
@@ -196,10 +264,20 @@ def _image_files(root: Path) -> list[tuple[str, int, Path]]:
 
 def _content_key(files: list[tuple[str, int, Path]], root: Path) -> str:
     """A hash of every file's split, label, name and bytes: a changed image means a new key."""
+    from .images import max_bytes
+
     digest = hashlib.sha256(f"v1:{IMAGE_SIZE}".encode())
+    limit = max_bytes()
     for split, label, f in files:
         digest.update(f"{split}/{label}/{f.relative_to(root)}\0".encode())
-        digest.update(f.read_bytes())
+        try:
+            size = f.stat().st_size
+            if size > limit:  # skipped on load; hashing it would read gigabytes for nothing
+                digest.update(f"too large: {size}".encode())
+                continue
+            digest.update(f.read_bytes())
+        except OSError as exc:  # skipped and named on load; the key only has to change with it
+            digest.update(f"unreadable: {exc.__class__.__name__}".encode())
     return digest.hexdigest()[:24]
 
 
@@ -212,16 +290,19 @@ def _progress(iterable, total: int, desc: str):
 
 def _read_face(path: Path) -> tuple[np.ndarray | None, str]:
     """One dataset image as OpenCV reads it, or None and why not (never decoding a bomb)."""
-    from .images import ImageError, check_dimensions, max_bytes
+    from .images import ImageError, check_dimensions, max_bytes, too_large
 
     try:
-        if path.stat().st_size > max_bytes():
-            return None, "the file is too large for an image"
+        size = path.stat().st_size
+        if size > max_bytes():
+            raise too_large(str(path), size)
         with open(path, "rb") as f:
             check_dimensions(f.read(1 << 16), str(path))  # the header is at the start
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     except ImageError as exc:
         return None, str(exc).removeprefix(f"{path}: ")
+    except PermissionError:
+        return None, "permission denied"
     except (OSError, cv2.error) as exc:
         return None, f"not readable ({exc.__class__.__name__})"
     if image is None or image.size == 0:
@@ -233,22 +314,28 @@ def load_folder(root: str | Path, cache: bool = True) -> Dataset:
     """Read image folders (ROOT/train/<class>/*, ROOT/test/..., or ROOT/<class>/*) as 48x48 gray."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: no such folder")
+        raise _missing(root, "folder")
     files = _image_files(root)
     key = _content_key(files, root) if cache else ""
     cache_file = CACHE_DIR / f"{key}.npz"
     if cache and cache_file.is_file():
         try:
-            return _read_cache(cache_file, root)
-        except Exception:
-            cache_file.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
+            cached = _read_cache(cache_file, root)
+        except Exception:  # noqa: BLE001 - whatever is wrong with a cache, it is rebuilt
+            cached = None
+        # An empty one was written by older versions for a folder of unreadable images.
+        if cached is not None and cached.total():
+            return cached
+        cache_file.unlink(missing_ok=True)  # a damaged or empty cache is rebuilt, never trusted
 
     report = LoadReport(source=str(root))
     per_split: dict[str, tuple[list, list, list]] = {}
+    first_skip = ""
     for split, label, f in _progress(files, len(files), f"reading {root.name}"):
         image, why = _read_face(f)
         if image is None:
             report.unreadable.append(str(f))
+            first_skip = first_skip or f"{f}: {why}"
             print(f"warning: skipped {f}: {why}", file=sys.stderr)
             continue
         if image.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
@@ -259,6 +346,11 @@ def load_folder(root: str | Path, cache: bool = True) -> Dataset:
         images.append(to_gray48(image))
         labels.append(label)
         sources.append(str(f.relative_to(root)))
+    if not per_split:  # nothing to train, evaluate or audit on: never an empty dataset
+        raise DataError(
+            f"{root}: none of its {len(files)} image files could be read, all {len(files)} "
+            f"skipped (the first, {first_skip}); give a folder of jpg or png faces"
+        )
     splits = {
         name: Split(np.stack(images), np.array(labels, np.int64), sources)
         for name, (images, labels, sources) in per_split.items()
@@ -331,12 +423,15 @@ def load(data: str | Path, cache: bool = True) -> Dataset:
             raise DataError(f"{path}: expected a fer2013.csv file or a folder of images")
         return load_csv(path)
     if path.is_dir():
-        csvs = sorted(path.glob("*.csv"))
-        subdirs = [p for p in path.iterdir() if p.is_dir()]
+        try:
+            csvs = sorted(path.glob("*.csv"))
+            subdirs = [p for p in path.iterdir() if p.is_dir()]
+        except OSError as exc:  # a folder that cannot be listed
+            raise DataError(_os_problem(path, exc)) from None
         if csvs and not subdirs:
             return load_csv(csvs[0])
         return load_folder(path, cache=cache)
-    raise DataError(f"{path}: no such file or folder (give a fer2013.csv, an image folder, or 'kaggle')")
+    raise _missing(path, "file or folder", " (give a fer2013.csv, an image folder, or 'kaggle')")
 
 
 def split_validation(
@@ -359,6 +454,21 @@ def training_splits(dataset: Dataset) -> tuple[Split, Split, Split | None]:
     """(train, validation, test) for training: the source's own validation split where it has one."""
     if "train" not in dataset.splits:
         raise DataError(f"{dataset.report.source}: has no training split (a train/ folder or Training rows)")
+    train = dataset["train"]
+    # With its own validation split the data needs one face to train on; else enough to split.
+    needed = 1 if "val" in dataset.splits else MIN_TRAIN_FACES
+    if len(train) < needed:
+        raise DataError(
+            f"{dataset.report.source}: {len(train)} training face{'s' if len(train) != 1 else ''}; "
+            f"training needs at least {needed} faces ({VALIDATION_FRACTION:.0%} of them are held "
+            "out to validate)"
+        )
+    present = [EMOTIONS[i] for i in np.unique(train.labels)]
+    if len(present) == 1:
+        raise DataError(
+            f"{dataset.report.source}: the training faces are all {present[0]}; a model needs "
+            "faces of at least two emotions to learn to tell them apart"
+        )
     if "val" in dataset.splits:
         train, val = dataset["train"], dataset["val"]
     else:

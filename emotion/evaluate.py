@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .data import DataError, Dataset, Split
 from .labels import EMOTIONS, NUM_CLASSES
 from .preprocess import normalise
 
@@ -79,10 +80,26 @@ def predict_probabilities(model, images: np.ndarray, tta: bool = False, batch_si
     probs = model.predict(x, batch_size=batch_size, verbose=0)
     if tta:
         probs = (probs + model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
+    if np.shape(probs) != (len(x), NUM_CLASSES):
+        # load_model refuses such a model; one built in code must not be scored on the wrong labels
+        raise ValueError(f"the model gave outputs of shape {np.shape(probs)} for {len(x)} faces, "
+                         f"not ({len(x)}, {NUM_CLASSES}): one probability per emotion")
     return probs
+
+
+def choose_split(dataset: Dataset) -> tuple[str, Split]:
+    """The split to evaluate on: test, else validation, else train; DataError when all are empty."""
+    for name in ("test", "val", "train"):
+        split = dataset.splits.get(name)
+        if split is not None and len(split):
+            return name, split
+    raise DataError(f"{dataset.report.source}: no faces to evaluate on (no test, validation "
+                    "or training faces); give FER2013's test/ folder or a fer2013.csv")
 
 
 def evaluate_model(model, images: np.ndarray, labels: np.ndarray, tta: bool = False) -> Evaluation:
     """Evaluate a model on uint8 faces and their label ids."""
+    if not len(labels):
+        raise ValueError("no faces to evaluate on")
     probs = predict_probabilities(model, images, tta=tta)
     return score(labels, probs.argmax(axis=1), tta=tta)

@@ -6,8 +6,10 @@ enormous picture (a decompression bomb) is refused instead of filling the memory
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -25,19 +27,20 @@ class ImageError(ValueError):
     """An input that is not a readable image."""
 
 
-def _limit(env: str, default: int) -> int:
+def env_limit(env: str, default: int) -> int:
+    """A positive whole number from the environment variable `env`, else `default`."""
     value = os.environ.get(env, "").strip()
     return int(value) if value.isdigit() and int(value) > 0 else default
 
 
 def max_pixels() -> int:
     """The largest picture read, in pixels: $EMOTION_MAX_PIXELS, else 50 million."""
-    return _limit(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS)
+    return env_limit(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS)
 
 
 def max_bytes() -> int:
     """The largest image file read: $EMOTION_MAX_IMAGE_MB megabytes, else 100."""
-    return _limit(MAX_MB_ENV, DEFAULT_MAX_MB) * 1024 * 1024
+    return env_limit(MAX_MB_ENV, DEFAULT_MAX_MB) * 1024 * 1024
 
 
 def check_dimensions(data: bytes, name: str) -> None:
@@ -62,10 +65,19 @@ def check_dimensions(data: bytes, name: str) -> None:
                          f"limit; use a smaller copy (or raise {MAX_PIXELS_ENV})")
 
 
+def too_large(name: str, size: int) -> ImageError:
+    """The one-line refusal of an image file of `size` bytes, over max_bytes()."""
+    limit_mb = max_bytes() // 1024 // 1024
+    return ImageError(f"{name}: {size / 1024 / 1024:.0f} MB is over the {limit_mb} MB limit for "
+                      f"an image; use a smaller copy (or raise {MAX_MB_ENV})")
+
+
 def decode_image(data: bytes, name: str = "upload") -> np.ndarray:
     """Decode image bytes (jpg, png, webp, bmp, ...) to a BGR array."""
     if not data:
         raise ImageError(f"{name}: the file is empty")
+    if len(data) > max_bytes():  # uploads arrive as bytes: the same limit as files on disk
+        raise too_large(name, len(data))
     check_dimensions(data, name)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
@@ -73,17 +85,44 @@ def decode_image(data: bytes, name: str = "upload") -> np.ndarray:
     return image
 
 
+def unreadable(path: str | Path, exc: OSError, what: str = "an image file") -> str:
+    """One line for an OSError met while reading `path` (`what` it should be): what went wrong
+    and what to do."""
+    if isinstance(exc, PermissionError):
+        return f"cannot read {path}: permission denied (check its permissions and its folder's)"
+    if exc.errno == errno.ELOOP:
+        return f"{path} is a symlink loop (its links lead back to themselves): give {what}"
+    if isinstance(exc, FileNotFoundError):
+        return f"{path}: no such file"
+    if isinstance(exc, IsADirectoryError):
+        return f"{path} is a folder: give {what}"
+    return f"cannot read {path}: {exc.strerror or exc}"
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as BGR; ImageError naming the file when it is missing or not an image."""
     path = Path(path)
-    if path.is_dir():
+    try:
+        # One stat says it all: Path.is_file() would call a symlink loop or an unreadable
+        # folder "no such file".
+        info = path.stat()
+    except OSError as exc:
+        raise ImageError(unreadable(path, exc)) from None
+    if stat.S_ISDIR(info.st_mode):
         raise ImageError(f"{path} is a folder: give an image file")
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    size = path.stat().st_size
-    if size > max_bytes():
-        raise ImageError(f"{path}: {size / 1024 / 1024:.0f} MB is over the "
-                         f"{max_bytes() // 1024 // 1024} MB limit for an image; use a smaller copy "
-                         f"(or raise {MAX_MB_ENV})")
-    # np.fromfile + imdecode reads paths that cv2.imread cannot (non-ASCII names on some systems).
-    return decode_image(np.fromfile(str(path), dtype=np.uint8).tobytes(), str(path))
+    if not stat.S_ISREG(info.st_mode):  # a pipe or /dev/zero would block or never end
+        raise ImageError(f"{path} is not a regular file (a device, pipe or socket): "
+                         "give an image file")
+    limit = max_bytes()
+    if info.st_size > limit:
+        raise too_large(str(path), info.st_size)
+    try:
+        # open() reads paths that cv2.imread cannot (non-ASCII names on some systems); at most
+        # one byte over the limit, in case the file grew since the stat.
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise ImageError(unreadable(path, exc)) from None
+    if len(data) > limit:
+        raise too_large(str(path), len(data))
+    return decode_image(data, str(path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -56,17 +57,114 @@ def save_model_atomic(model, path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path):
-    """Load a saved `.keras` model for inference; a clear error when it is missing or unreadable."""
-    import keras
+class ModelError(ValueError):
+    """A model file that cannot serve as the emotion classifier; the message is one line."""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def one_line(text: str, width: int = 200) -> str:
+    """Keras's message as one plain line, cut short: colour codes, its "Exception encountered
+    when calling ..." preamble and its list of the arguments received left out."""
+    lines = []
+    for line in _ANSI.sub("", str(text)).splitlines():
+        line = line.strip()
+        if line.startswith("Arguments received"):
+            break
+        if line and not line.startswith("Exception encountered when calling"):
+            lines.append(line)
+    line = " ".join(lines)
+    return line if len(line) <= width else line[:width] + "..."
+
+
+def _shape(shape) -> tuple:
+    return tuple(None if d is None else int(d) for d in shape)
+
+
+def check_model(model, path: str | Path) -> None:
+    """ModelError unless `model` takes (None, 48, 48, 1) faces and gives 7 probabilities each.
+
+    A model of another shape would otherwise fail at the first face with a long Keras error, or,
+    worse, answer: a 2-way output read as 7 emotions gives wrong labels and an accuracy.
+    """
+    import numpy as np
+
+    expected_in, expected_out = (None, *INPUT_SHAPE), (None, NUM_CLASSES)
+    try:
+        inputs, outputs = list(model.inputs), list(model.outputs)
+    except (AttributeError, ValueError):  # a subclassed model that was never built
+        raise ModelError(f"{path}: the model has no fixed input and output; it needs input "
+                         f"{expected_in} and output {expected_out}") from None
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ModelError(f"{path}: the model has {len(inputs)} inputs and {len(outputs)} outputs; "
+                         "an emotion model has one of each")
+    got_in, got_out = _shape(inputs[0].shape), _shape(outputs[0].shape)
+    if got_in != expected_in:
+        raise ModelError(f"{path}: the model takes input of shape {got_in}, not {expected_in} "
+                         f"(48x48 gray faces); use a model trained by `python -m emotion train`")
+    if got_out != expected_out:
+        raise ModelError(f"{path}: the model gives {got_out[-1]} outputs per face, not "
+                         f"{NUM_CLASSES} (one per emotion); use a model trained by "
+                         "`python -m emotion train`")
+    # One blank and one noisy face: each answer must be 7 probabilities that add up to 1.
+    probe = np.stack([np.zeros(INPUT_SHAPE, np.float32),
+                      np.random.default_rng(0).random(INPUT_SHAPE, np.float32)])
+    try:
+        out = np.asarray(model(probe, training=False), dtype=np.float64)
+    except Exception as exc:  # any failure on a valid-shaped face means a bad model
+        raise ModelError(f"{path}: the model fails on a face ({one_line(exc)})") from exc
+    if not (np.isfinite(out).all() and (out >= -1e-6).all()
+            and np.allclose(out.sum(axis=1), 1.0, atol=1e-3)):
+        raise ModelError(f"{path}: the model's outputs are not probabilities (they must be "
+                         "0..1 and add up to 1); its last layer needs a softmax")
+
+
+def check_readable(path: str | Path) -> None:
+    """FileNotFoundError when there is no file at `path`; ModelError, one line, when it is a
+    folder, a symlink loop, unreadable, or not a whole `.keras` file (a zip archive)."""
+    import zipfile
+
+    from .images import unreadable
 
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"{path} is a folder: give the .keras file inside it")
     if not path.is_file():
+        try:
+            path.stat()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # a symlink loop, or a folder above it without permission
+            raise ModelError(unreadable(path, exc, "the .keras file itself")) from None
         raise FileNotFoundError(
             f"no model at {path}: train one with `python -m emotion train --data DATA`"
             " or pass --model PATH"
         )
     try:
-        return keras.models.load_model(path, compile=False)
+        # Keras calls an unreadable or truncated file "File not found": say what it is instead.
+        with open(path, "rb") as f:
+            is_zip = zipfile.is_zipfile(f)
+    except OSError as exc:
+        raise ModelError(unreadable(path, exc, "a .keras model")) from None
+    if not is_zip:
+        raise ModelError(f"{path} is not a readable Keras model (damaged or incomplete file); "
+                         "copy it again or train a new one")
+
+
+def load_model(path: str | Path):
+    """Load a saved `.keras` model for inference, checked to map 48x48 faces to 7 probabilities.
+
+    FileNotFoundError when there is no file; ModelError (a ValueError), one line, when the file
+    cannot be read, is not a Keras model, or has the wrong shape.
+    """
+    path = Path(path)
+    check_readable(path)
+    import keras
+
+    try:
+        model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a bad file
-        raise ValueError(f"{path} is not a readable Keras model ({exc})") from exc
+        raise ModelError(f"{path} is not a readable Keras model ({one_line(exc)})") from exc
+    check_model(model, path)
+    return model

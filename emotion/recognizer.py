@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEFAULT_MODEL
+from .config import DEFAULT_MODEL, INPUT_SHAPE
 from .faces import Box, DetectionSettings, FaceDetector, HaarDetector, crop, detect_faces, to_gray
 from .labels import EMOTIONS
 from .preprocess import faces_to_input
@@ -40,6 +40,28 @@ def faces_from_probabilities(boxes: list[Box], probs: np.ndarray) -> list[Face]:
     return faces
 
 
+def check_classifier(classifier, path: Path) -> None:
+    """ModelError unless the loaded classifier answers a face with 7 probabilities.
+
+    `load_model` checks a `.keras` when Keras reads it, but an ONNX copy cached before that check
+    existed is run without Keras: one blank face through it catches a wrong shape either way.
+    """
+    from .model import ModelError, one_line
+
+    try:
+        out = np.asarray(classifier.predict(np.zeros((1, *INPUT_SHAPE), np.float32)))
+    except Exception as exc:  # any failure on a valid face means a bad model
+        raise ModelError(f"{path}: the model fails on a 48x48 face ({one_line(exc)}); use a "
+                         "model trained by `python -m emotion train`") from exc
+    if out.shape != (1, len(EMOTIONS)):
+        raise ModelError(f"{path}: the model gives {out.shape[-1] if out.ndim else 0} outputs "
+                         f"per face, not {len(EMOTIONS)} (one per emotion); use a model trained "
+                         "by `python -m emotion train`")
+    if not np.isclose(out.sum(), 1.0, atol=1e-3):
+        raise ModelError(f"{path}: the model's outputs are not probabilities (they must add up "
+                         "to 1); its last layer needs a softmax")
+
+
 class EmotionRecognizer:
     """Loads the model once; `recognize(image)` finds every face and names its emotion.
 
@@ -55,6 +77,7 @@ class EmotionRecognizer:
 
         self.model_path = Path(model_path)
         self.classifier = load_classifier(self.model_path, runtime=runtime, threads=threads)
+        check_classifier(self.classifier, self.model_path)
         self.settings = settings
         self.detector: FaceDetector = detector or HaarDetector(settings)
 

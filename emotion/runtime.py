@@ -154,8 +154,11 @@ def load_classifier(model_path: str | Path, runtime: str | None = None,
     per core); Keras's thread pools are process-wide and fixed once TensorFlow starts, so the
     Keras classifier leaves them alone.
     """
+    from .model import ModelError, check_readable
+
     choice = resolve_runtime(runtime)
     model_path = Path(model_path)
+    check_readable(model_path)  # unreadable or damaged: no runtime can use it, so no fallback
     if not model_path.is_file():  # an error, not a reason to fall back
         raise FileNotFoundError(
             f"no model at {model_path}: train one with `python -m emotion train --data DATA`"
@@ -165,6 +168,8 @@ def load_classifier(model_path: str | Path, runtime: str | None = None,
         return _load_keras(model_path)
     try:
         classifier = load_onnx(model_path, threads)
+    except ModelError:  # the wrong shape for any runtime: Keras would refuse it the same way
+        raise
     except Exception as exc:  # any failure here still leaves Keras, which is always correct
         if choice == ONNXRUNTIME:
             raise RuntimeError(f"ONNX Runtime was asked for but cannot run {model_path}: "

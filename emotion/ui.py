@@ -61,8 +61,9 @@ def _load_recognizer(path: str, mtime: float):
 def get_recognizer(model_path: Path | None = None):
     """The app's EmotionRecognizer, loaded once per process (and again after the file changes).
 
-    Raises FileNotFoundError or ValueError, with a message saying what to do, when the model is
-    missing or unreadable; `recognizer_or_stop` shows that message on the page instead.
+    Raises FileNotFoundError, another OSError or ValueError (model.ModelError: damaged, or not
+    48x48 faces to 7 emotions), with a message saying what to do, when the model is missing or
+    unusable; `recognizer_or_stop` shows that message on the page instead.
     """
     return _load_recognizer(*_model_key(Path(model_path or registry.app_model_path())))
 
@@ -76,7 +77,7 @@ def recognizer_or_stop(model_path: Path | None = None):
     """The recognizer, or a clear error on the page and the script stopped when it cannot load."""
     try:
         return get_recognizer(model_path)
-    except (FileNotFoundError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # missing, unreadable, damaged or the wrong shape
         st.error(f"The emotion model could not be loaded: {exc}")
         st.info(
             "Train one on the Training page, or set EMOTION_MODEL to the path of a .keras model."

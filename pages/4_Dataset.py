@@ -45,7 +45,7 @@ st.caption(
 )
 try:
     dataset, report = ui.audit_data(source)
-except DataError as exc:
+except (DataError, OSError) as exc:  # loaders name the file; an OSError at least names its path
     st.error(f"The data could not be read: {exc}")
     st.stop()
 

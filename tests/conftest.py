@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hostile import make_corpus, make_models, png_claiming  # noqa: F401 - png_claiming for tests
 
 from emotion.config import DEFAULT_MODEL, SHARED_FER2013
 
@@ -74,16 +75,13 @@ def in_threads() -> Callable:
     return run
 
 
-def png_claiming(width: int, height: int) -> bytes:
-    """A tiny, valid-looking PNG whose header claims width x height gray pixels (a decompression
-    bomb's calling card): a few dozen bytes, never anything large on disk."""
-    import struct
-    import zlib
+@pytest.fixture(scope="session")
+def hostile(tmp_path_factory) -> dict[str, Path]:
+    """The hostile files of tests/hostile.py (bombs, broken CSVs, loops...), made once."""
+    return make_corpus(tmp_path_factory.mktemp("hostile"))
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
+@pytest.fixture(scope="session")
+def hostile_models(tmp_path_factory) -> dict[str, Path]:
+    """The tiny Keras models of tests/hostile.py: wrong shapes, no softmax, truncated."""
+    return make_models(tmp_path_factory.mktemp("hostile_models"))

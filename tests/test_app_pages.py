@@ -262,3 +262,61 @@ def test_photo_page_without_a_model_explains_what_to_do(app_model):
     at.radio[0].set_value("Use a sample photo").run()
     assert not at.exception
     assert any("could not be loaded" in e and str(app_model) in e for e in texts(at, "error"))
+
+
+# ---------------------------------------------------------------- hostile inputs (tests/hostile.py)
+
+
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("label_overflow.csv", "row 3: emotion 99999999999999999999999 is outside 0..6"),
+        ("pixel_overflow.csv", "row 3: a pixel value is outside 0..255"),
+        ("header_only.csv", "no rows, only the header"),
+        ("unreadable_images", "none of its 8 image files could be read"),
+    ],
+)
+def test_dataset_page_shows_hostile_data_as_an_error(hostile, name, words):
+    at = page("pages/4_Dataset.py")
+    at.session_state["dataset_path"] = str(hostile[name])
+    at.run()
+    assert not at.exception
+    assert any(words in e and str(hostile[name]) in e for e in texts(at, "error")), texts(at, "error")
+
+
+@pytest.mark.parametrize(
+    "page_file, name, words",
+    [
+        ("pages/1_Photo.py", "two_outputs.keras", "gives 2 outputs per face, not 7"),
+        ("pages/1_Photo.py", "truncated.keras", "damaged or incomplete file"),
+        ("pages/2_Webcam.py", "wrong_input.keras", "takes input of shape (None, 64, 64, 3)"),
+        ("pages/2_Webcam.py", "ten_outputs.keras", "gives 10 outputs per face, not 7"),
+    ],
+)
+def test_photo_and_webcam_pages_refuse_a_model_of_the_wrong_shape(app_model, hostile_models,
+                                                                  page_file, name, words):
+    app_model.parent.mkdir()
+    shutil.copyfile(hostile_models[name], app_model)
+    at = page(page_file).run()
+    if page_file.endswith("Photo.py"):  # the model loads once there is a photo to look at
+        at.radio[0].set_value("Use a sample photo").run()
+    assert not at.exception
+    errors = texts(at, "error")
+    assert any("could not be loaded" in e and words in e for e in errors), errors
+    assert all("\n" not in e and "\x1b" not in e for e in errors)
+    assert not faces_shown(at)
+
+
+def test_the_upload_limits_are_set_in_one_place_and_stated_on_the_photo_page():
+    import tomllib
+
+    from emotion import images
+
+    with open(PROJECT_ROOT / ".streamlit" / "config.toml", "rb") as f:
+        server = tomllib.load(f)["server"]
+    # The server refuses any upload over the image file limit; the Photo page's own is lower.
+    assert server["maxUploadSize"] == images.DEFAULT_MAX_MB
+    assert photo.MAX_UPLOAD_MB <= server["maxUploadSize"]
+    at = page("pages/1_Photo.py").run()
+    assert not at.exception
+    assert f"at most {photo.MAX_UPLOAD_MB} MB" in at.get("file_uploader")[0].proto.label

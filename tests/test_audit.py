@@ -75,3 +75,20 @@ def test_audit_on_shared_fer2013(shared_fer2013):
     assert sum(report.per_split_class["test"].values()) == 3589
     assert report.cross_split_groups > 0  # FER2013 is known to leak between its splits
     print(report.summary())
+
+
+def test_audit_of_no_faces_is_an_error_not_a_clean_report(hostile):
+    import pytest
+
+    from emotion.data import DataError, Dataset, LoadReport
+
+    with pytest.raises(DataError, match="made-up: no faces to audit"):
+        audit(Dataset({}, LoadReport(source="made-up")))
+    for name, words in [("unreadable_images", "none of its 8 image files could be read"),
+                        ("header_only.csv", "no rows, only the header"),
+                        ("label_overflow.csv", "row 3: emotion 99999999999999999999999")]:
+        done = subprocess.run([sys.executable, "-m", "emotion", "audit", str(hostile[name])],
+                              capture_output=True, text=True, check=False, timeout=120)
+        assert done.returncode == 2 and "images: 0" not in done.stdout, done.stdout
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and words in errors[0] and "Traceback" not in done.stderr

@@ -180,3 +180,139 @@ def test_kaggle_without_network_says_so(monkeypatch):
     monkeypatch.setattr(kagglehub, "dataset_download", offline)
     with pytest.raises(DataError, match="could not download msambare/fer2013.*network"):
         data.load("kaggle")
+
+
+# ---------------------------------------------------------------- the hostile corpus (tests/hostile.py)
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        # Overflows: as integers these were an OverflowError and an unnamed numpy ValueError.
+        ("label_overflow.csv", "row 3: emotion 99999999999999999999999 is outside 0..6"),
+        ("pixel_overflow.csv", "row 3: a pixel value is outside 0..255 (99999999999)"),
+        ("header_only.csv", "no rows, only the header"),
+        ("empty.csv", "the file is empty"),
+    ],
+)
+def test_hostile_csvs_are_refused_in_one_line_naming_the_row(hostile, name, message):
+    with pytest.raises(DataError) as err:
+        data.load(hostile[name])
+    text = str(err.value)
+    assert str(hostile[name]) in text and message in text and "\n" not in text
+
+
+def test_a_folder_of_unreadable_images_is_refused_saying_how_many(hostile, capsys):
+    with pytest.raises(DataError, match=r"none of its 8 image files could be read, all 8 skipped "
+                                        r"\(the first, .*0.png: not a readable image\)"):
+        data.load(hostile["unreadable_images"], cache=False)
+    assert capsys.readouterr().err.count("warning: skipped") == 8
+
+
+def test_a_symlink_loop_as_data_says_so(hostile):
+    with pytest.raises(DataError, match="loop.jpg is a symlink loop"):
+        data.load(hostile["loop.jpg"])
+
+
+def test_an_unreadable_csv_says_permission_denied(hostile, tmp_path, monkeypatch):
+    from hostile import deny_reading
+
+    path = tmp_path / "fer2013.csv"
+    path.write_bytes(hostile["one_row.csv"].read_bytes())
+    deny_reading(monkeypatch, path)
+    with pytest.raises(DataError, match=r"^cannot read .*fer2013.csv: permission denied"):
+        data.load(path)
+
+
+def test_unreadable_images_in_a_folder_are_skipped_and_named(tmp_path, monkeypatch, capsys):
+    from hostile import deny_reading
+
+    monkeypatch.setattr(data, "CACHE_DIR", tmp_path / "cache")  # the cache key reads every file
+    root = _folders(tmp_path / "fer")
+    private = root / "train/Happy/0.png"
+    deny_reading(monkeypatch, private)
+    dataset = data.load_folder(root)
+    assert str(private) in dataset.report.unreadable
+    assert f"warning: skipped {private}: permission denied" in capsys.readouterr().err
+
+
+def test_an_unlistable_folder_is_named(tmp_path, monkeypatch):
+    root = _folders(tmp_path / "fer")
+    locked = root / "train" / "fearful"
+    real_iterdir = Path.iterdir
+
+    def iterdir(self):
+        if self == locked:  # what a folder of mode 000 does to anyone but root
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with pytest.raises(DataError, match=r"^cannot read .*fearful: permission denied"):
+        data.load(root, cache=False)
+
+
+def test_the_cache_key_does_not_read_files_over_the_image_limit(tmp_path, monkeypatch, capsys):
+    import tracemalloc
+
+    monkeypatch.setattr(data, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setenv("EMOTION_MAX_IMAGE_MB", "1")
+    root = _folders(tmp_path / "fer")
+    with open(root / "train/Happy/huge.png", "wb") as f:
+        f.truncate(64 * 1024 * 1024)  # sparse: no disk blocks, and it must not be read either
+    tracemalloc.start()
+    try:
+        dataset = data.load_folder(root)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024, f"{peak / 2**20:.0f} MB allocated"
+    assert str(root / "train/Happy/huge.png") in dataset.report.unreadable
+    assert "huge.png: 64 MB is over the 1 MB limit" in capsys.readouterr().err
+
+
+def test_a_csv_over_the_size_limit_is_refused_unread(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOTION_MAX_CSV_MB", "1")
+    path = _csv(tmp_path, [_row()] * 500)  # about 2.3 MB
+    with pytest.raises(DataError, match=r"fer2013.csv: 2 MB is over the 1 MB limit for a CSV"):
+        data.load(path)
+
+
+def test_one_row_is_too_few_to_train_on(hostile):
+    dataset = data.load(hostile["one_row.csv"])  # loads: one face is enough to evaluate or audit
+    with pytest.raises(DataError, match=f"1 training face; training needs at least "
+                                        f"{data.MIN_TRAIN_FACES} faces"):
+        data.training_splits(dataset)
+
+
+def test_faces_of_a_single_emotion_cannot_train_a_model(hostile):
+    dataset = data.load(hostile["single_class.csv"])
+    assert len(dataset["train"]) == 20
+    with pytest.raises(DataError, match="the training faces are all happy; a model needs faces "
+                                        "of at least two emotions"):
+        data.training_splits(dataset)
+
+
+def test_train_on_hostile_data_prints_one_line(hostile, capsys):
+    from emotion.__main__ import main
+
+    for name, words in [("one_row.csv", "training needs at least"),
+                        ("label_overflow.csv", "row 3: emotion")]:
+        assert main(["train", "--data", str(hostile[name]), "--out", str(hostile[name].parent /
+                                                                        "never")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err, err
+    assert not (hostile["one_row.csv"].parent / "never" / "emotion_cnn.keras").exists()
+
+
+def test_an_empty_cache_from_an_older_version_is_not_trusted(hostile, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(data, "CACHE_DIR", tmp_path / "cache")
+    root = tmp_path / "unreadable_images"
+    shutil.copytree(hostile["unreadable_images"], root)
+    files = data._image_files(root)
+    # What an older version cached for this folder: a dataset of no splits at all.
+    data._write_cache(data.CACHE_DIR / f"{data._content_key(files, root)}.npz",
+                      data.Dataset({}, data.LoadReport(str(root))))
+    with pytest.raises(DataError, match="none of its 8 image files could be read"):
+        data.load(root)
