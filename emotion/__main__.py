@@ -72,12 +72,10 @@ def _cmd_train(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from . import data
-    from .evaluate import evaluate_model
+    from .evaluate import choose_split, evaluate_model
     from .model import load_model
 
-    dataset = data.load(args.data)
-    split = dataset.splits.get("test") or dataset.splits.get("val") or dataset.splits.get("train")
-    which = next(k for k, v in dataset.splits.items() if v is split)
+    which, split = choose_split(data.load(args.data))
     model = load_model(args.model)
     result = evaluate_model(model, split.images, split.labels, tta=args.tta)
     if args.json:
@@ -105,26 +103,28 @@ def _cmd_predict(args) -> int:
     from .images import read_image
     from .recognizer import EmotionRecognizer
 
-    # Read every image first, so a bad path fails fast, before the model loads (an ImageError
-    # is a ValueError: main() prints it as one line).
+    # Read every image and plan every output first, so a bad path or an unusable --out fails
+    # fast, before the model loads and before anything is written (an ImageError is a
+    # ValueError: main() prints it as one line).
     images = [read_image(path) for path in args.images]
-    if args.out and len(images) > 1 and Path(args.out).suffix:
-        raise UserError("--out names one file: with several images give a folder instead")
-    if args.out and any(Path(args.out).resolve() == Path(p).resolve() for p in args.images):
-        raise UserError(f"--out {args.out} is one of the input images: choose another name")
+    targets = _annotated_targets(args.out, args.images) if args.out else [None] * len(images)
     recognizer = EmotionRecognizer(args.model, DetectionSettings(profiles=args.profiles))
     results = []
-    for path, image in zip(args.images, images):
+    for path, image, target in zip(args.images, images, targets):
         faces = recognizer.recognize(image)
         results.append({"image": path, "faces": [f.to_dict() for f in faces]})
         if not faces:
             print(f"{path}: no face found (try a brighter, larger face, or --profiles)", file=sys.stderr)
-        if args.out:
-            target = Path(args.out)
-            if len(images) > 1 or target.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                target = target / f"{Path(path).stem}_annotated.jpg"
-            if not cv2_write(target, annotate(image, faces)):
+        if target is not None:
+            try:
+                # A folder --out is made here, at the first write; one file's folder was checked.
+                target.parent.mkdir(parents=True, exist_ok=True)
+                written = cv2_write(target, annotate(image, faces))
+            except OSError as exc:
+                raise UserError(f"{target}: could not write the annotated image "
+                                f"({exc.strerror or exc}): check the folder's space and permissions"
+                                ) from None
+            if not written:
                 raise UserError(f"{target}: could not write the annotated image (use .jpg or .png)")
             print(f"{path}: annotated image written to {target}", file=sys.stderr)
         if not args.json:
@@ -137,13 +137,79 @@ def _cmd_predict(args) -> int:
     return 0
 
 
-def cv2_write(path: Path, image) -> bool:
+def _same_file_key(path: str | Path) -> str:
+    """One key per file: absolute, links resolved, case folded (a case-insensitive disk would
+    make a.jpg and A.jpg one file)."""
+    return str(Path(path).resolve()).casefold()
+
+
+def _annotated_targets(out: str, images: list[str]) -> list[Path]:
+    """Where each image's annotated copy goes; UserError, before anything is written, when --out
+    cannot take them.
+
+    One image and --out not a folder: that file, whose folder must exist. Otherwise --out is a
+    folder (made when first written to) and image k gets STEM_annotated.jpg, or
+    STEM_annotated-2.jpg and so on when an input or an earlier image of this run has that name.
+    """
     import cv2
 
+    out_path = Path(out)
+    inputs = {_same_file_key(p) for p in images}
+    if len(images) == 1 and not out_path.is_dir():
+        if _same_file_key(out_path) in inputs:
+            raise UserError(f"--out {out} is one of the input images: choose another name")
+        if not out_path.suffix:
+            raise UserError(f"--out {out}: give an image file name ending in .jpg or .png, "
+                            "or an existing folder")
+        if not cv2.haveImageWriter(str(out_path)):
+            raise UserError(f"--out {out}: cannot write {out_path.suffix} images, use .jpg or .png")
+        if not out_path.parent.is_dir():
+            raise UserError(f"--out {out}: the folder {out_path.parent} does not exist: "
+                            "create it first or choose another folder")
+        return [out_path]
+    if out_path.exists() and not out_path.is_dir():
+        raise UserError(f"--out {out} is a file: with several images give a folder instead")
+    if out_path.suffix and not out_path.exists():
+        raise UserError(f"--out {out} names one file: with several images give a folder instead")
+    taken = set(inputs)
+    targets = []
+    for image in images:
+        stem, n = Path(image).stem, 1
+        target = out_path / f"{stem}_annotated.jpg"
+        while _same_file_key(target) in taken:
+            n += 1
+            target = out_path / f"{stem}_annotated-{n}.jpg"
+        taken.add(_same_file_key(target))
+        targets.append(target)
+    return targets
+
+
+def cv2_write(path: Path, image) -> bool:
+    """Write an image atomically; False when OpenCV cannot encode to the file's extension.
+
+    The image is encoded in memory, written to a temporary file beside `path` and renamed over
+    it, so a failure (a full disk, Ctrl-C) leaves no partial file and `path` as it was. OSError
+    when the file cannot be written.
+    """
+    import cv2
+
+    from .live_cli import replace_atomically, temp_beside
+
+    path = Path(path)
     try:
-        return bool(cv2.imwrite(str(path), image))
+        ok, encoded = cv2.imencode(path.suffix, image)
     except cv2.error:
         return False
+    if not ok:
+        return False
+    tmp = temp_beside(path)
+    try:
+        tmp.write_bytes(encoded.tobytes())
+        replace_atomically(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return True
 
 
 def _cmd_audit(args) -> int:
@@ -212,14 +278,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error_line(exc: OSError) -> str:
+    """One line for an OSError that reached the top: which file, and what went wrong with it."""
+    if exc.filename is None or not exc.strerror:  # a message of our own (a missing model, say)
+        return str(exc)
+    if isinstance(exc, PermissionError):
+        return f"{exc.filename}: permission denied (check its permissions and its folder's)"
+    return f"{exc.filename}: {exc.strerror[0].lower()}{exc.strerror[1:]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .data import DataError
 
     try:
         return args.func(args)
-    except (UserError, DataError, FileNotFoundError, ValueError) as exc:
+    except (UserError, DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file that cannot be read or written: one line, not a traceback
+        print(f"error: {_os_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -11,7 +11,7 @@ import json
 import os
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -185,12 +185,15 @@ TIMELINE_HEADER = ["time_s", "face", "label", "confidence", *EMOTIONS]
 class Timeline:
     """The session's emotions over time, thread-safe, bounded, exportable as CSV."""
 
-    def __init__(self, interval_s: float = 0.5, max_entries: int = 50_000):
+    def __init__(self, interval_s: float = 0.5, max_entries: int = 50_000, max_faces: int = 64):
         # One row per face per interval (and on every label change) keeps an hour-long session
         # small, while the chart still shows every change.
         self.interval_s = interval_s
         self._entries: deque[TimelineEntry] = deque(maxlen=max_entries)
-        self._last: dict[int, TimelineEntry] = {}
+        # Every face that comes back after a second away gets a new id: the last row per face is
+        # kept only for the most recently seen ones, or a long session would grow it for ever.
+        self.max_faces = max_faces
+        self._last: OrderedDict[int, TimelineEntry] = OrderedDict()
         self._lock = threading.Lock()
 
     def add(self, time_s: float, faces: list[LiveFace]) -> None:
@@ -203,6 +206,9 @@ class Timeline:
                                       tuple(face.probabilities[e] for e in EMOTIONS))
                 self._entries.append(entry)
                 self._last[face.face_id] = entry
+                self._last.move_to_end(face.face_id)
+                if len(self._last) > self.max_faces:
+                    self._last.popitem(last=False)
 
     def entries(self) -> list[TimelineEntry]:
         with self._lock:
@@ -211,6 +217,11 @@ class Timeline:
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
+
+    def faces_held(self) -> int:
+        """How many faces' last rows are kept (at most max_faces)."""
+        with self._lock:
+            return len(self._last)
 
     def clear(self) -> None:
         with self._lock:
@@ -355,6 +366,14 @@ class LiveProcessor:
         """The faces of the latest frame."""
         with self._lock:
             return list(self._last_faces)
+
+    def held(self) -> dict[str, int]:
+        """How much each store kept between frames holds: all bounded, as a long session (and
+        scripts/soak_live.py) needs."""
+        with self._follow_lock, self._lock:
+            return {"timeline_rows": len(self.timeline), "timeline_faces": self.timeline.faces_held(),
+                    "tracks": len(self.tracker._tracks), "fps_times": len(self.fps_meter._times),
+                    "labels": len(self._stats.labels)}
 
     def reset(self) -> None:
         """Start a new session: forget faces, timings and the timeline."""

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
+import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -94,15 +97,42 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     return 0
 
 
-def _writer_for(path: Path, fps: float, size: tuple[int, int]):
+def temp_beside(target: Path) -> Path:
+    """A new, empty, hidden file in `target`'s folder, ending in its extension (OpenCV picks the
+    format by it), for writing `target` atomically; its folder must exist.
+
+    Made with the usual permissions (umask), not tempfile.mkstemp's owner-only ones, since it
+    becomes the output.
+    """
+    for _ in range(100):
+        tmp = target.with_name(f".{target.stem}.partial-{secrets.token_hex(4)}{target.suffix}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"{target.parent}: could not make a temporary file there")
+
+
+def replace_atomically(tmp: Path, target: Path) -> None:
+    """Rename the finished `tmp` over `target`: readers see the old file or the whole new one."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the data reaches the disk before the rename does, so a crash cannot swap in a hole
+    finally:
+        os.close(fd)
+    os.replace(tmp, target)
+
+
+def _writer_for(path: Path, fps: float, size: tuple[int, int], shown: Path):
+    """An OpenCV writer for `path` (a temporary file); errors name `shown`, the user's --out."""
     import cv2
 
     # mp4v is the MPEG-4 encoder every OpenCV wheel has; MJPG for .avi.
     fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
-    path.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(path), fourcc, fps, size)
     if not writer.isOpened():
-        raise ValueError(f"{path}: cannot write a video there (use .mp4 or .avi)")
+        raise ValueError(f"{shown}: cannot write a video there (use .mp4 or .avi)")
     return writer
 
 
@@ -146,38 +176,58 @@ def cmd_video(args: argparse.Namespace) -> int:
 
     processor = LiveProcessor(EmotionRecognizer(args.model), draw_fps=False)
     out_path = Path(args.out) if args.out else None
-    writer = _writer_for(out_path, fps, (frame.shape[1], frame.shape[0])) if out_path else None
-    csv_file = open(args.csv, "w", newline="") if args.csv else None
-    rows = csv.writer(csv_file) if csv_file else None
-    if rows:
-        rows.writerow(CSV_HEADER)
+    csv_path = Path(args.csv) if args.csv else None
+    # Outputs are written to temporary files beside their targets and renamed only once every
+    # frame is in: a failure or Ctrl-C removes them and leaves whatever was at the targets.
+    pending: dict[Path, Path] = {}  # temporary file -> its target
+    writer = rows = None
     frames = faces_seen = 0
     labels: dict[str, int] = {}
     try:
-        with tqdm(total=total, unit="frame", file=sys.stderr, desc=source.name) as bar:
-            while ok:
-                # Times come from the frame number, so smoothing follows the video, not the CPU.
-                t = frames / fps
-                result = processor.process(frame, t=t)
-                if writer:
-                    writer.write(result.frame)
-                for face in result.faces:
-                    faces_seen += 1
-                    labels[face.label] = labels.get(face.label, 0) + 1
-                    if rows:
-                        b = face.box
-                        rows.writerow([frames, f"{t:.3f}", face.face_id, b.x, b.y, b.w, b.h,
-                                       face.label, f"{face.confidence:.4f}",
-                                       *(f"{face.probabilities[e]:.4f}" for e in EMOTIONS)])
-                frames += 1
-                bar.update(1)
-                ok, frame = capture.read()
+        with contextlib.ExitStack() as closing:
+            if out_path:
+                out_path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = temp_beside(out_path)
+                pending[tmp] = out_path
+                writer = _writer_for(tmp, fps, (frame.shape[1], frame.shape[0]), shown=out_path)
+                closing.callback(writer.release)
+            if csv_path:
+                csv_path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = temp_beside(csv_path)
+                pending[tmp] = csv_path
+                rows = csv.writer(closing.enter_context(open(tmp, "w", newline="")))
+                rows.writerow(CSV_HEADER)
+            with tqdm(total=total, unit="frame", file=sys.stderr, desc=source.name) as bar:
+                while ok:
+                    # Times come from the frame number, so smoothing follows the video, not the CPU.
+                    t = frames / fps
+                    result = processor.process(frame, t=t)
+                    if writer:
+                        writer.write(result.frame)
+                    for face in result.faces:
+                        faces_seen += 1
+                        labels[face.label] = labels.get(face.label, 0) + 1
+                        if rows:
+                            b = face.box
+                            rows.writerow([frames, f"{t:.3f}", face.face_id, b.x, b.y, b.w, b.h,
+                                           face.label, f"{face.confidence:.4f}",
+                                           *(f"{face.probabilities[e]:.4f}" for e in EMOTIONS)])
+                    frames += 1
+                    bar.update(1)
+                    ok, frame = capture.read()
+        # Both were closed above, before the rename: the mp4's index is written on release.
+        for tmp, target in list(pending.items()):
+            replace_atomically(tmp, target)
+            del pending[tmp]
+    except OSError as exc:
+        # A full disk or a folder we may not write to: one line; the partial files go below.
+        names = ", ".join(str(t) for t in pending.values()) or "the outputs"
+        raise ValueError(f"{names}: could not be written ({exc.strerror or exc}): "
+                         "check the folder's space and permissions") from None
     finally:
         capture.release()
-        if writer:
-            writer.release()
-        if csv_file:
-            csv_file.close()
+        for tmp in pending:
+            tmp.unlink(missing_ok=True)
     stats = processor.stats()
     print(json.dumps({"input": str(source), "frames": frames, "fps": round(fps, 3),
                       "frames_with_faces": stats.frames_with_faces, "faces": faces_seen,

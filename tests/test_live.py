@@ -173,6 +173,24 @@ def test_timeline_is_bounded():
     assert len(timeline) == 100
 
 
+def test_processor_state_stays_bounded_over_a_long_session(recognizer, webcam_frame):
+    """A face that leaves for over a second comes back with a new id: 100 such returns leave the
+    per-face stores at their caps, as hours of a webcam session would."""
+    clock = FakeClock()
+    processor = LiveProcessor(recognizer, clock=clock, timeline_interval_s=0.0)
+    processor.timeline = Timeline(interval_s=0.0, max_entries=50)  # the page's 50,000, made small
+    ids = set()
+    for _ in range(100):
+        clock.t += 1.5
+        (face,) = processor.process(webcam_frame).faces
+        ids.add(face.face_id)
+    assert len(ids) == 100
+    held = processor.held()
+    assert held["timeline_rows"] == 50 and held["timeline_faces"] == processor.timeline.max_faces
+    assert held["tracks"] == 1 and held["fps_times"] <= 2 and held["labels"] <= len(EMOTIONS)
+    assert len(processor.timeline.series()["time_s"]) == 1  # one face's rows: each id has one
+
+
 def test_processor_is_safe_to_read_while_processing(recognizer, webcam_frame):
     processor = LiveProcessor(recognizer)
     done = threading.Event()
@@ -313,6 +331,41 @@ def test_video_command_never_writes_over_its_input(astronaut_video, tmp_path, mo
             args.func(args)
         assert src.read_bytes() == original
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
+def test_video_command_interrupted_leaves_no_partial_outputs(astronaut_video, tmp_path, model_path,
+                                                             monkeypatch, failure):
+    """Ctrl-C or an error after a few frames: the files already at --out and --csv are as they
+    were and no partial file is left; a run that finishes then replaces them."""
+    src, n = astronaut_video
+    out, table = tmp_path / "annotated.mp4", tmp_path / "faces.csv"
+    out.write_bytes(b"an older video")
+    table.write_text("an older table\n")
+    args = _parser().parse_args(["video", str(src), "--out", str(out), "--csv", str(table),
+                                 "--model", str(model_path)])
+    real = LiveProcessor.process
+    calls = []
+
+    def fail_on_the_fifth_frame(self, frame, t=None):
+        calls.append(t)
+        if len(calls) == 5:
+            raise failure("stopped mid-video")
+        return real(self, frame, t)
+
+    monkeypatch.setattr(LiveProcessor, "process", fail_on_the_fifth_frame)
+    with pytest.raises(failure):
+        args.func(args)
+    assert out.read_bytes() == b"an older video" and table.read_text() == "an older table\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["annotated.mp4", "faces.csv"]
+
+    monkeypatch.setattr(LiveProcessor, "process", real)
+    assert args.func(args) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["annotated.mp4", "faces.csv"]
+    assert len(list(csv.DictReader(table.open()))) == n
+    video = cv2.VideoCapture(str(out))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == n
+    video.release()
 
 
 def test_webcam_command_on_headless_opencv(capsys):

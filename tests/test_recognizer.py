@@ -212,3 +212,70 @@ def test_shipped_model_reproduces_its_published_accuracy(shared_fer2013, model_p
     measured = json.loads(done.stdout)
     assert measured["n_images"] == 3589
     assert measured["accuracy"] == pytest.approx(published, abs=0.002)
+
+
+def test_predict_gives_each_image_its_own_annotated_file(tmp_path, astronaut_bgr, model_path):
+    """Two photos with one stem, and an input already named like an output: nothing is lost or
+    written over, and the names are the same on every run."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    first, second = tmp_path / "a" / "astronaut.jpg", tmp_path / "b" / "astronaut.png"
+    third = out / "astronaut_annotated.jpg"  # an input where the first output would go
+    for path in (first, second, third):
+        cv2.imwrite(str(path), astronaut_bgr)
+    original = third.read_bytes()
+
+    done = _run("predict", str(first), str(second), str(third), "--out", str(out),
+                "--model", str(model_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert third.read_bytes() == original
+    written = {"astronaut_annotated-2.jpg": first, "astronaut_annotated-3.jpg": second,
+               "astronaut_annotated_annotated.jpg": third}
+    assert sorted(p.name for p in out.iterdir()) == sorted([third.name, *written])
+    for name, source in written.items():
+        assert f"{source}: annotated image written to {out / name}" in done.stderr
+        assert cv2.imread(str(out / name)).shape == astronaut_bgr.shape
+
+
+def test_predict_out_in_a_missing_folder_says_so_before_the_model_loads(tmp_path, astronaut_bgr):
+    photo = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(photo), astronaut_bgr)
+    # No model at that path: had predict loaded it first, it would say so instead.
+    no_model = str(tmp_path / "none.keras")
+    for out, says in [(tmp_path / "missing" / "x.jpg", f"the folder {tmp_path / 'missing'} does not exist"),
+                      (tmp_path / "x.txt", "cannot write .txt images, use .jpg or .png"),
+                      (tmp_path / "x", "give an image file name ending in .jpg or .png")]:
+        done = _run("predict", str(photo), "--out", str(out), "--model", no_model)
+        assert done.returncode == 2 and says in done.stderr, done.stderr[-2000:]
+        assert done.stderr.strip().count("\n") == 0 and "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["astronaut.jpg"]
+
+
+@pytest.fixture
+def file_size_limit():
+    """limit(n): files this process writes cannot grow past n bytes (a disk that fills up
+    mid-write) until the test ends; Python ignores SIGXFSZ, so writes fail with EFBIG."""
+    resource = pytest.importorskip("resource")
+    saved = resource.getrlimit(resource.RLIMIT_FSIZE)
+    yield lambda n: resource.setrlimit(resource.RLIMIT_FSIZE, (n, saved[1]))
+    resource.setrlimit(resource.RLIMIT_FSIZE, saved)
+
+
+def test_annotated_image_written_atomically(tmp_path, file_size_limit):
+    """A write that fails halfway (the disk fills up) leaves the old file whole and no partial one."""
+    from emotion.__main__ import cv2_write
+
+    target = tmp_path / "annotated.jpg"
+    noise = np.random.default_rng(0).integers(0, 256, (1200, 1200, 3), dtype=np.uint8)
+    assert cv2_write(target, noise[:100, :100])
+    old = target.read_bytes()
+    file_size_limit(64 * 1024)  # the noise encodes to about 1 MB
+    try:
+        written = cv2_write(target, noise)
+    except OSError:  # EFBIG, as ENOSPC would be
+        written = False
+    assert not written
+    assert target.read_bytes() == old
+    assert [p.name for p in tmp_path.iterdir()] == ["annotated.jpg"]
