@@ -49,6 +49,7 @@ class TrainConfig:
     minutes: float | None = None  # stop after as many epochs as fit in this time, schedule fitted to them
     average: float = 0.0  # average the weights of this last fraction of the epochs (SWA); 0: off
     seed: int = SEED
+    force: bool = False  # replace the model in `out` even when it scores better on validation
     verbose: int = 1
 
     @property
@@ -82,7 +83,16 @@ class TrainResult:
     stopped_early: bool
     cancelled: bool
     train_seconds: float
+    kept_previous: bool = False  # the model already in `out` scored better: the new one is beside it
 
+
+class TrainError(ValueError):
+    """A run that cannot start, or whose model must not be written: one line for the user."""
+
+
+CANDIDATE_DIR = "candidate"  # where a new model that scored below the one in `out` is written
+# What the saved weights' shapes depend on: a resumed run must use the same.
+RESUME_MUST_MATCH = ("blocks", "optimizer", "augment")
 
 CHOOSING = "recomputing batch-norm statistics and choosing the model on validation"
 COSINE_FLOOR = 0.01  # the learning rate decays to 1% of its start
@@ -102,7 +112,7 @@ def make_optimizer(name: str, lr: float, total_steps: int | None):
 
 
 def augmenter():
-    """Flip, small shift, rotation and zoom: run inside the tf.data pipeline, on the fly."""
+    """Flip, small shift, rotation and zoom, drawn afresh for every batch."""
     import keras
     from keras import layers
 
@@ -114,65 +124,88 @@ def augmenter():
     ], name="augment")
 
 
-def make_dataset(split, batch_size: int, training: bool, augment: bool, seed: int):
-    """Batches of (normalised faces, one-hot labels), shuffled and augmented when training.
-
-    A tf.data pipeline on the TensorFlow backend. Other backends (JAX or PyTorch on a GPU machine
-    without TensorFlow) get a Keras PyDataset of normalised faces, and `trainable` puts the same
-    augmentation layers in front of the network, where they run on the GPU.
-    """
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        return _batches_class()(split, batch_size, training, seed)
-    import tensorflow as tf
-
-    y = keras.utils.to_categorical(split.labels, NUM_CLASSES)
-    ds = tf.data.Dataset.from_tensor_slices((split.images, y))
-    if training:
-        ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    ds = ds.map(lambda x, t: (normalise(x), t), num_parallel_calls=tf.data.AUTOTUNE)
-    if training and augment:
-        aug = augmenter()
-        ds = ds.map(lambda x, t: (aug(x, training=True), t), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+def make_dataset(split, batch_size: int, training: bool, seed: int):
+    """Batches of (normalised faces, one-hot labels); shuffled, when training, by `EpochRandomness`."""
+    return _batches_class()(split, batch_size, training, seed)
 
 
 def trainable(model, augment: bool):
-    """The model that `fit` trains: `model` itself, or augmentation layers then `model` (not TF)."""
+    """The model that `fit` trains: augmentation layers then `model`, or `model` itself.
+
+    In front of the network, the augmentation's random state is the model's, which
+    `EpochRandomness` keys to the epoch; it also runs inside the compiled step (on a GPU there).
+    """
     import keras
 
-    if not augment or keras.backend.backend() == "tensorflow":
+    if not augment:
         return model
-    return keras.Sequential([augmenter(), model], name="augmented")
+    return keras.Sequential([keras.Input(model.input_shape[1:]), augmenter(), model], name="augmented")
 
 
 def _batches_class():
     import keras
 
     class Batches(keras.utils.PyDataset):
-        """The tf.data pipeline's batches, before augmentation, for backends without TensorFlow."""
+        """A split's faces in batches; when training, in an order drawn from (seed, epoch)."""
 
         def __init__(self, split, batch_size, training, seed):
             super().__init__()
-            self.images, self.batch_size, self.training = split.images, batch_size, training
+            self.images, self.batch_size, self.training, self.seed = (
+                split.images, batch_size, training, seed)
             self.y = keras.utils.to_categorical(split.labels, NUM_CLASSES)
-            self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(split)) if training else np.arange(len(split))
+            self.epoch = 0  # set by EpochRandomness before each epoch's first batch
+            self._order = (None, np.arange(len(split)))
+
+        def order(self) -> np.ndarray:
+            if self.training and self._order[0] != self.epoch:
+                rng = np.random.default_rng([self.seed, self.epoch])
+                self._order = (self.epoch, rng.permutation(len(self.y)))
+            return self._order[1]
 
         def __len__(self):
-            return int(np.ceil(len(self.order) / self.batch_size))
+            return int(np.ceil(len(self.y) / self.batch_size))
 
         def __getitem__(self, i):
-            index = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+            index = self.order()[i * self.batch_size:(i + 1) * self.batch_size]
             return normalise(self.images[index]), self.y[index]
 
-        def on_epoch_end(self):
-            if self.training:
-                self.order = self.rng.permutation(len(self.order))
-
     return Batches
+
+
+def _epoch_randomness_class():
+    import keras
+
+    class EpochRandomness(keras.callbacks.Callback):
+        """Draws each epoch's randomness from (seed, epoch): the batch order, the augmentation
+        and the dropout masks.
+
+        A resumed process starts its random streams afresh, so without this its first epoch
+        replayed epoch 1's batches, augmentations and dropout masks in the same order, and the
+        network, which had already fitted that sequence, scored far above the uninterrupted run
+        on it (training accuracy 0.97 against 0.11 on the test's tiny set) until the replay ran
+        past the restart point. Keyed by epoch, a resumed epoch sees what the uninterrupted
+        run's did.
+        """
+
+        def __init__(self, batches):
+            super().__init__()
+            self.batches = batches
+
+        def on_train_begin(self, logs=None):
+            # Not saved with the weights, so a resumed run holds the construction-time seeds:
+            # the same ones, since the seed is set before the model is built.
+            self.states = [v for v in self.model.variables
+                           if v.path.endswith("seed_generator_state")]
+            self.bases = [int(np.asarray(v.numpy())[0]) for v in self.states]
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.batches.epoch = epoch
+            for state, base in zip(self.states, self.bases):
+                # [seed, counter]: each draw adds 1 to the counter; an epoch takes far fewer
+                # than 2**20 draws, so the epochs' streams never overlap.
+                state.assign(np.array([base, epoch << 20], dtype=state.dtype))
+
+    return EpochRandomness
 
 
 def _callback_class():
@@ -358,26 +391,29 @@ def train(
 
     keras.utils.set_random_seed(config.seed)
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     state = out / STATE_DIR
-    if not config.resume and state.exists():
-        shutil.rmtree(state)  # a fresh run must not pick up an old run's weights
-    state.mkdir(exist_ok=True)
-    (state / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    if config.resume:
+        check_resumable(config, state)
+    dataset = dataset or data_module.load(config.data)
+    train_split, val_split, test_split = data_module.training_splits(dataset)
+    _log(config, f"data: {dataset.report.source}: train {len(train_split)}, validation "
+                 f"{len(val_split)}, test {len(test_split) if test_split else 0}")
+    model = build_model(config.blocks)
+    if config.init:
+        _load_initial_weights(model, Path(config.init))
+
+    # The inputs are good: only now may a fresh run discard an interrupted run's state.
+    out.mkdir(parents=True, exist_ok=True)
+    if not config.resume:
+        shutil.rmtree(state, ignore_errors=True)  # a fresh run must not pick up its weights
+        state.mkdir()
+        (state / "config.json").write_text(json.dumps(asdict(config), indent=2))
     # Time and commands add up over resumed runs, so metrics.json tells the whole cost.
     ledger_path = state / "ledger.json"
     ledger = json.loads(ledger_path.read_text()) if ledger_path.is_file() else {"commands": [], "seconds": 0.0}
     ledger["commands"].append(_command_line())
 
-    dataset = dataset or data_module.load(config.data)
-    train_split, val_split, test_split = data_module.training_splits(dataset)
-    _log(config, f"data: {dataset.report.source}: train {len(train_split)}, validation "
-                 f"{len(val_split)}, test {len(test_split) if test_split else 0}")
-
     steps = int(np.ceil(len(train_split) / config.batch_size))
-    model = build_model(config.blocks)
-    if config.init:
-        _load_initial_weights(model, Path(config.init))
     fitted = trainable(model, config.augment)
     per_epoch_schedule = bool(config.minutes or config.average)
     fitted.compile(
@@ -402,6 +438,7 @@ def train(
         keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", save_best_only=True),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience),
         keras.callbacks.LambdaCallback(on_epoch_end=record_time),
+        keras.callbacks.TerminateOnNaN(),
         hook,
     ]
     if per_epoch_schedule:
@@ -411,15 +448,21 @@ def train(
     averager = _averager_class()(config, model, plan, state / "average.npz")
     if config.average:
         callbacks.append(averager)
+    batches = make_dataset(train_split, config.batch_size, True, config.seed)
+    callbacks.append(_epoch_randomness_class()(batches))
     started = time.monotonic()
-    fitted.fit(
-        make_dataset(train_split, config.batch_size, True, config.augment, config.seed),
-        validation_data=make_dataset(val_split, 512, False, False, config.seed),
-        epochs=config.epochs,
-        callbacks=callbacks,
-        shuffle=False,  # make_dataset shuffles
-        verbose=config.verbose,
-    )
+    try:
+        fitted.fit(
+            batches,
+            validation_data=make_dataset(val_split, 512, False, config.seed),
+            epochs=config.epochs,
+            callbacks=callbacks,
+            shuffle=False,  # Batches shuffles, by epoch
+            verbose=config.verbose,
+        )
+    except BaseException:
+        _after_failure(config, state)
+        raise
     seconds = prior_seconds + (time.monotonic() - started)
     if hook.cancelled:
         _log(config, "training cancelled: the previous model is left as it was")
@@ -436,6 +479,11 @@ def train(
             on_progress(Progress(len(history), plan["epochs"], steps, steps, {}, list(history),
                                  True, time.monotonic() - started, stage=CHOOSING))
         model, choice = choose_model(config, model, averager, train_split, val_split)
+    if not is_finite(model, val_split.images if len(val_split) else train_split.images):
+        shutil.rmtree(state, ignore_errors=True)  # a diverged run is not worth resuming
+        raise TrainError(
+            f"training diverged (loss {_last_loss(history)}): nothing was written and {out} is "
+            f"as it was; train again with a lower --lr (this run used {config.learning_rate:g})")
     evaluation = evaluate_model(model, test_split.images, test_split.labels) if test_split else None
     stopped_early = len(history) < plan["epochs"]
     metrics = _metrics(config, dataset, train_split, val_split, test_split, evaluation, history,
@@ -443,11 +491,82 @@ def train(
                        averager.epochs)
     if choice:
         metrics["model_choice"] = choice
-    write_artifacts(model, metrics, history, out)
+    previous = None if config.force else previous_score(out / MODEL_FILE, val_split)
+    kept_previous = False
+    if previous is not None:
+        new_score = evaluate_model(model, val_split.images, val_split.labels).accuracy
+        kept_previous = previous > new_score  # a tie goes to the new model
+    target = out / CANDIDATE_DIR if kept_previous else out
+    write_artifacts(model, metrics, history, target)
     shutil.rmtree(state, ignore_errors=True)
+    if kept_previous:
+        _log(config, f"kept the model already in {out}: it scores {previous:.4f} on this run's "
+                     f"validation faces, the new one {new_score:.4f}. The new model and its metrics "
+                     f"are in {target}; train with --force to replace the old one regardless.")
     if evaluation:
         _log(config, f"test accuracy {evaluation.accuracy:.4f}, macro-F1 {evaluation.macro_f1:.4f}")
-    return TrainResult(out, out / MODEL_FILE, evaluation, history, stopped_early, False, seconds)
+    return TrainResult(out, target / MODEL_FILE, evaluation, history, stopped_early, False, seconds,
+                       kept_previous=kept_previous)
+
+
+def check_resumable(config: TrainConfig, state: Path) -> None:
+    """TrainError unless `state` holds an interrupted run that `config` can carry on."""
+    saved_path = state / "config.json"
+    if not saved_path.is_file() or not (state / "backup").is_dir():
+        raise TrainError(f"--resume: {config.out} holds no interrupted run (no finished epoch in "
+                         f"{state}); train without --resume to start afresh")
+    saved = json.loads(saved_path.read_text())
+    mine = json.loads(json.dumps(asdict(config)))  # tuples as lists, as the saved file has them
+    for key in RESUME_MUST_MATCH:
+        if saved.get(key) != mine[key]:
+            raise TrainError(
+                f"--resume: the interrupted run in {config.out} used {_setting(key, saved.get(key))}"
+                f", not {_setting(key, mine[key])}; resume with the same settings, or train "
+                "without --resume to start afresh (which discards it)")
+
+
+def _setting(key: str, value) -> str:
+    """A saved setting as the command line would give it."""
+    if key == "blocks" and isinstance(value, list):
+        return "--blocks " + ",".join(f"{w}x{n}" for w, n in value)
+    if key == "augment":
+        return "augmentation" if value else "--no-augment"
+    return f"--{key} {value}"
+
+
+def _after_failure(config: TrainConfig, state: Path) -> None:
+    """After a crash or Ctrl-C: keep what --resume needs, or leave nothing behind."""
+    if (state / "backup").is_dir():
+        _log(config, f"stopped: run the same command with --resume to carry on from the last "
+                     f"finished epoch (saved in {state})")
+    else:
+        shutil.rmtree(state, ignore_errors=True)  # not one epoch finished: nothing to resume
+
+
+def is_finite(model, faces: np.ndarray) -> bool:
+    """Whether every weight, and the probabilities for a few `faces`, are finite numbers."""
+    if not all(np.isfinite(w).all() for w in model.get_weights()):
+        return False
+    return bool(np.isfinite(model.predict(normalise(faces[:64]), verbose=0)).all())
+
+
+def _last_loss(history: list[dict[str, float]]) -> str:
+    losses = [row.get("loss", float("nan")) for row in history]
+    return f"{losses[-1]} at epoch {len(losses)}" if losses else "not a number"
+
+
+def previous_score(path: Path, val_split) -> float | None:
+    """Validation accuracy of the model already at `path`; None when there is none to keep
+    (no file, or one that cannot be loaded as a classifier, or no validation faces)."""
+    from .model import load_model
+
+    if not path.is_file() or not len(val_split):
+        return None
+    try:
+        previous = load_model(path)
+    except (OSError, ValueError):
+        return None
+    return evaluate_model(previous, val_split.images, val_split.labels).accuracy
 
 
 def choose_model(config, best, averager, train_split, val_split):

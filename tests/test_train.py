@@ -13,7 +13,7 @@ import pytest
 
 from emotion.data import DataError
 from emotion.labels import EMOTIONS
-from emotion.train import CHOOSING, STATE_DIR, TINY_BLOCKS, TrainConfig, train
+from emotion.train import CHOOSING, STATE_DIR, TINY_BLOCKS, TrainConfig, TrainError, train
 
 TINY = TINY_BLOCKS  # a small network keeps the test quick; the code path is the real one
 
@@ -145,6 +145,12 @@ def test_resume_after_the_process_is_killed(tiny_folder, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs_run"] == 4 and not metrics["stopped_early"]
     assert [c.endswith("--resume") for c in metrics["commands"]] == [False, True]
+    # A new process draws the same randomness for each epoch as an uninterrupted run does.
+    whole = tmp_path / "whole"
+    subprocess.run(command[:-1] + [str(whole)], capture_output=True, text=True, check=True)
+    uninterrupted = list(csv.DictReader((whole / "history.csv").open()))
+    for a, b in zip(uninterrupted, rows):
+        assert float(b["loss"]) == pytest.approx(float(a["loss"]), abs=0.02), (a, b)
 
 
 def test_cancel_leaves_the_old_model(tiny_folder, tmp_path):
@@ -390,3 +396,132 @@ def test_train_refuses_an_out_that_is_a_file(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "is a file" in err and err.count("\n") == 0
     assert target.read_bytes() == b"something the user had"
+
+
+def _crash_in_epoch(n: int):
+    def on_progress(progress):
+        if progress.epoch == n:
+            raise Interrupted
+    return on_progress
+
+
+def test_a_resumed_run_follows_the_uninterrupted_one(tiny_folder, tmp_path):
+    """Stopped after epoch 3 and resumed, epochs 4-6 match the uninterrupted run's.
+
+    A restarted process used to replay epoch 1's batch order, augmentations and dropout masks,
+    and the network, which had fitted that sequence already, scored far above the uninterrupted
+    run on it (training accuracy 0.92 against 0.11 here) until the replay ran out.
+    """
+    whole = train(_config(tiny_folder, tmp_path / "whole", epochs=6)).history
+    out = tmp_path / "cut"
+    with pytest.raises(Interrupted):
+        train(_config(tiny_folder, out, epochs=6), on_progress=_crash_in_epoch(4))
+    resumed = train(_config(tiny_folder, out, epochs=6, resume=True)).history
+    assert [r["epoch"] for r in resumed] == [1, 2, 3, 4, 5, 6]
+    for a, b in zip(whole, resumed):
+        assert b["loss"] == pytest.approx(a["loss"], abs=0.02), (a, b)
+        assert b["accuracy"] == pytest.approx(a["accuracy"], abs=0.03), (a, b)
+
+
+def test_resume_refuses_another_network_and_keeps_the_saved_run(tiny_folder, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(Interrupted):
+        train(_config(tiny_folder, out, epochs=3), on_progress=_crash_in_epoch(2))
+    saved = (out / STATE_DIR / "config.json").read_text()
+    with pytest.raises(TrainError, match="used --blocks 8x1,16x1, not --blocks 4x1") as error:
+        train(_config(tiny_folder, out, epochs=3, blocks=((4, 1),), resume=True))
+    assert "\n" not in str(error.value)
+    with pytest.raises(TrainError, match="used --optimizer adam, not --optimizer sgd"):
+        train(_config(tiny_folder, out, epochs=3, optimizer="sgd", resume=True))
+    assert (out / STATE_DIR / "config.json").read_text() == saved
+    result = train(_config(tiny_folder, out, epochs=3, resume=True))  # still resumable
+    assert [r["epoch"] for r in result.history] == [1, 2, 3]
+
+
+def test_resume_with_nothing_saved_says_so(tiny_folder, tmp_path, capsys):
+    from emotion.__main__ import main
+
+    out = tmp_path / "out"
+    code = main(["train", "--data", str(tiny_folder), "--tiny", "--resume", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "holds no interrupted run" in err and "without --resume" in err
+    assert err.count("\n") == 0 and not out.exists()
+
+
+def test_a_typo_in_the_data_keeps_an_interrupted_run(tiny_folder, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(Interrupted):
+        train(_config(tiny_folder, out, epochs=3), on_progress=_crash_in_epoch(2))
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(DataError, match="tyop"):
+        train(_config(tmp_path / "tyop", out, epochs=3))  # a fresh run: it would discard the state
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    result = train(_config(tiny_folder, out, epochs=3, resume=True))
+    assert [r["epoch"] for r in result.history] == [1, 2, 3]
+
+
+def test_a_run_that_fails_before_its_first_epoch_leaves_nothing(tiny_folder, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(Interrupted):
+        train(_config(tiny_folder, out), on_progress=_crash_in_epoch(1))
+    assert not (out / STATE_DIR).exists()
+
+
+def test_a_diverged_run_writes_nothing(tiny_folder, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "emotion_cnn.keras").write_bytes(b"the user's good model")
+    with pytest.raises(TrainError, match="diverged.*lower --lr"):
+        train(_config(tiny_folder, out, lr=float("nan")))
+    assert sorted(p.name for p in out.iterdir()) == ["emotion_cnn.keras"]
+    assert (out / "emotion_cnn.keras").read_bytes() == b"the user's good model"
+
+
+@pytest.fixture
+def learnable_folder(tmp_path):
+    """Faces whose emotion is their brightness: a tiny network learns it in a few epochs."""
+    rng = np.random.default_rng(1)
+    root = tmp_path / "learnable"
+    for k, cls in enumerate(EMOTIONS):
+        (root / "train" / cls).mkdir(parents=True)
+        for i in range(20):
+            face = np.clip(20 + 35 * k + rng.normal(0, 4, (48, 48)), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(root / "train" / cls / f"{i}.png"), face)
+    return root
+
+
+def test_a_worse_model_does_not_replace_a_better_one(learnable_folder, tmp_path, capsys):
+    from emotion.__main__ import main
+
+    out = tmp_path / "models"
+    good = train(_config(learnable_folder, out, epochs=12, batch_size=8, lr=3e-3))
+    assert not good.kept_previous
+    good_bytes = (out / "emotion_cnn.keras").read_bytes()
+    scores = json.loads((out / "metrics.json").read_text())["model_choice"]["val_accuracy"]
+    assert max(scores.values()) >= 0.6, scores  # well above chance (1/7): worth keeping
+
+    worse = ["train", "--data", str(learnable_folder), "--tiny", "--epochs", "1",
+             "--lr", "1e-9", "--out", str(out)]
+    assert main(worse) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.strip().splitlines()[-1])["replaced"] is False
+    assert "kept the model already in" in captured.err and "--force" in captured.err
+    assert (out / "emotion_cnn.keras").read_bytes() == good_bytes
+    assert (out / "candidate" / "emotion_cnn.keras").is_file()
+    assert not (out / STATE_DIR).exists()
+
+    assert main(worse + ["--force"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["replaced"] is True
+    assert (out / "emotion_cnn.keras").read_bytes() != good_bytes
+
+
+def test_training_on_two_rows_or_one_emotion_is_refused(hostile, tmp_path, capsys):
+    from emotion.__main__ import main
+
+    out = tmp_path / "models"
+    for source, says in [(hostile["one_row.csv"], "training needs at least"),
+                         (hostile["single_class.csv"], "at least two emotions")]:
+        code = main(["train", "--data", str(source), "--tiny", "--out", str(out)])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and says in err and err.count("\n") == 0, err
+    assert not out.exists()
