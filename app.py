@@ -43,7 +43,7 @@ def home() -> None:
         for col, (label, value) in zip(st.columns(3), measured):
             col.metric(label, value)
         saved = f"{info.modified:%Y-%m-%d %H:%M}"
-        about = f"Model file: `{info.path}` ({info.size_mb} MB, saved {saved})"
+        about = f"Model file: `{info.shown_path}` ({info.size_mb} MB, saved {saved})"
         if info.epochs_run:
             about += f"; trained for {info.epochs_run} epochs on `{info.data_source}`"
             if info.init:
@@ -56,8 +56,8 @@ def home() -> None:
             )
     else:
         st.warning(
-            f"No model at `{info.path}`. Train one on the Training page, or set EMOTION_MODEL "
-            "to the path of a .keras model."
+            f"No model at `{info.shown_path}`. Train one on the Training page, or set "
+            "EMOTION_MODEL to the path of a .keras model."
         )
 
     st.subheader("Pages")

@@ -8,9 +8,28 @@ from pathlib import Path
 IMAGE_SIZE = 48  # FER2013 faces are 48x48 grayscale
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+def _project_root() -> Path:
+    """The checkout: models/, images/ and audio_files/ live there, not in the package.
+
+    That is the folder above this package in a clone or after `pip install -e .`. A copy
+    installed by `pip install .` has no models/ beside it: it uses the current folder when that
+    is a checkout, and otherwise needs EMOTION_MODEL (the README's "Install").
+    """
+    here = Path(__file__).resolve().parent.parent
+    if (here / "models").is_dir():
+        return here
+    try:
+        cwd = Path.cwd()
+    except OSError:  # the current folder was deleted
+        return here
+    return cwd if (cwd / "models").is_dir() and (cwd / "emotion").is_dir() else here
+
+
+PROJECT_ROOT = _project_root()
 MODELS_DIR = PROJECT_ROOT / "models"
-SHIPPED_MODEL = MODELS_DIR / "emotion_cnn.keras"
+MODEL_FILE = "emotion_cnn.keras"  # what training writes, promotion copies and the app loads
+SHIPPED_MODEL = MODELS_DIR / MODEL_FILE
 # The app's model: the shipped one unless EMOTION_MODEL names another.
 DEFAULT_MODEL = Path(os.environ.get("EMOTION_MODEL", SHIPPED_MODEL))
 DEFAULT_METRICS = MODELS_DIR / "metrics.json"

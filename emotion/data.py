@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ import cv2
 import numpy as np
 
 from .config import CACHE_DIR, IMAGE_SIZE, SEED, VALIDATION_FRACTION
+from .files import write_bytes_atomic
 from .labels import ALIASES, EMOTIONS, NUM_CLASSES, canonical
 from .preprocess import to_gray48
 
@@ -372,9 +372,7 @@ def _write_cache(path: Path, dataset: Dataset) -> None:
     arrays["report"] = np.array([repr((r.resized, r.not_48x48_sizes, r.unreadable))])
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, path)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def _read_cache(path: Path, root: Path) -> Dataset:

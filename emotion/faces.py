@@ -13,6 +13,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from .preprocess import to_gray
+
 # The live path's cascade: its windows and scan parts were tuned on it (emotion/follow.py).
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 # The photo path's: on the group photos of images/groups (scripts/eval_detectors.py) it found 26
@@ -89,16 +91,6 @@ def _cascade(name: str = CASCADE_FILE) -> cv2.CascadeClassifier:
             )
         cascades[name] = cascade
     return cascades[name]
-
-
-def to_gray(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return image
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
-    if image.shape[2] == 1:
-        return image[:, :, 0]
-    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
 
 
 def iou(a: Box, b: Box) -> float:

@@ -1,33 +1,27 @@
 """Live video: follow faces, classify them in one batch, track and smooth them, time each stage.
 
-Shared by the web page (streamlit-webrtc callback thread), the desktop webcam and the video command.
+Shared by the web page (through emotion.app.webrtc), the desktop webcam and the video command.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-import os
 import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from .config import IMAGE_SIZE
-from .draw import annotate
-from .faces import Box, crop, iou, to_gray
+from .draw import annotate, draw_fps
+from .faces import Box, crop, iou
 from .follow import FaceFollower, LiveSettings
 from .labels import EMOTIONS
+from .preprocess import to_gray
 from .recognizer import EmotionRecognizer, Face, faces_from_probabilities
-
-# Only the browser test sets this: the processor then writes its counters to that JSON file.
-STATS_ENV = "EMOTION_LIVE_STATS"
 
 Clock = Callable[[], float]
 
@@ -276,7 +270,7 @@ class LiveProcessor:
 
     def __init__(self, recognizer: EmotionRecognizer, *, settings: LiveSettings = LiveSettings(),
                  timeline_interval_s: float = 0.5, draw_fps: bool = True,
-                 clock: Clock = time.monotonic, stats_path: str | Path | None = None):
+                 clock: Clock = time.monotonic):
         self.recognizer = recognizer
         self.settings = settings
         self.follower = FaceFollower(settings)
@@ -285,7 +279,6 @@ class LiveProcessor:
         self.timeline = Timeline(interval_s=timeline_interval_s)
         self.draw_fps = draw_fps
         self.clock = clock
-        self.stats_path = Path(stats_path) if stats_path else None
         self._lock = threading.Lock()
         # Frames of one stream are followed in order; two threads feeding one processor take turns.
         self._follow_lock = threading.Lock()
@@ -293,7 +286,6 @@ class LiveProcessor:
         self._stats = LiveStats()
         self._total_ms = 0.0
         self._last_faces: list[LiveFace] = []
-        self._stats_written = -1.0
         # The model's first call may build its graph (seconds on a small CPU): pay that now, not
         # on the first video frame, where it would freeze the picture.
         recognizer.classify([np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)])
@@ -318,15 +310,13 @@ class LiveProcessor:
         drawing = time.perf_counter()
         out = annotate(frame, faces)
         if self.draw_fps:
-            _draw_fps(out, fps)
+            draw_fps(out, fps)
         done = time.perf_counter()
         ms = (done - started) * 1000
         stages = StageTimes((detected - started) * 1000, (classified - detected) * 1000,
                             (done - drawing) * 1000, full_scan)
         with self._lock:
             self._update_stats(faces, fps, ms)
-        if self.stats_path:
-            self._write_stats(now)
         return LiveResult(out, faces, fps, ms, stages)
 
     def _update_stats(self, faces: list[LiveFace], fps: float, ms: float) -> None:
@@ -344,16 +334,6 @@ class LiveProcessor:
         main = main_face(faces)
         s.main_label = main.label if main else None
         s.main_confidence = main.confidence if main else 0.0
-
-    def _write_stats(self, now: float) -> None:
-        # At most twice a second: the file is for a test watching from outside, not a log.
-        if self._stats_written >= 0 and now - self._stats_written < 0.5:
-            return
-        self._stats_written = now
-        data = json.dumps(self.stats().__dict__)
-        tmp = self.stats_path.with_name(self.stats_path.name + ".tmp")
-        tmp.write_text(data)
-        os.replace(tmp, self.stats_path)
 
     def stats(self) -> LiveStats:
         """A copy of the session's counters."""
@@ -386,43 +366,3 @@ class LiveProcessor:
             self._stats = LiveStats()
             self._total_ms = 0.0
             self._last_faces = []
-
-
-def _draw_fps(image: np.ndarray, fps: float) -> None:
-    """FPS in the top-left corner, white on a dark patch so it reads on any background."""
-    text = f"{fps:4.1f} fps"
-    scale = max(0.4, image.shape[1] / 1280)
-    thickness = max(1, image.shape[1] // 640)
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-    cv2.rectangle(image, (0, 0), (tw + 8, th + base + 8), (30, 30, 30), -1)
-    cv2.putText(image, text, (4, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                thickness, cv2.LINE_AA)
-
-
-def stats_path_from_env() -> Path | None:
-    """Where to write live counters, when a test asked for them."""
-    value = os.environ.get(STATS_ENV)
-    return Path(value) if value else None
-
-
-def frames_callback(processor: LiveProcessor):
-    """A streamlit-webrtc `queued_video_frames_callback` that annotates only the newest frame.
-
-    streamlit-webrtc hands over every frame that arrived while the previous call ran; processing
-    only the newest and dropping the rest keeps latency at one frame however slow the model is,
-    and nothing piles up.
-    """
-    import av
-
-    async def on_frames(frames: list) -> list:
-        if not frames:
-            return []
-        latest = frames[-1]
-        result = processor.process(latest.to_ndarray(format="bgr24"))
-        out = av.VideoFrame.from_ndarray(result.frame, format="bgr24")
-        out.pts = latest.pts
-        if latest.time_base is not None:
-            out.time_base = latest.time_base
-        return [out]
-
-    return on_frames

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from .config import INPUT_SHAPE
+from .files import write_atomically
 from .labels import NUM_CLASSES
 
 NAME = "emotion_cnn"  # also how the trainer finds the network inside its augmented wrapper
@@ -45,16 +44,8 @@ def save_model_atomic(model, path: str | Path) -> Path:
     """Write the model beside `path` and rename it into place, so no half-written file is ever seen."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=path.parent, prefix=f".{path.stem}-")
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a model is an ordinary file
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    # The temporary file ends in .keras, as Keras wants.
+    return write_atomically(path, lambda tmp: model.save(str(tmp)))
 
 
 class ModelError(ValueError):

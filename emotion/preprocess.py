@@ -8,14 +8,20 @@ import numpy as np
 from .config import IMAGE_SIZE
 
 
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Any OpenCV image (gray, BGR or BGRA) as one gray channel; a gray image is returned as is."""
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    if image.shape[2] == 1:
+        return image[:, :, 0]
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
 def to_gray48(image: np.ndarray) -> np.ndarray:
     """Any OpenCV image (gray, BGR or BGRA, any size) as a 48x48 uint8 grayscale face."""
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
-    elif image.ndim == 3 and image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    elif image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
+    image = to_gray(image)
     if image.dtype != np.uint8:
         image = np.clip(image, 0, 255).astype(np.uint8)
     if image.shape != (IMAGE_SIZE, IMAGE_SIZE):

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from .config import DEFAULT_MODEL, INPUT_SHAPE
-from .faces import Box, DetectionSettings, FaceDetector, HaarDetector, crop, detect_faces, to_gray
+from .faces import Box, DetectionSettings, FaceDetector, HaarDetector, crop, detect_faces
 from .labels import EMOTIONS
-from .preprocess import faces_to_input
+from .preprocess import faces_to_input, to_gray
 
 
 @dataclass

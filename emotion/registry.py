@@ -9,11 +9,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from . import config
+from .config import MODEL_FILE
+from .files import write_atomically
 
-MODEL_FILE = "emotion_cnn.keras"
 # What travels with a model: the page shows these beside it, so they move together.
 COMPANIONS = ("metrics.json", "history.csv", "training_curves.png", "confusion_matrix.png")
 BACKUP_DIR = "backup"
@@ -37,6 +39,16 @@ class ModelInfo:
     epochs_run: int | None = None
     data_source: str | None = None
     init: str | None = None  # the model whose weights that training started from, if any
+
+    @property
+    def shown_path(self) -> str:
+        """The path as the pages show it: relative to the project for a model inside it (the
+        machine's own folders are no visitor's business), as it was given otherwise."""
+        path = Path(self.path)
+        try:
+            return path.resolve().relative_to(config.PROJECT_ROOT).as_posix()
+        except ValueError:
+            return str(path)
 
     @property
     def accuracy_text(self) -> str:
@@ -88,18 +100,6 @@ def model_info(model_path: Path | None = None) -> ModelInfo:
     return info
 
 
-def _copy_atomic(src: Path, dst: Path) -> None:
-    # Copy beside the target and rename: a reader never sees a half-written file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}-", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _current_files(target: Path) -> dict[str, Path]:
     """The app's model and its companions, by the name each has in a backup folder."""
     files = {MODEL_FILE: target} if target.is_file() else {}
@@ -119,12 +119,12 @@ def _install(folder: Path, target: Path) -> None:
     """Copy a model folder's files over the app's, the model last."""
     for name in COMPANIONS:
         if (folder / name).is_file():
-            _copy_atomic(folder / name, target.parent / name)
+            write_atomically(target.parent / name, partial(shutil.copyfile, folder / name))
         else:
             # Metrics of the old model must not be shown as the new model's.
             (target.parent / name).unlink(missing_ok=True)
     # The model last: until here the app still has the old one whole.
-    _copy_atomic(folder / MODEL_FILE, target)
+    write_atomically(target, partial(shutil.copyfile, folder / MODEL_FILE))
 
 
 def backup_dir(model_path: Path | None = None) -> Path:

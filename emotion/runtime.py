@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from . import config
+from .files import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +312,8 @@ def _store(data: bytes, model_path: Path) -> Path | None:
     """Write the converted model to the first writable candidate, atomically; None if none is."""
     for path in cache_candidates(model_path):
         try:
-            _write_atomic(path, data)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(path, data)
         except OSError as exc:
             log.info("cannot write %s (%s)", path, exc)
             continue
@@ -320,20 +321,6 @@ def _store(data: bytes, model_path: Path) -> Path | None:
         return path
     log.warning("cannot store the ONNX model anywhere; it is rebuilt on every load")
     return None
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder, so readers never see half a model."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the model is an ordinary file
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # --- the exporter ----------------------------------------------------------------------------

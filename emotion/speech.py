@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import tempfile
 import threading
 import time
 import wave
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import AUDIO_DIR
+from .files import write_bytes_atomic
 from .labels import EMOTIONS, PHRASES
 
 log = logging.getLogger(__name__)
@@ -185,10 +185,7 @@ class ClipSource:
                 self._failed_at = time.monotonic()
             return
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".mp3.tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getvalue())
-        os.replace(tmp, dest)
+        write_bytes_atomic(dest, buffer.getvalue())
 
 
 _default_source: ClipSource | None = None
@@ -273,3 +270,9 @@ class BrowserSpeaker:
         self.policy.playing_for(clip.duration_s)
         self.last = clip
         return clip
+
+    def clip_to_play(self, emotion: str | None, lang: str = "en") -> Clip | None:
+        """The clip the page's audio element should hold now: a new one when it is time to speak,
+        else the last one again, so that a clip still playing is not cut off by a redraw."""
+        clip = self.update(emotion, lang)
+        return self.last if clip is None else clip

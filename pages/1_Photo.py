@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from emotion import photo, ui
+from emotion import photo
+from emotion.app import formatting, ui
 from emotion.images import ImageError
 
 st.set_page_config(page_title="Photo · Facial emotion recognition", page_icon="📷", layout="wide")
@@ -79,7 +80,7 @@ with right:
             thumb.image(result.face_rgb(i), width=96)
             text.markdown(f"**Face {i + 1}: {face.label}** ({face.confidence:.0%})")
             text.caption(f"at x={face.box.x}, y={face.box.y}, {face.box.w}x{face.box.h} px")
-            st.altair_chart(ui.probability_chart(face.probabilities), width="stretch")
+            st.altair_chart(formatting.probability_chart(face.probabilities), width="stretch")
 
     st.subheader("Downloads")
     d1, d2 = st.columns(2)

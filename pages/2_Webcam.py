@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from emotion import live, speech, ui, webrtc
+from emotion import live, speech
+from emotion.app import ui, webrtc
 from emotion.labels import EMOTIONS
 
 st.set_page_config(page_title="Webcam · Facial emotion recognition", page_icon="🎥", layout="wide")
@@ -20,8 +21,9 @@ except webrtc.IceConfigError as exc:
 
 # One processor per browser session; the webrtc worker thread calls it, this script only reads it.
 if "live_processor" not in st.session_state:
-    st.session_state.live_processor = live.LiveProcessor(recognizer, stats_path=live.stats_path_from_env())
+    st.session_state.live_processor = live.LiveProcessor(recognizer)
     st.session_state.speaker = speech.BrowserSpeaker()
+    st.session_state.stats_file = webrtc.stats_file_from_env()  # only the browser test sets one
 processor: live.LiveProcessor = st.session_state.live_processor
 processor.recognizer = recognizer  # a model reloaded on another page is used from the next frame
 speaker: speech.BrowserSpeaker = st.session_state.speaker
@@ -32,7 +34,8 @@ with video:
         key="webcam",
         mode=WebRtcMode.SENDRECV,
         rtc_configuration=rtc_configuration,
-        queued_video_frames_callback=live.frames_callback(processor),
+        queued_video_frames_callback=webrtc.frames_callback(
+            processor, st.session_state.get("stats_file")),
         media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}},
                                   "audio": False},
         async_processing=True,
@@ -57,9 +60,7 @@ def live_panel() -> None:
         b.metric("Main face", stats.main_label or "none")
         c.metric("ms per frame", f"{stats.recent_process_ms:.0f}" if stats.frames else "-")
         if speak and playing:
-            clip = speaker.update(stats.main_label, lang)
-            if clip is None and speaker.last is not None:
-                clip = speaker.last  # the same element again, so a clip still playing is not cut off
+            clip = speaker.clip_to_play(stats.main_label, lang)
             if clip is not None:
                 st.audio(clip.data, format=clip.mime, autoplay=True)
 

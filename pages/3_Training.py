@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from emotion import jobs, registry, ui
+from emotion import registry
+from emotion.app import formatting, jobs, ui
+from emotion.config import MODEL_FILE
 from emotion.plots import confusion_figure
-from emotion.train import TrainConfig
+from emotion.training import TrainConfig
 
 st.set_page_config(page_title="Training · Facial emotion recognition", page_icon="🏋️", layout="wide")
 st.title("Train a model")
@@ -24,61 +26,40 @@ job = manager.current
 
 # ---------------------------------------------------------------- settings
 
-DATA_CHOICES = [
-    "A folder or fer2013.csv on this machine",
-    "Upload fer2013.csv",
-    "Download with kagglehub",
-]
+defaults = jobs.TRAIN_DEFAULTS
 with st.container(border=True):
     st.subheader("Data")
-    choice = st.radio("Where the faces come from", DATA_CHOICES, label_visibility="collapsed")
-    data: str | None = None
-    if choice == DATA_CHOICES[0]:
-        data = ui.data_path_input("data_path")
-    elif choice == DATA_CHOICES[1]:
-        upload = st.file_uploader("fer2013.csv (columns emotion, pixels, Usage)", type=["csv"])
-        st.caption(
-            "Streamlit accepts uploads up to its server.maxUploadSize (200 MB by default); "
-            "the full fer2013.csv is about 290 MB, so give its path above instead."
-        )
-        if upload is not None:
-            try:
-                data = str(jobs.save_upload(upload.getvalue(), upload.name))
-            except jobs.JobError as exc:
-                st.error(str(exc))
-    else:
-        st.caption(
-            "Downloads msambare/fer2013 (about 60 MB) with kagglehub into its own cache; "
-            "needs the network and, for some accounts, Kaggle credentials."
-        )
-        data = "kaggle"
+    data = ui.data_source_picker("data_path", "Where the faces come from", kaggle=True,
+                                 label_visibility="collapsed")
 
     st.subheader("Settings")
     c1, c2, c3 = st.columns(3)
     optimizer = c1.selectbox("Optimizer", ["Adam", "SGD"], help="SGD uses momentum 0.9 (Nesterov).")
     epochs = c2.number_input(
-        "Epochs", 1, 300, 30, key="epochs", help="Early stopping may end the run sooner."
+        "Epochs", 1, 300, defaults.epochs, key="epochs",
+        help="Early stopping may end the run sooner.",
     )
-    batch_size = c3.selectbox("Batch size", [16, 32, 64, 128, 256], index=2)
+    batch_sizes = [16, 32, 64, 128, 256]
+    batch_size = c3.selectbox("Batch size", batch_sizes, index=batch_sizes.index(defaults.batch_size))
     c4, c5, c6 = st.columns(3)
-    default_lr = 1e-3 if optimizer == "Adam" else 1e-2
     lr = c4.number_input(
         "Learning rate",
         1e-5,
         1.0,
-        default_lr,
+        jobs.default_learning_rate(optimizer),
         format="%.5f",
         key=f"lr-{optimizer}",
         help="Start value; it decays by a cosine schedule.",
     )
     minutes = c5.number_input(
-        "Time limit, minutes (0: none)", 0, 24 * 60, 0, key="minutes",
+        "Time limit, minutes (0: none)", 0, 24 * 60, int(defaults.minutes or 0), key="minutes",
         help="Train for as many epochs as fit in this time (at most the epochs above); the "
         "learning-rate schedule is fitted to them once the second epoch has been timed.",
     )
-    augment = c6.checkbox("Augmentation (flip, shift, rotation, zoom)", value=True)
+    augment = c6.checkbox("Augmentation (flip, shift, rotation, zoom)", value=defaults.augment)
     average = c5.number_input(
-        "Average the weights of the last % of epochs (0: off)", 0, 100, 0, step=5, key="average",
+        "Average the weights of the last % of epochs (0: off)", 0, 100,
+        round(defaults.average * 100), step=5, key="average",
         help="Stochastic weight averaging: the learning rate holds over these epochs and their "
         "weights are averaged; the average is kept if it scores best on validation.",
     )
@@ -104,14 +85,14 @@ with st.container(border=True):
             )
             try:
                 job = manager.start(config)
-            except jobs.JobError as exc:
-                st.error(str(exc))
+            except (jobs.JobError, OSError) as exc:
+                st.error(formatting.start_problem(exc))
 
 # ---------------------------------------------------------------- the run
 
 
 def history_charts(job: jobs.Job) -> None:
-    frame = jobs.history_frame(job.history)
+    frame = formatting.history_frame(job.history)
     if frame is None:
         st.caption("Loss and accuracy curves appear after the first epoch.")
         return
@@ -141,15 +122,7 @@ def live(job: jobs.Job) -> None:
 if job is not None:
     st.divider()
     st.subheader(f"Run {job.run_dir.name}")
-    st.caption(
-        f"Into `{job.run_dir}` with {job.config.optimizer}, {job.config.epochs} epochs"
-        + (f" or {job.config.minutes:g} minutes, whichever ends first" if job.config.minutes else "")
-        + f", batch {job.config.batch_size}, learning rate {job.config.learning_rate:g}, "
-        f"augmentation {'on' if job.config.augment else 'off'}"
-        + (f", weights averaged over the last {job.config.average:.0%} of the epochs"
-           if job.config.average else "")
-        + f"; data `{job.config.data}`"
-    )
+    st.caption(formatting.run_description(job))
     live(job)
 
     if job.state == jobs.FAILED:
@@ -170,7 +143,7 @@ if job is not None:
                 "The data has no test split, so these scores are on the validation split, "
                 "which also chose the best epoch: expect the true accuracy to be a bit lower."
             )
-        if choice := jobs.choice_text(job):
+        if choice := formatting.choice_text(job):
             st.caption(choice)
         left, right = st.columns([3, 2])
         with left:
@@ -181,7 +154,7 @@ if job is not None:
             st.pyplot(confusion_figure(evaluation.confusion_matrix), clear_figure=True)
         with right:
             st.markdown("**Per class**")
-            st.dataframe(jobs.per_class_frame(evaluation), width="stretch")
+            st.dataframe(formatting.per_class_frame(evaluation), width="stretch")
 
         target = registry.app_model_path()
         st.markdown(
@@ -192,7 +165,7 @@ if job is not None:
             try:
                 registry.promote(job.run_dir, target)
             except (registry.PromotionError, OSError) as exc:
-                st.error(f"{exc}")
+                st.error(formatting.model_file_problem(exc))
             else:
                 ui.reload_recognizer()  # every page now loads the new model
                 st.session_state["model_message"] = (
@@ -218,7 +191,7 @@ if info.exists:
 else:
     st.write(f"No model at `{info.path}` yet.")
 if registry.has_backup():
-    backup = registry.model_info(registry.backup_dir() / registry.MODEL_FILE)
+    backup = registry.model_info(registry.backup_dir() / MODEL_FILE)
     st.caption(
         f"Previous model: saved {backup.modified:%Y-%m-%d %H:%M}, test accuracy "
         f"{backup.accuracy_text}."
@@ -227,7 +200,7 @@ if registry.has_backup():
         try:
             registry.restore()
         except (registry.PromotionError, OSError) as exc:
-            st.error(f"{exc}")
+            st.error(formatting.model_file_problem(exc))
         else:
             ui.reload_recognizer()
             st.session_state["model_message"] = (

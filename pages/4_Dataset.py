@@ -6,8 +6,9 @@ import json
 
 import streamlit as st
 
-from emotion import jobs, ui
+from emotion.app import formatting, ui
 from emotion.data import DataError
+from emotion.draw import face_grid
 
 st.set_page_config(page_title="Dataset · Facial emotion recognition", page_icon="🗂️", layout="wide")
 st.title("Dataset audit")
@@ -16,24 +17,10 @@ st.write(
     "look like, and whether identical images sit in more than one split or carry two labels."
 )
 
-choice = st.radio(
-    "Data", ["A folder or fer2013.csv on this machine", "Upload fer2013.csv"], horizontal=True
-)
-source: str | None = None
-if choice.startswith("A folder"):
-    source = ui.data_path_input("dataset_path")
-    if source and (problem := ui.missing_data(source)):
-        st.error(problem)
-        st.stop()
-else:
-    upload = st.file_uploader("fer2013.csv (columns emotion, pixels, Usage)", type=["csv"])
-    if upload is not None:
-        try:
-            source = str(jobs.save_upload(upload.getvalue(), upload.name))
-        except jobs.JobError as exc:
-            st.error(str(exc))
-            st.stop()
-
+source = ui.data_source_picker("dataset_path", horizontal=True)
+if source and (problem := ui.missing_data(source)):
+    st.error(problem)
+    st.stop()
 if not source:
     st.info("Give the path of a FER2013 folder or fer2013.csv, or upload a fer2013.csv.")
     st.stop()
@@ -61,7 +48,7 @@ m[4].metric("Near-blank", f"{report.near_blank:,}")
 # ---------------------------------------------------------------- class balance
 
 st.subheader("Class distribution per split")
-counts = ui.class_counts_frame(report.per_split_class)
+counts = formatting.class_counts_frame(report.per_split_class)
 left, right = st.columns([3, 2])
 left.bar_chart(counts.drop(columns="total"), stack=False, y_label="images", sort=False)
 right.dataframe(counts, width="stretch")
@@ -80,7 +67,7 @@ split = c1.selectbox("Split", list(dataset.splits))
 seed = c1.number_input("Shuffle", 0, 10_000, 0, help="Another number draws other faces.")
 part = dataset[split]
 c2.image(
-    ui.face_grid(part.images, part.labels, per_class=10, seed=int(seed)),
+    face_grid(part.images, part.labels, per_class=10, seed=int(seed)),
     caption=f"10 random {split} faces per emotion (48x48, as the model sees them)",
     width=620,
 )

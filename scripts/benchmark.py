@@ -48,8 +48,6 @@ warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from emotion.config import DEFAULT_MODEL  # noqa: E402
 from emotion.faces import DetectionSettings, detect_faces  # noqa: E402
 

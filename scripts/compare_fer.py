@@ -19,8 +19,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from benchmark import median_ms  # noqa: E402
 
 from emotion.config import DEFAULT_MODEL, SHARED_FER2013  # noqa: E402

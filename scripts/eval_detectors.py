@@ -28,12 +28,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from emotion.faces import (
+    Box, DetectionSettings, detect_faces, detection_scale, iou, merge_boxes, min_face_px, scan)
+from emotion.preprocess import to_gray
 
-from emotion.faces import (  # noqa: E402
-    Box, DetectionSettings, detect_faces, detection_scale, iou, merge_boxes, min_face_px, scan,
-    to_gray)
+ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT = "haarcascade_frontalface_default.xml"
 ALT2 = "haarcascade_frontalface_alt2.xml"

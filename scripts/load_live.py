@@ -11,7 +11,7 @@ its frame k stamped t = k / 30 as a camera's would be:
 - by default as fast as it can (the capacity of the machine);
 - with --fps 30 at camera speed: frame k arrives at k / 30 s, and a session that is still busy
   when frames arrive processes only the newest and drops the rest, as the web page's
-  `frames_callback` does. It keeps up when it processed at least 95% of the frames sent.
+  `emotion.app.webrtc.frames_callback` does. It keeps up when it processed at least 95% of the frames sent.
 
 Correctness: afterwards, for each session, a fresh `LiveProcessor` in this one thread processes
 the very same frames with the same t values (the frames a session saw are known only once it
@@ -35,12 +35,9 @@ import traceback
 import zlib
 from dataclasses import dataclass, field
 from importlib import metadata
-from pathlib import Path
 
 import cv2
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from emotion.clips import astronaut_clip  # noqa: E402
 from emotion.config import DEFAULT_MODEL  # noqa: E402

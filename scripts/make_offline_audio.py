@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from emotion.labels import EMOTIONS
+from emotion.speech import LANGUAGES, OFFLINE_DIR, phrase
 
-from emotion.labels import EMOTIONS  # noqa: E402
-from emotion.speech import LANGUAGES, OFFLINE_DIR, phrase  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 RATE = 16_000
 # espeak-ng voices for our language codes.

@@ -4,8 +4,8 @@
                                 [--max-growth-mb 50] [--max-queue 30]
 
 The frames take the page's own path, with the page's own objects: the recognizer as the app
-loads it (`emotion.ui.get_recognizer`: the app's thread budget, the frozen heap), one
-`LiveProcessor` as the page makes it, and its `live.frames_callback`, given to streamlit-webrtc's
+loads it (`emotion.app.ui.get_recognizer`: the app's thread budget, the frozen heap), one
+`LiveProcessor` as the page makes it, and its `webrtc.frames_callback`, given to streamlit-webrtc's
 `CallbackAttachableProcessor` inside streamlit-webrtc's `AsyncVideoProcessTrack` (what
 `webrtc_streamer(..., queued_video_frames_callback=..., async_processing=True)` builds), fed
 through aiortc's `MediaRelay` as streamlit-webrtc does. Only the browser is missing: the camera is
@@ -49,9 +49,8 @@ logging.disable(logging.WARNING)
 from streamlit_webrtc.models import CallbackAttachableProcessor
 from streamlit_webrtc.process import AsyncVideoProcessTrack
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from emotion import live, ui
+from emotion import live
+from emotion.app import ui, webrtc
 from emotion.clips import astronaut_clip
 
 
@@ -131,9 +130,10 @@ async def soak(args: argparse.Namespace) -> int:
     recognizer = ui.get_recognizer()
     logging.disable(logging.NOTSET)
     # As the page: one processor per browser session, its callback handed to streamlit-webrtc.
-    processor = live.LiveProcessor(recognizer, stats_path=live.stats_path_from_env())
+    processor = live.LiveProcessor(recognizer)
+    callback = webrtc.frames_callback(processor, webrtc.stats_file_from_env())
     callback_holder = CallbackAttachableProcessor(
-        frame_callback=None, queued_frames_callback=live.frames_callback(processor), ended_callback=None)
+        frame_callback=None, queued_frames_callback=callback, ended_callback=None)
     camera = SyntheticCamera(astronaut_clip(args.clip_frames), args.fps)
     relayed = MediaRelay().subscribe(camera)
     track = AsyncVideoProcessTrack(track=relayed, processor=callback_holder)

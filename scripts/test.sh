@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the tests need, then run them: `bash scripts/test.sh [pytest args]`.
+# Install everything the tests need, then run them: `bash scripts/test.sh [pytest args]`
+# (the quick loop: `bash scripts/test.sh -m "not slow and not browser"`).
 # System packages (a browser for the webcam page's test, ffmpeg, espeak-ng) come from apt when
 # this runs as root on Debian/Ubuntu; elsewhere install them yourself or those tests skip.
 set -euo pipefail
@@ -14,5 +15,6 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
   fi
 fi
-python -m pip install -q -r requirements.txt
+# The requirements, and this checkout as the `emotion` package (editable), as the README sets up.
+python -m pip install -q -r requirements.txt -e .
 python -m pytest "$@"

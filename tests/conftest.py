@@ -14,11 +14,6 @@ from hostile import make_corpus, make_models, png_claiming  # noqa: F401 - png_c
 from emotion.config import DEFAULT_MODEL, SHARED_FER2013
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Registered so `-m "not browser"` can leave out the slow real-browser tests without a warning.
-    config.addinivalue_line("markers", "browser: drives the app in headless Chromium (slow, ~1-2 min)")
-
-
 @pytest.fixture(scope="session")
 def astronaut_bgr() -> np.ndarray:
     """A real photograph with one smiling face (scikit-image ships it, no download)."""

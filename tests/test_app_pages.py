@@ -11,9 +11,11 @@ import cv2
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from emotion import config, jobs, photo, registry
+from emotion import config, photo, registry
+from emotion.app import jobs
 from emotion.config import PROJECT_ROOT
 from emotion.labels import EMOTIONS
+from emotion.training import TrainConfig
 
 SAMPLE_CSV = config.SHARED_FER2013 / "fer2013-sample.csv"
 MODEL = config.DEFAULT_MODEL  # the real model, before any test points the app elsewhere
@@ -65,6 +67,18 @@ def test_home_names_the_model_and_its_accuracy(app_model):
     assert "40 epochs" in caption and "models/first_cycle.keras" in caption
     # Every page that exists is linked.
     assert len(at.get("page_link")) == len(list((PROJECT_ROOT / "pages").glob("[0-9]_*.py")))
+
+
+def test_home_shows_the_shipped_models_path_relative_to_the_project(monkeypatch):
+    shipped = config.SHIPPED_MODEL
+    if not shipped.is_file():
+        pytest.skip(f"no model at {shipped}")
+    monkeypatch.setattr(config, "DEFAULT_MODEL", shipped)
+    at = page("app.py").run()
+    assert not at.exception
+    caption = next(c for c in texts(at, "caption") if "Model file" in c)
+    assert f"`{shipped.relative_to(PROJECT_ROOT).as_posix()}`" in caption
+    assert str(PROJECT_ROOT) not in caption
 
 
 def test_home_says_not_measured_without_metrics_and_warns_without_model(app_model):
@@ -158,6 +172,7 @@ def training_page(app_model, tmp_path, monkeypatch):
         jobs.MANAGER.clear()
 
 
+@pytest.mark.slow
 def test_training_page_trains_shows_the_confusion_matrix_and_promotes(training_page, app_model):
     needs_sample()
     needs_model()
@@ -199,6 +214,7 @@ def test_training_page_trains_shows_the_confusion_matrix_and_promotes(training_p
     assert app_model.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_training_page_passes_a_time_limit_and_weight_averaging(training_page):
     needs_sample()
     at = training_page.run()
@@ -208,7 +224,9 @@ def test_training_page_passes_a_time_limit_and_weight_averaging(training_page):
     at.button(key="start").click().run()
     assert not at.exception and not texts(at, "error")
     captions = texts(at, "caption")
-    assert any("30 epochs or 2 minutes, whichever ends first" in c for c in captions)
+    # The page's epochs default is training's own (TrainConfig, as on the command line).
+    epochs = TrainConfig(data="").epochs
+    assert any(f"{epochs} epochs or 2 minutes, whichever ends first" in c for c in captions)
     assert any("weights averaged over the last 25% of the epochs" in c for c in captions)
     job = jobs.MANAGER.current
     job.cancel()

@@ -8,6 +8,7 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 
 from emotion import data
 from emotion.audit import audit
@@ -67,6 +68,7 @@ def test_audit_command_prints_json(tmp_path):
     assert "across splits (leakage): 2 groups" in text
 
 
+@pytest.mark.slow
 def test_audit_on_shared_fer2013(shared_fer2013):
     report = audit(data.load(shared_fer2013))
     assert report.total == 32298

@@ -32,7 +32,7 @@ import pytest
 from emotion.clips import astronaut_clip, write_y4m
 from emotion.config import PROJECT_ROOT
 from emotion.labels import COLOURS
-from emotion.live import STATS_ENV
+from emotion.app.webrtc import STATS_ENV
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -447,3 +447,34 @@ def test_webcam_page_follows_a_moving_face(server, browser, fake_camera: FakeCam
             break
         time.sleep(0.5)
     assert max(best.values()) > 0.002, f"no label colour in the returned video: {best}"
+
+
+# The app's menu, as app.py's st.navigation defines it: (label, Material icon) in order.
+MENU = [("Home", "home"), ("Photo", "photo_camera"), ("Webcam", "videocam"),
+        ("Training", "model_training"), ("Dataset", "dataset")]
+
+
+@pytest.mark.parametrize("fake_camera", ["still"], indirect=True)
+def test_a_shared_link_shows_the_apps_menu(server, browser):
+    """A fresh server whose first visitor follows a link to /Webcam gets the app's own menu
+    (Home first, with icons), not Streamlit's automatic list of a pages folder ("app", no icons),
+    and lands on the Webcam page without a "Page not found"."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = server
+    assert url.endswith("/Webcam")
+    browser.get(url)
+    WebDriverWait(browser, 120).until(
+        lambda d: "Live emotions from your webcam" in d.find_element(By.TAG_NAME, "body").text)
+    links = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a')
+    menu = []
+    for link in links:
+        icons = link.find_elements(By.CSS_SELECTOR, '[data-testid="stIconMaterial"]')
+        label = link.text.splitlines()[-1] if link.text else ""
+        menu.append((label, icons[0].text if icons else None))
+    assert menu == MENU, f"sidebar menu: {menu}"
+    current = browser.find_elements(
+        By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a[aria-current="page"]')
+    assert [c.text.splitlines()[-1] for c in current] == ["Webcam"]
+    assert "Page not found" not in browser.find_element(By.TAG_NAME, "body").text

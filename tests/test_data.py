@@ -63,20 +63,20 @@ def test_a_missing_column_is_named(tmp_path):
         data.load_csv(path)
 
 
-def test_full_size_csv_parses_quickly(tmp_path):
-    """35,887 rows, the size of the real fer2013.csv, parse in well under 10 s (vectorised)."""
-    import time
-
+@pytest.mark.slow
+def test_a_full_size_csv_loads_whole(tmp_path):
+    """35,887 rows, the size of the real fer2013.csv: every row, label and pixel arrives.
+    (How long it takes is measured by scripts/benchmark.py, not asserted here.)"""
     rng = np.random.default_rng(0)
-    rows = [" ".join(map(str, r)) for r in rng.integers(0, 256, size=(64, 48 * 48))]
+    pixels = rng.integers(0, 256, size=(64, 48 * 48))
+    rows = [" ".join(map(str, r)) for r in pixels]
     lines = ["emotion,pixels,Usage"] + [f"{i % 7},{rows[i % 64]},Training" for i in range(35887)]
     path = tmp_path / "big.csv"
     path.write_text("\n".join(lines))
-    start = time.perf_counter()
-    dataset = data.load_csv(path)
-    seconds = time.perf_counter() - start
-    assert len(dataset["train"]) == 35887
-    print(f"35,887-row CSV parsed in {seconds:.1f} s")
+    train = data.load_csv(path)["train"]
+    assert len(train) == 35887
+    assert np.array_equal(train.labels, np.arange(35887) % 7)
+    assert np.array_equal(train.images[[0, 65, 35886]].reshape(3, -1), pixels[[0, 1, 35886 % 64]])
 
 
 def _face(size=48, colour=False, seed=0) -> np.ndarray:

@@ -17,6 +17,7 @@ def clip() -> list[np.ndarray]:
     return [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in astronaut_clip(150)]
 
 
+@pytest.mark.slow
 def test_follows_a_moving_face_at_least_as_well_as_scanning_every_frame(clip):
     follower = FaceFollower()
     followed = [follower.detect(g) for g in clip]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from emotion import config, jobs, registry
-from emotion.train import TrainConfig
+from emotion import config, registry
+from emotion.app import jobs, uploads
+from emotion.training import TrainConfig
 
 
 def write_model_dir(folder: Path, model: bytes, accuracy: float | None) -> Path:
@@ -92,6 +94,53 @@ def test_a_job_with_missing_data_fails_with_the_loader_message(tmp_path):
     assert manager.current is None
 
 
+def test_a_job_that_fails_unexpectedly_says_what_happened_and_what_to_do(tmp_path, monkeypatch):
+    """Not the exception's raw text ("ValueError: Unable to import backend : nope"): what went
+    wrong and what to do on the page, the technical text in the details."""
+    from hostile import HEADER, face_row
+
+    data = tmp_path / "faces.csv"
+    rows = [face_row(label=str(i % 2), value=str(10 + i)) for i in range(40)]
+    data.write_text("\n".join([HEADER, *rows]) + "\n")
+    monkeypatch.setenv("EMOTION_CACHE_DIR", str(tmp_path / "cache"))
+    # The training process cannot load Keras: an error in a library, not in the data or settings.
+    monkeypatch.setenv("KERAS_BACKEND", "no-such-backend")
+    manager = jobs.JobManager(tmp_path / "runs")
+    job = manager.start(TrainConfig(data=str(data), epochs=1))
+    assert job.wait(120)
+    assert job.state == jobs.FAILED
+    assert not job.error.startswith("ValueError"), job.error
+    assert "unexpected error in keras" in job.error and "Start it again" in job.error
+    assert "nothing was written to the app's model" in job.error
+    assert "Unable to import backend" in job.details  # for a bug report, behind "details"
+    assert "failed: an unexpected error in keras" in job.status_text
+
+
+def test_failure_messages_name_the_problem_and_the_remedy(tmp_path):
+    run_dir = tmp_path / "runs" / "r1"
+    full = OSError(28, "No space left on device", str(run_dir / "emotion_cnn.keras"))
+    text = jobs.failure_message(full, run_dir)
+    assert text.startswith(f"{run_dir / 'emotion_cnn.keras'}: no space left on device")
+    assert f"free space and permissions of {run_dir.parent}" in text and "Errno" not in text
+    assert "smaller batch size" in jobs.failure_message(MemoryError(), run_dir)
+    try:  # one of the package's own checks: its message is already written for the user
+        config.app_threads({config.THREADS_ENV: "many"})
+    except ValueError as exc:
+        assert jobs.failure_message(exc, run_dir) == str(exc)
+    try:
+        np.stack([])  # a library's own words
+    except ValueError as exc:
+        text = jobs.failure_message(exc, run_dir)
+    assert text.startswith("an unexpected error in numpy stopped the run") and "need at least" not in text
+
+
+def test_the_training_page_defaults_are_the_command_lines(tmp_path):
+    assert jobs.TRAIN_DEFAULTS == TrainConfig(data="")
+    assert jobs.default_learning_rate("Adam") == TrainConfig(data="", optimizer="adam").learning_rate
+    assert jobs.default_learning_rate("SGD") == TrainConfig(data="", optimizer="sgd").learning_rate
+
+
+@pytest.mark.slow
 def test_a_cancelled_job_stops_and_leaves_no_model(tmp_path):
     if not config.SHARED_FER2013.joinpath("fer2013-sample.csv").is_file():
         pytest.skip(f"FER2013 sample not found at {config.SHARED_FER2013}")
@@ -109,13 +158,14 @@ def test_a_cancelled_job_stops_and_leaves_no_model(tmp_path):
 
 
 def test_uploads_are_stored_once_under_a_safe_name(tmp_path):
-    a = jobs.save_upload(b"emotion,pixels\n", "../../evil name.csv", tmp_path)
-    b = jobs.save_upload(b"emotion,pixels\n", "../../evil name.csv", tmp_path)
+    a = uploads.save_upload(b"emotion,pixels\n", "../../evil name.csv", tmp_path)
+    b = uploads.save_upload(b"emotion,pixels\n", "../../evil name.csv", tmp_path)
     assert (
         a == b and a.parent == tmp_path and a.name.startswith("evil_name-") and a.suffix == ".csv"
     )
-    with pytest.raises(jobs.JobError, match="empty"):
-        jobs.save_upload(b"", "x.csv", tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [a.name]  # no temporary file left
+    with pytest.raises(uploads.UploadError, match="empty"):
+        uploads.save_upload(b"", "x.csv", tmp_path)
 
 
 def test_new_run_folders_never_collide(tmp_path):
@@ -124,11 +174,11 @@ def test_new_run_folders_never_collide(tmp_path):
 
 
 def test_status_says_what_a_run_does_after_its_last_epoch(tmp_path):
-    from emotion.train import CHOOSING, Progress
+    from emotion.training import Progress, Stage
 
     job = jobs.Job(TrainConfig(data="x"), tmp_path, state=jobs.RUNNING)
     job.progress = Progress(3, 3, 10, 10, {"loss": 1.2, "accuracy": 0.5}, epoch_end=True,
                             elapsed_s=42)
     assert job.status_text.startswith("epoch 3/3, batch 10/10, loss 1.200, accuracy 50.0%")
-    job.progress = Progress(3, 3, 10, 10, {}, epoch_end=True, elapsed_s=50, stage=CHOOSING)
-    assert job.status_text == f"{CHOOSING}, 50 s"
+    job.progress = Progress(3, 3, 10, 10, {}, epoch_end=True, elapsed_s=50, stage=Stage.CHOOSING)
+    assert job.status_text == f"{Stage.CHOOSING.text}, 50 s"

@@ -60,6 +60,7 @@ def test_profile_faces_are_found_only_when_asked_for():
     assert abs(box.x + box.w / 2 - 224) < 25 and abs(box.y + box.h / 2 - 150) < 25
 
 
+@pytest.mark.slow
 def test_the_group_photos_give_more_faces_and_no_false_ones_with_profiles():
     """images/groups: the evaluation behind the photo path's cascades (scripts/eval_detectors.py)."""
     from emotion.config import IMAGES_DIR
@@ -113,6 +114,7 @@ def _same(a: list, b: list) -> bool:
         for x, y in zip(a, b))
 
 
+@pytest.mark.slow
 def test_one_recognizer_shared_by_eight_threads_gives_the_single_threaded_results(
         recognizer, astronaut_bgr, in_threads):
     """As the app shares one recognizer between every session: 8 threads x 50 calls."""
@@ -183,6 +185,7 @@ def test_predict_never_writes_over_its_input(tmp_path, astronaut_bgr):
     assert "Traceback" not in done.stderr and photo.read_bytes() == original
 
 
+@pytest.mark.slow
 def test_evaluate_command(tmp_path, model_path, astronaut_bgr):
     from emotion.preprocess import to_gray48
 
@@ -200,6 +203,7 @@ def test_evaluate_command(tmp_path, model_path, astronaut_bgr):
     assert missing.returncode == 2 and "no model at" in missing.stderr
 
 
+@pytest.mark.slow
 def test_shipped_model_reproduces_its_published_accuracy(shared_fer2013, model_path):
     """The number in metrics.json (and the README) is what evaluate measures on FER2013 test."""
     from emotion.config import DEFAULT_METRICS, SHIPPED_MODEL
@@ -265,7 +269,7 @@ def file_size_limit():
 
 def test_annotated_image_written_atomically(tmp_path, file_size_limit):
     """A write that fails halfway (the disk fills up) leaves the old file whole and no partial one."""
-    from emotion.__main__ import cv2_write
+    from emotion.cli import cv2_write
 
     target = tmp_path / "annotated.jpg"
     noise = np.random.default_rng(0).integers(0, 256, (1200, 1200, 3), dtype=np.uint8)

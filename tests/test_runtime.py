@@ -177,7 +177,7 @@ def test_an_unwritable_model_folder_caches_in_the_user_cache(
     path.parent.mkdir()
     shutil.copy(model_path, path)
     monkeypatch.setattr("emotion.config.CACHE_DIR", tmp_path / "cache")
-    real_write = runtime._write_atomic
+    real_write = runtime.write_bytes_atomic
 
     def refuse_model_folder(target: Path, data: bytes) -> None:
         # Permissions cannot simulate this when the tests run as root.
@@ -185,7 +185,7 @@ def test_an_unwritable_model_folder_caches_in_the_user_cache(
             raise PermissionError(13, "Permission denied", str(target))
         real_write(target, data)
 
-    monkeypatch.setattr(runtime, "_write_atomic", refuse_model_folder)
+    monkeypatch.setattr(runtime, "write_bytes_atomic", refuse_model_folder)
     first = runtime.load_classifier(path, runtime="onnxruntime")
     assert first.path.parent == tmp_path / "cache" / "runtime"
     assert not path.with_suffix(".onnx").exists()
@@ -202,7 +202,7 @@ def test_nowhere_writable_still_runs_from_memory(tmp_path, model_path, monkeypat
     def refuse(target: Path, data: bytes) -> None:
         raise OSError(30, "Read-only file system", str(target))
 
-    monkeypatch.setattr(runtime, "_write_atomic", refuse)
+    monkeypatch.setattr(runtime, "write_bytes_atomic", refuse)
     classifier = runtime.load_classifier(path)
     assert classifier.name == "onnxruntime" and classifier.path is None
     np.testing.assert_allclose(classifier.predict(astronaut_faces),

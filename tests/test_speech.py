@@ -150,6 +150,18 @@ def test_browser_speaker_returns_the_clip_to_play():
     assert speaker.last is clip and speaker.policy.speaking
 
 
+def test_the_page_keeps_the_clip_that_plays_until_another_is_due():
+    clock = FakeClock()
+    speaker = BrowserSpeaker(SpeechPolicy(hold_s=1.0, cooldown_s=4.0, clock=clock),
+                             ClipSource(online=False))
+    assert speaker.clip_to_play("happy") is None  # nothing said yet: no audio element
+    clock.t += 1.0
+    first = speaker.clip_to_play("happy")
+    assert first is not None and first.path == OFFLINE_DIR / "en" / "happy.wav"
+    clock.t += 0.5  # the page redraws while it plays: the same clip again, not cut off
+    assert speaker.clip_to_play("sad") is first
+
+
 def test_desktop_speaker_plays_on_a_thread_one_at_a_time():
     clock = FakeClock()
     release, started = threading.Event(), threading.Event()

@@ -13,7 +13,8 @@ import pytest
 
 from emotion.data import DataError
 from emotion.labels import EMOTIONS
-from emotion.train import CHOOSING, STATE_DIR, TINY_BLOCKS, TrainConfig, TrainError, train
+from emotion.training.config import STATE_DIR, TINY_BLOCKS, Stage, TrainConfig, TrainError
+from emotion.training.loop import train
 
 TINY = TINY_BLOCKS  # a small network keeps the test quick; the code path is the real one
 
@@ -41,6 +42,7 @@ ARTIFACTS = ["emotion_cnn.keras", "metrics.json", "history.csv", "training_curve
              "confusion_matrix.png"]
 
 
+@pytest.mark.slow
 def test_training_writes_every_artifact(tiny_folder, tmp_path):
     seen = []
     result = train(_config(tiny_folder, tmp_path / "out"), on_progress=seen.append)
@@ -62,7 +64,7 @@ def test_training_writes_every_artifact(tiny_folder, tmp_path):
     assert result.evaluation.n_images == 14
     assert any(p.epoch_end for p in seen) and seen[-1].epoch == 2
     # Last, while the model is chosen on validation, the page is told what is going on.
-    assert seen[-1].stage == CHOOSING and {p.stage for p in seen[:-1]} == {"training"}
+    assert seen[-1].stage == Stage.CHOOSING and {p.stage for p in seen[:-1]} == {Stage.TRAINING}
     import keras
 
     model = keras.models.load_model(out / "emotion_cnn.keras", compile=False)
@@ -73,6 +75,7 @@ class Interrupted(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_resume_continues_after_an_interruption(tiny_folder, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -99,25 +102,27 @@ def test_resume_continues_after_an_interruption(tiny_folder, tmp_path):
     assert len(metrics["commands"]) == 2  # the interrupted run and the resumed one
 
 
+@pytest.mark.slow
 def test_training_can_start_from_a_saved_model(tiny_folder, tmp_path):
     import keras
 
     from emotion.model import build_model
-    from emotion.train import _load_initial_weights
+    from emotion.training.selection import load_initial_weights
 
     first = train(_config(tiny_folder, tmp_path / "a", epochs=1))
     saved = keras.models.load_model(first.model_path, compile=False).get_weights()
     fresh = build_model(TINY)
-    _load_initial_weights(fresh, first.model_path)
+    load_initial_weights(fresh, first.model_path)
     assert all(np.array_equal(a, b) for a, b in zip(fresh.get_weights(), saved))
     with pytest.raises(ValueError, match="do not match"):
-        _load_initial_weights(build_model(((4, 1),)), first.model_path)
+        load_initial_weights(build_model(((4, 1),)), first.model_path)
 
     train(_config(tiny_folder, tmp_path / "b", epochs=1, init=str(first.model_path)))
     metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert metrics["hyperparameters"]["init"] == str(first.model_path)
 
 
+@pytest.mark.slow
 def test_resume_after_the_process_is_killed(tiny_folder, tmp_path):
     """SIGKILL mid-run, as a crash or a closed terminal would: --resume finishes the same run."""
     import signal
@@ -172,6 +177,7 @@ def test_data_without_a_train_split_fails_cleanly(tiny_folder, tmp_path):
     assert (out / "emotion_cnn.keras").read_bytes() == b"old"
 
 
+@pytest.mark.slow
 def test_train_command_line(tiny_folder, tmp_path):
     out = tmp_path / "cli"
     done = subprocess.run(
@@ -190,6 +196,7 @@ def test_train_command_line(tiny_folder, tmp_path):
     assert "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_minutes_plans_the_epochs_and_fits_the_schedule_to_them(tiny_folder, tmp_path):
     out = tmp_path / "timed"
     result = train(_config(tiny_folder, out, epochs=10_000, minutes=0.2, patience=10_000))
@@ -206,7 +213,8 @@ def test_minutes_plans_the_epochs_and_fits_the_schedule_to_them(tiny_folder, tmp
 
 
 def test_cosine_runs_from_the_start_rate_to_its_floor():
-    from emotion.train import COSINE_FLOOR, cosine
+    from emotion.training.callbacks import cosine
+    from emotion.training.config import COSINE_FLOOR
 
     assert cosine(1e-3, 0, 10) == pytest.approx(1e-3)
     assert cosine(1e-3, 5, 10) == pytest.approx(1e-3 * (1 + COSINE_FLOOR) / 2)
@@ -216,6 +224,7 @@ def test_cosine_runs_from_the_start_rate_to_its_floor():
 NO_TENSORFLOW = "raise ImportError('TensorFlow is deliberately missing in this test')\n"
 
 
+@pytest.mark.slow
 def test_training_runs_on_jax_without_tensorflow(tiny_folder, tmp_path):
     """The path a GPU machine without TensorFlow takes; its model then loads with TensorFlow."""
     pytest.importorskip("jax", reason="jax is not installed (pip install -r requirements.txt)")
@@ -245,7 +254,7 @@ def test_training_runs_on_jax_without_tensorflow(tiny_folder, tmp_path):
 
 @pytest.mark.parametrize("text, expected", [("32x1,64x2", ((32, 1), (64, 2))), ("16X3", ((16, 3),))])
 def test_blocks_option_reads_widths_and_convolutions(text, expected):
-    from emotion.__main__ import _blocks
+    from emotion.cli import _blocks
 
     assert _blocks(text) == expected
 
@@ -254,7 +263,7 @@ def test_blocks_option_reads_widths_and_convolutions(text, expected):
 def test_blocks_option_rejects_what_it_cannot_read(text):
     import argparse
 
-    from emotion.__main__ import _blocks
+    from emotion.cli import _blocks
 
     with pytest.raises(argparse.ArgumentTypeError, match="WIDTHxCONVS"):
         _blocks(text)
@@ -265,7 +274,7 @@ def test_recomputed_batch_norm_statistics_are_those_of_the_faces_at_inference():
 
     from emotion.model import build_model
     from emotion.preprocess import normalise
-    from emotion.train import recompute_batch_norm
+    from emotion.training.selection import recompute_batch_norm
 
     model = build_model(TINY)
     faces = np.random.default_rng(1).integers(0, 256, (96, 48, 48), dtype=np.uint8)
@@ -290,6 +299,7 @@ def test_recomputed_batch_norm_statistics_are_those_of_the_faces_at_inference():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_training_keeps_the_candidate_that_scores_best_on_validation(tiny_folder, tmp_path):
     out = tmp_path / "out"
     result = train(_config(tiny_folder, out, epochs=4, average=0.75))
@@ -299,7 +309,7 @@ def test_training_keeps_the_candidate_that_scores_best_on_validation(tiny_folder
                            "average of epochs 2-4"}
     assert scores[metrics["model_choice"]["kept"]] == max(scores.values())
     # The learning rate holds from the first averaged epoch, where the cosine had got to.
-    from emotion.train import cosine
+    from emotion.training.callbacks import cosine
 
     lrs = [float(r["lr"]) for r in csv.DictReader((out / "history.csv").open())]
     assert lrs[0] == pytest.approx(1e-3)
@@ -316,6 +326,7 @@ def test_training_keeps_the_candidate_that_scores_best_on_validation(tiny_folder
     assert evaluate_model(kept, val.images, val.labels).accuracy == max(scores.values())
 
 
+@pytest.mark.slow
 def test_the_average_survives_an_interruption(tiny_folder, tmp_path):
     out = tmp_path / "out"
 
@@ -332,6 +343,7 @@ def test_the_average_survives_an_interruption(tiny_folder, tmp_path):
     assert "average of epochs 2-4" in metrics["model_choice"]["val_accuracy"]
 
 
+@pytest.mark.slow
 def test_a_timed_run_reports_the_epochs_it_really_averaged(tiny_folder, tmp_path):
     import re
 
@@ -405,6 +417,7 @@ def _crash_in_epoch(n: int):
     return on_progress
 
 
+@pytest.mark.slow
 def test_a_resumed_run_follows_the_uninterrupted_one(tiny_folder, tmp_path):
     """Stopped after epoch 3 and resumed, epochs 4-6 match the uninterrupted run's.
 
@@ -423,6 +436,7 @@ def test_a_resumed_run_follows_the_uninterrupted_one(tiny_folder, tmp_path):
         assert b["accuracy"] == pytest.approx(a["accuracy"], abs=0.03), (a, b)
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_network_and_keeps_the_saved_run(tiny_folder, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(Interrupted):
@@ -448,6 +462,7 @@ def test_resume_with_nothing_saved_says_so(tiny_folder, tmp_path, capsys):
     assert err.count("\n") == 0 and not out.exists()
 
 
+@pytest.mark.slow
 def test_a_typo_in_the_data_keeps_an_interrupted_run(tiny_folder, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(Interrupted):
@@ -460,6 +475,7 @@ def test_a_typo_in_the_data_keeps_an_interrupted_run(tiny_folder, tmp_path):
     assert [r["epoch"] for r in result.history] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_before_its_first_epoch_leaves_nothing(tiny_folder, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(Interrupted):
@@ -467,6 +483,7 @@ def test_a_run_that_fails_before_its_first_epoch_leaves_nothing(tiny_folder, tmp
     assert not (out / STATE_DIR).exists()
 
 
+@pytest.mark.slow
 def test_a_diverged_run_writes_nothing(tiny_folder, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -490,6 +507,7 @@ def learnable_folder(tmp_path):
     return root
 
 
+@pytest.mark.slow
 def test_a_worse_model_does_not_replace_a_better_one(learnable_folder, tmp_path, capsys):
     from emotion.__main__ import main
 

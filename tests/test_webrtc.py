@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from emotion.config import PROJECT_ROOT
-from emotion.webrtc import ICE_ENV, IceConfigError, parse_ice_servers, rtc_configuration
+from emotion.app.webrtc import ICE_ENV, IceConfigError, parse_ice_servers, rtc_configuration
 
 STUN = [{"urls": ["stun:stun.example.org:3478"]}]
 TURN = [{"urls": "turn:turn.example.org:3478", "username": "u", "credential": "p"}]
@@ -31,7 +31,7 @@ def test_streamlit_webrtc_keeps_the_empty_list():
     code = """
 import json
 from streamlit_webrtc.config import compile_rtc_configuration
-from emotion.webrtc import rtc_configuration
+from emotion.app.webrtc import rtc_configuration
 servers = compile_rtc_configuration(rtc_configuration()).iceServers
 print(json.dumps([[s.urls, s.username] for s in servers]))
 """
@@ -43,6 +43,7 @@ print(json.dumps([[s.urls, s.username] for s in servers]))
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [["turn:turn.example.org:3478", "u"]]
 
 
+@pytest.mark.slow
 def test_webrtc_works_after_tensorflow_is_loaded():
     """Photo page first, webcam page second: one server process loads TensorFlow, then aiortc.
 
@@ -65,6 +66,7 @@ print(len(session.protect(bytes.fromhex("8000000100000001deadbeef") + bytes(50))
     assert done.stdout.strip().splitlines()[-1] == "72"
 
 
+@pytest.mark.slow
 def test_a_script_that_imports_keras_first_can_still_use_the_package():
     """`import keras` (on TensorFlow) before `import emotion`, as a notebook might: importing the
     package must not load pylibsrtp after TensorFlow, which would crash the process."""

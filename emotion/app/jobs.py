@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 import queue
-import re
 import sys
 import threading
 import time
@@ -18,16 +16,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .config import DATA_DIR, MODELS_DIR
-from .evaluate import Evaluation
-from .registry import MODEL_FILE, metrics_path, read_metrics
-from .train import Progress, TrainConfig, TrainResult
+from ..config import MODELS_DIR
+from ..evaluate import Evaluation
+from ..training.config import Progress, Stage, TrainConfig, TrainResult
+from .formatting import file_problem
 
 # Each run trains into its own folder here; EMOTION_RUNS_DIR moves them (screenshots, demos).
 RUNS_DIR = Path(os.environ.get("EMOTION_RUNS_DIR", MODELS_DIR / "runs"))
-UPLOADS_DIR = DATA_DIR / "uploads"
 
 QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
+
+# The Training page's settings start from these, as the command line's do.
+TRAIN_DEFAULTS = TrainConfig(data="")
+
+
+def default_learning_rate(optimizer: str) -> float:
+    """The learning rate a run with this optimizer ("Adam", "sgd") starts from when none is given."""
+    return replace(TRAIN_DEFAULTS, optimizer=optimizer.lower(), lr=None).learning_rate
 
 
 @contextmanager
@@ -88,8 +93,8 @@ class Job:
         p = self.progress
         if self.state == QUEUED or (self.state == RUNNING and p is None):
             return "loading data and building the model..."
-        if self.state == RUNNING and p.stage != "training":
-            return f"{p.stage}, {p.elapsed_s:.0f} s"
+        if self.state == RUNNING and p.stage != Stage.TRAINING:
+            return f"{p.stage.text}, {p.elapsed_s:.0f} s"
         if self.state == RUNNING:
             loss = p.logs.get("loss")
             acc = p.logs.get("accuracy")
@@ -133,7 +138,8 @@ class Job:
                         except queue.Empty:
                             self._fail(
                                 f"the training process ended unexpectedly (exit code "
-                                f"{process.exitcode}); it may have run out of memory"
+                                f"{process.exitcode}); it may have run out of memory: choose a "
+                                "smaller batch size or close other programs, then start again"
                             )
                             return
                     else:
@@ -166,8 +172,7 @@ class Job:
 
 def _child(config: TrainConfig, messages, stop) -> None:
     """The training process: train, score, and report everything through `messages`."""
-    from . import data as data_module
-    from .train import train
+    from .. import data as data_module
 
     last = [0.0]
 
@@ -179,6 +184,8 @@ def _child(config: TrainConfig, messages, stop) -> None:
             messages.put(("progress", progress))
 
     try:
+        from ..training.loop import train  # Keras loads here: a failure is reported like any other
+
         dataset = data_module.load(config.data)
         result = train(config, on_progress, stop.is_set, dataset=dataset)
         evaluation, evaluated_on = result.evaluation, "test"
@@ -188,26 +195,40 @@ def _child(config: TrainConfig, messages, stop) -> None:
     except (data_module.DataError, FileNotFoundError) as exc:
         messages.put(("error", (str(exc), None)))  # a mistake in the data: the message says it all
     except Exception as exc:  # noqa: BLE001 - the page must show any failure, not lose it
-        messages.put(("error", (f"{type(exc).__name__}: {exc}", traceback.format_exc())))
+        messages.put(("error", (failure_message(exc, Path(config.out)), traceback.format_exc())))
 
 
-def choice_text(job: Job) -> str | None:
-    """Which model the finished run kept, and each candidate's validation accuracy, in words."""
-    try:
-        choice = read_metrics(metrics_path(job.run_dir / MODEL_FILE))["model_choice"]
-        scores, kept = choice["val_accuracy"], choice["kept"]
-    except (KeyError, TypeError):  # no metrics.json, or one written before runs chose a model
-        return None
-    others = "; ".join(f"{name} {score:.1%}" for name, score in scores.items() if name != kept)
-    return (f"Kept: {kept}, validation accuracy {scores[kept]:.1%}"
-            + (f" (the other candidates: {others})" if others else "") + ".")
+def _raised_in(exc: BaseException) -> str:
+    """The top-level package whose code raised `exc`: "emotion", "keras", "numpy", ..."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    name = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
+    return name.split(".")[0] or "Python"
+
+
+def failure_message(exc: Exception, run_dir: Path) -> str:
+    """What stopped a training run and what to do about it, in words for the page; the
+    exception's own text and traceback go to the job's details, not here."""
+    if isinstance(exc, MemoryError):
+        return ("the computer ran out of memory while training: choose a smaller batch size or "
+                "close other programs, then start again")
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return file_problem(exc, "the run could not write its files", str(run_dir.parent))
+    origin = _raised_in(exc)
+    if isinstance(exc, ValueError) and origin == __name__.split(".")[0]:
+        return str(exc)  # one of this package's own checks: its message says what to do
+    return (f"an unexpected error in {origin} stopped the run; it is not a problem found in the "
+            "data or the settings, and nothing was written to the app's model. Start it again; "
+            "if it fails again, check that the packages in requirements.txt are installed, and "
+            "keep the technical details below for a bug report")
 
 
 def _evaluate_validation(result: TrainResult, dataset) -> tuple[Evaluation, str]:
     """Score the run's model on its validation split (for data without a test split)."""
-    from .data import training_splits
-    from .evaluate import evaluate_model
-    from .model import load_model
+    from ..data import training_splits
+    from ..evaluate import evaluate_model
+    from ..model import load_model
 
     _, val, _ = training_splits(dataset)  # the same seeded split that training held out
     return evaluate_model(load_model(result.model_path), val.images, val.labels), "validation"
@@ -274,49 +295,6 @@ class JobManager:
         raise JobError(f"could not create a new run folder in {self.runs_dir}")
 
 
-def history_frame(history: list[dict[str, float]]):
-    """Per-epoch history as a DataFrame indexed by epoch (for live charts), or None when empty."""
-    import pandas as pd
-
-    if not history:
-        return None
-    return pd.DataFrame(history).set_index("epoch")
-
-
-def per_class_frame(evaluation: Evaluation):
-    """Precision, recall, F1 and support per emotion as a DataFrame."""
-    import pandas as pd
-
-    return pd.DataFrame(
-        [
-            {
-                "emotion": name,
-                "precision": s.precision,
-                "recall": s.recall,
-                "f1": s.f1,
-                "support": s.support,
-            }
-            for name, s in evaluation.per_class.items()
-        ]
-    ).set_index("emotion")
-
-
 # The process-wide manager: Streamlit re-runs page scripts, but imported modules stay loaded,
 # so a job started here is still here after a rerun or a page switch.
 MANAGER = JobManager()
-
-
-def save_upload(data: bytes, name: str, folder: Path = UPLOADS_DIR) -> Path:
-    """Keep an uploaded data file under a content-derived name (the same file is stored once)."""
-    if not data:
-        raise JobError(f"{name}: the file is empty")
-    suffix = re.sub(r"[^.a-z0-9]", "", Path(name).suffix.lower()) or ".csv"
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name).stem)[:40]  # no paths or odd characters
-    path = folder / f"{stem}-{digest}{suffix}"
-    if not path.is_file():
-        tmp = path.with_name(f".{path.name}.{time.monotonic_ns()}")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    return path

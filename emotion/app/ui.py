@@ -1,4 +1,4 @@
-"""Streamlit helpers the pages share: the cached recognizer, settings, and small face pictures."""
+"""Streamlit helpers the pages share: the cached recognizer, the data-source picker, settings."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ import gc
 import os
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 
-from . import registry
-from .config import IMAGE_SIZE, SHARED_FER2013
-from .labels import EMOTIONS
+from .. import registry
+from ..config import SHARED_FER2013
 
 DISABLE_TRAINING_ENV = "EMOTION_DISABLE_TRAINING"
 
@@ -47,8 +45,8 @@ def _model_key(path: Path) -> tuple[str, float]:
 def _load_recognizer(path: str, mtime: float):
     import cv2
 
-    from .config import app_threads
-    from .recognizer import EmotionRecognizer
+    from ..config import app_threads
+    from ..recognizer import EmotionRecognizer
 
     threads = app_threads()
     # OpenCV's pool is process-wide: the app's only OpenCV work is detection and drawing.
@@ -120,92 +118,51 @@ def training_disabled() -> str | None:
     return None
 
 
-def face_grid(
-    images: np.ndarray,
-    labels: np.ndarray,
-    per_class: int = 8,
-    seed: int = 0,
-    gap: int = 2,
-    margin: int = 72,
-) -> np.ndarray:
-    """A gray picture: one row per emotion, named on the left, of `per_class` random faces of it."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    cell = IMAGE_SIZE + gap
-    sheet = np.full((len(EMOTIONS) * cell - gap, margin + per_class * cell - gap), 255, np.uint8)
-    for row, name in enumerate(EMOTIONS):
-        y = row * cell
-        cv2.putText(
-            sheet,
-            name,
-            (4, y + IMAGE_SIZE // 2 + 5),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.45,
-            0,
-            1,
-            cv2.LINE_AA,
-        )
-        index = np.flatnonzero(labels == row)
-        # A class with fewer faces than columns leaves the rest of its row blank.
-        pick = rng.choice(index, size=min(per_class, len(index)), replace=False)
-        for col, i in enumerate(pick):
-            x = margin + col * cell
-            sheet[y : y + IMAGE_SIZE, x : x + IMAGE_SIZE] = images[i]
-    return sheet
-
-
 @st.cache_resource(show_spinner="Loading and auditing the data...", max_entries=2)
 def audit_data(source: str):
     """Load a dataset and audit it, once per source per process: (Dataset, AuditReport)."""
-    from .audit import audit
-    from .data import load
+    from ..audit import audit
+    from ..data import load
 
     dataset = load(source)
     return dataset, audit(dataset)
 
 
-def class_counts_frame(per_split_class: dict[str, dict[str, int]]):
-    """Images per emotion (rows) and split (columns), in FER2013's order."""
-    import pandas as pd
-
-    frame = pd.DataFrame(
-        {split: [counts.get(e, 0) for e in EMOTIONS] for split, counts in per_split_class.items()},
-        index=pd.Index(EMOTIONS, name="emotion"),
-    )
-    frame["total"] = frame.sum(axis=1)
-    return frame
+LOCAL_DATA = "A folder or fer2013.csv on this machine"
+UPLOADED_DATA = "Upload fer2013.csv"
+KAGGLE_DATA = "Download with kagglehub"
 
 
-def probability_chart(probabilities: dict[str, float], height: int = 190):
-    """Bars of the seven probabilities on a fixed 0-100% scale, in each emotion's colour."""
-    import altair as alt
-    import pandas as pd
+def data_source_picker(key: str, label: str = "Data", *, kaggle: bool = False,
+                       horizontal: bool = False, label_visibility: str = "visible") -> str | None:
+    """Where the faces come from: a path on this machine (typed in the text box `key`), an
+    uploaded fer2013.csv (kept under data/uploads/), or, with `kaggle`, "kaggle" for kagglehub.
 
-    from .labels import COLOURS
+    None until the user has given one; a path comes as typed (`missing_data` checks it), and an
+    unusable upload is shown as an error and gives None.
+    """
+    choices = [LOCAL_DATA, UPLOADED_DATA] + ([KAGGLE_DATA] if kaggle else [])
+    choice = st.radio(label, choices, horizontal=horizontal, label_visibility=label_visibility)
+    if choice == LOCAL_DATA:
+        return data_path_input(key)
+    if choice == UPLOADED_DATA:
+        from .uploads import UploadError, save_upload
 
-    frame = pd.DataFrame(
-        {
-            "emotion": list(EMOTIONS),
-            "probability": [float(probabilities.get(e, 0.0)) for e in EMOTIONS],
-        }
-    )
-    # COLOURS are BGR for OpenCV; the chart wants RGB hex.
-    palette = [f"#{COLOURS[e][2]:02x}{COLOURS[e][1]:02x}{COLOURS[e][0]:02x}" for e in EMOTIONS]
-    return (
-        alt.Chart(frame, height=height)
-        .mark_bar()
-        .encode(
-            x=alt.X(
-                "probability:Q",
-                scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(format="%"),
-                title=None,
-            ),
-            y=alt.Y("emotion:N", sort=list(EMOTIONS), title=None),
-            color=alt.Color(
-                "emotion:N", scale=alt.Scale(domain=list(EMOTIONS), range=palette), legend=None
-            ),
-            tooltip=["emotion", alt.Tooltip("probability:Q", format=".1%")],
+        upload = st.file_uploader("fer2013.csv (columns emotion, pixels, Usage)", type=["csv"])
+        st.caption(
+            f"Uploads are limited to {st.get_option('server.maxUploadSize')} MB "
+            "(server.maxUploadSize); the full fer2013.csv is about 290 MB, so give its path "
+            "instead."
         )
+        if upload is None:
+            return None
+        try:
+            return str(save_upload(upload.getvalue(), upload.name))
+        except UploadError as exc:
+            st.error(str(exc))
+            return None
+    st.caption(
+        "Downloads msambare/fer2013 (about 60 MB) with kagglehub into its own cache; "
+        "needs the network and, for some accounts, Kaggle credentials."
     )
+    return "kaggle"

@@ -1,11 +1,20 @@
-"""ICE configuration for the webcam page: none by default, STUN/TURN servers only when configured."""
+"""The streamlit-webrtc adapter of the Webcam page: ICE configuration (none by default, STUN/TURN
+servers only when configured), the frames callback around a LiveProcessor, and the stats file
+the browser test reads."""
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..files import write_text_atomic
+
+if TYPE_CHECKING:
+    from ..live import LiveProcessor
 
 ICE_ENV = "EMOTION_ICE_SERVERS"
 SECRET_KEY = "ice_servers"
@@ -79,3 +88,56 @@ def streamlit_rtc_configuration() -> dict:
     except Exception:  # no secrets.toml anywhere: Streamlit raises its own FileNotFoundError type
         secrets = None
     return rtc_configuration(secrets=secrets)
+
+
+# Only the browser test sets this: the page then writes the session's counters to that JSON file.
+STATS_ENV = "EMOTION_LIVE_STATS"
+
+
+class StatsFile:
+    """A processor's counters (LiveStats) as JSON in a file, rewritten at most every `every_s`
+    seconds: for a test watching the server from outside, not a log."""
+
+    def __init__(self, path: str | Path, every_s: float = 0.5, clock=time.monotonic):
+        self.path = Path(path)
+        self.every_s = every_s
+        self.clock = clock
+        self._written = -1.0
+
+    def update(self, processor: LiveProcessor) -> None:
+        now = self.clock()
+        if self._written >= 0 and now - self._written < self.every_s:
+            return
+        self._written = now
+        write_text_atomic(self.path, json.dumps(processor.stats().__dict__))
+
+
+def stats_file_from_env(environ: Mapping[str, str] | None = None) -> StatsFile | None:
+    """The stats file $EMOTION_LIVE_STATS names, when a test asked for one."""
+    value = (os.environ if environ is None else environ).get(STATS_ENV)
+    return StatsFile(value) if value else None
+
+
+def frames_callback(processor: LiveProcessor, stats: StatsFile | None = None):
+    """A streamlit-webrtc `queued_video_frames_callback` that annotates only the newest frame.
+
+    streamlit-webrtc hands over every frame that arrived while the previous call ran; processing
+    only the newest and dropping the rest keeps latency at one frame however slow the model is,
+    and nothing piles up. `stats`, if given, is updated after each frame.
+    """
+    import av
+
+    async def on_frames(frames: list) -> list:
+        if not frames:
+            return []
+        latest = frames[-1]
+        result = processor.process(latest.to_ndarray(format="bgr24"))
+        if stats is not None:
+            stats.update(processor)
+        out = av.VideoFrame.from_ndarray(result.frame, format="bgr24")
+        out.pts = latest.pts
+        if latest.time_base is not None:
+            out.time_base = latest.time_base
+        return [out]
+
+    return on_frames

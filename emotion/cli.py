@@ -1,0 +1,490 @@
+"""Command line: `python -m emotion {predict,evaluate,train,audit,webcam,video} ...`.
+
+The parser and every command; `emotion/__main__.py` only calls `main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+from .config import DEFAULT_MODEL
+from .files import os_error_line, replace_atomically, temp_beside, write_bytes_atomic
+from .labels import EMOTIONS
+
+HEADLESS_MESSAGE = (
+    "this OpenCV cannot open windows (it is the headless build): run "
+    "`pip uninstall opencv-python-headless && pip install opencv-python` for the webcam window"
+)
+WINDOW = "Emotions (q to quit)"
+CSV_HEADER = ["frame", "time_s", "face", "x", "y", "w", "h", "label", "confidence", *EMOTIONS]
+
+
+def _blocks(text: str) -> tuple[tuple[int, int], ...]:
+    """'32x1,64x2' -> ((32, 1), (64, 2)), for --blocks."""
+    try:
+        blocks = tuple((int(w), int(n)) for w, n in (b.lower().split("x") for b in text.split(",")))
+    except ValueError:
+        blocks = ()
+    if not blocks or any(w < 1 or n < 1 for w, n in blocks):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected blocks as WIDTHxCONVS separated by commas, such as 32x1,64x2,128x2")
+    return blocks
+
+
+class UserError(Exception):
+    """A mistake in what the user gave: printed as one line, exit status 2."""
+
+
+def _check_train_options(args) -> None:
+    """UserError naming the first option that cannot train a useful model; nothing touched yet."""
+    if args.epochs < 1:
+        raise UserError(f"--epochs {args.epochs}: give at least 1 epoch (the default is 60)")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}: give at least 1 (the default is 64)")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise UserError(f"--lr {args.lr}: give a positive learning rate, such as 1e-3")
+    if args.patience < 0:
+        raise UserError(f"--patience {args.patience}: give 0 or more epochs (the default is 15)")
+    if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
+        raise UserError(f"--minutes {args.minutes:g}: give a positive time limit, such as 60")
+    if not 0 <= args.average <= 1:
+        raise UserError(f"--average {args.average:g}: give the fraction of the epochs to average, "
+                        "from 0 (off) to 1, e.g. 0.75")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} is a file: give a folder for the model and its metrics")
+
+
+def _cmd_train(args) -> int:
+    from .training.config import TINY_BLOCKS, TrainConfig
+    from .training.loop import train
+
+    _check_train_options(args)
+    config = TrainConfig(
+        data=args.data, optimizer=args.optimizer, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, augment=not args.no_augment, out=args.out, resume=args.resume,
+        patience=args.patience, init=args.init, minutes=args.minutes,
+        average=args.average, force=args.force,
+    )
+    if args.blocks:
+        config.blocks = args.blocks
+    if args.tiny:
+        config.blocks = TINY_BLOCKS
+    result = train(config)
+    summary = {"model": str(result.model_path), "replaced": not result.kept_previous,
+               "epochs_run": len(result.history),
+               "train_seconds": round(result.train_seconds, 1)}
+    if result.evaluation:
+        summary.update(accuracy=result.evaluation.accuracy, macro_f1=result.evaluation.macro_f1)
+    print(json.dumps(summary))
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from . import data
+    from .evaluate import choose_split, evaluate_model
+    from .model import load_model
+
+    which, split = choose_split(data.load(args.data))
+    model = load_model(args.model)
+    result = evaluate_model(model, split.images, split.labels, tta=args.tta)
+    if args.json:
+        print(json.dumps({"data": str(args.data), "split": which, "model": str(args.model),
+                          **result.to_dict()}))
+        return 0
+    print(f"{args.data} ({which}, {result.n_images} images), model {args.model}"
+          f"{' with flip TTA' if args.tta else ''}")
+    print(f"accuracy {result.accuracy:.4f}   macro-F1 {result.macro_f1:.4f}\n")
+    print(f"{'class':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}")
+    for name, s in result.per_class.items():
+        print(f"{name:<10}{s.precision:>10.3f}{s.recall:>8.3f}{s.f1:>8.3f}{s.support:>9}")
+    print("\nconfusion matrix (rows true, columns predicted)")
+    from .labels import EMOTIONS
+
+    print(" " * 10 + "".join(f"{n[:7]:>8}" for n in EMOTIONS))
+    for name, row in zip(EMOTIONS, result.confusion_matrix):
+        print(f"{name:<10}" + "".join(f"{v:>8}" for v in row))
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from .draw import annotate
+    from .faces import DetectionSettings
+    from .images import read_image
+    from .recognizer import EmotionRecognizer
+
+    # Read every image and plan every output first, so a bad path or an unusable --out fails
+    # fast, before the model loads and before anything is written (an ImageError is a
+    # ValueError: main() prints it as one line).
+    images = [read_image(path) for path in args.images]
+    targets = _annotated_targets(args.out, args.images) if args.out else [None] * len(images)
+    recognizer = EmotionRecognizer(args.model, DetectionSettings(profiles=args.profiles))
+    results = []
+    for path, image, target in zip(args.images, images, targets):
+        faces = recognizer.recognize(image)
+        results.append({"image": path, "faces": [f.to_dict() for f in faces]})
+        if not faces:
+            print(f"{path}: no face found (try a brighter, larger face, or --profiles)", file=sys.stderr)
+        if target is not None:
+            try:
+                # A folder --out is made here, at the first write; one file's folder was checked.
+                target.parent.mkdir(parents=True, exist_ok=True)
+                written = cv2_write(target, annotate(image, faces))
+            except OSError as exc:
+                raise UserError(f"{target}: could not write the annotated image "
+                                f"({exc.strerror or exc}): check the folder's space and permissions"
+                                ) from None
+            if not written:
+                raise UserError(f"{target}: could not write the annotated image (use .jpg or .png)")
+            print(f"{path}: annotated image written to {target}", file=sys.stderr)
+        if not args.json:
+            print(f"{path}: {len(faces)} face(s)")
+            for f in faces:
+                x, y, w, h = f.box.as_list()
+                print(f"  [{x}, {y}, {w}, {h}] {f.label} {f.confidence:.0%}")
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+def _same_file_key(path: str | Path) -> str:
+    """One key per file: absolute, links resolved, case folded (a case-insensitive disk would
+    make a.jpg and A.jpg one file)."""
+    return str(Path(path).resolve()).casefold()
+
+
+def _annotated_targets(out: str, images: list[str]) -> list[Path]:
+    """Where each image's annotated copy goes; UserError, before anything is written, when --out
+    cannot take them.
+
+    One image and --out not a folder: that file, whose folder must exist. Otherwise --out is a
+    folder (made when first written to) and image k gets STEM_annotated.jpg, or
+    STEM_annotated-2.jpg and so on when an input or an earlier image of this run has that name.
+    """
+    import cv2
+
+    out_path = Path(out)
+    inputs = {_same_file_key(p) for p in images}
+    if len(images) == 1 and not out_path.is_dir():
+        if _same_file_key(out_path) in inputs:
+            raise UserError(f"--out {out} is one of the input images: choose another name")
+        if not out_path.suffix:
+            raise UserError(f"--out {out}: give an image file name ending in .jpg or .png, "
+                            "or an existing folder")
+        if not cv2.haveImageWriter(str(out_path)):
+            raise UserError(f"--out {out}: cannot write {out_path.suffix} images, use .jpg or .png")
+        if not out_path.parent.is_dir():
+            raise UserError(f"--out {out}: the folder {out_path.parent} does not exist: "
+                            "create it first or choose another folder")
+        return [out_path]
+    if out_path.exists() and not out_path.is_dir():
+        raise UserError(f"--out {out} is a file: with several images give a folder instead")
+    if out_path.suffix and not out_path.exists():
+        raise UserError(f"--out {out} names one file: with several images give a folder instead")
+    taken = set(inputs)
+    targets = []
+    for image in images:
+        stem, n = Path(image).stem, 1
+        target = out_path / f"{stem}_annotated.jpg"
+        while _same_file_key(target) in taken:
+            n += 1
+            target = out_path / f"{stem}_annotated-{n}.jpg"
+        taken.add(_same_file_key(target))
+        targets.append(target)
+    return targets
+
+
+def cv2_write(path: Path, image) -> bool:
+    """Write an image atomically; False when OpenCV cannot encode to the file's extension.
+
+    The image is encoded in memory, written to a temporary file beside `path` and renamed over
+    it, so a failure (a full disk, Ctrl-C) leaves no partial file and `path` as it was. OSError
+    when the file cannot be written.
+    """
+    import cv2
+
+    path = Path(path)
+    try:
+        ok, encoded = cv2.imencode(path.suffix, image)
+    except cv2.error:
+        return False
+    if not ok:
+        return False
+    write_bytes_atomic(path, encoded.tobytes())
+    return True
+
+
+def _cmd_audit(args) -> int:
+    from . import data
+    from .audit import audit
+
+    report = audit(data.load(args.data))
+    print(json.dumps(report.to_dict()) if args.json else report.summary())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .speech import LANGUAGES
+    from .training.config import TrainConfig  # no Keras: training's defaults, cheaply
+
+    train_defaults = TrainConfig(data="")
+    parser = argparse.ArgumentParser(prog="python -m emotion", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("predict", help="find faces in photos and name their emotions")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--out", help="annotated image file (one image) or folder (several)")
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--json", action="store_true", help="print one JSON array, an object per image")
+    p.add_argument("--profiles", action="store_true",
+                   help="also find faces turned to the side (detection takes about 4x as long)")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("audit", help="counts, sizes, duplicates and leakage of a dataset")
+    p.add_argument("data", help="image-folder root or fer2013.csv")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_audit)
+
+    p = sub.add_parser("train", help="train a model on FER2013 (folder, fer2013.csv or kaggle)")
+    p.add_argument("--data", required=True, help="image-folder root, fer2013.csv, or 'kaggle'")
+    p.add_argument("--optimizer", choices=["adam", "sgd"], default=train_defaults.optimizer)
+    p.add_argument("--epochs", type=int, default=train_defaults.epochs)
+    p.add_argument("--batch-size", type=int, default=train_defaults.batch_size)
+    p.add_argument("--lr", type=float, default=train_defaults.lr, help="default "
+                   + " or ".join(f"{TrainConfig(data='', optimizer=name).learning_rate:g} ({name})"
+                                 for name in ("adam", "sgd")))
+    p.add_argument("--patience", type=int, default=train_defaults.patience,
+                   help="early-stopping patience in epochs")
+    p.add_argument("--average", type=float, default=train_defaults.average, metavar="FRACTION",
+                   help="average the weights of this last fraction of the epochs, holding the "
+                        "learning rate there (stochastic weight averaging); the average is kept "
+                        "if it scores best on validation")
+    p.add_argument("--minutes", type=float, default=train_defaults.minutes,
+                   help="train for as many epochs (up to --epochs) as fit in this many minutes, "
+                        "the learning-rate schedule fitted to them")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--blocks", type=_blocks, metavar="WxN,...",
+                   help="the network's conv blocks as width x convolutions, default "
+                        + ",".join(f"{w}x{n}" for w, n in train_defaults.blocks))
+    p.add_argument("--tiny", action="store_true",
+                   help="a very small network: for trying the pipeline out in seconds")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--force", action="store_true",
+                   help="replace the model in --out even if it scores better on validation than "
+                        "the new one (otherwise the new one goes to --out/candidate)")
+    p.add_argument("--init", metavar="MODEL",
+                   help="start from this .keras model's weights (fine-tuning, another cycle)")
+    p.add_argument("--out", default=str(DEFAULT_MODEL.parent), help="folder for the model and metrics")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a model on labelled faces")
+    p.add_argument("--data", required=True)
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("webcam", help="live emotions from a camera in a desktop window")
+    p.add_argument("--camera", type=camera_source, default=0,
+                   help="camera index (default 0), or a video file or stream URL")
+    p.add_argument("--speak", action="store_true", help="say the main face's emotion when it changes")
+    p.add_argument("--lang", choices=LANGUAGES, default="en", help="language of --speak")
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.set_defaults(func=cmd_webcam)
+
+    p = sub.add_parser("video", help="annotate a video file, optionally with a per-frame CSV")
+    p.add_argument("input", metavar="IN", help="a video file OpenCV can read (mp4, avi, mov, ...)")
+    p.add_argument("--out", help="annotated video to write (.mp4 or .avi)")
+    p.add_argument("--csv", help="CSV with one row per frame and face")
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.set_defaults(func=cmd_video)
+    return parser
+
+
+def display_available() -> bool:
+    """Whether this OpenCV build can open a window (the headless wheels cannot)."""
+    import cv2
+
+    try:
+        cv2.namedWindow(WINDOW)
+    except cv2.error:
+        return False
+    return True
+
+
+def camera_source(text: str) -> int | str:
+    """A camera index ('0', '1') as an int; anything else (a file, an rtsp:// URL) as given."""
+    return int(text) if text.strip().isdigit() else text
+
+
+def cmd_webcam(args: argparse.Namespace) -> int:
+    """Show the camera with boxes, labels and FPS until `q` (or Esc) is pressed."""
+    import cv2
+
+    if not display_available():
+        print(f"error: {HEADLESS_MESSAGE}", file=sys.stderr)
+        return 2
+    from .live import LiveProcessor
+    from .recognizer import EmotionRecognizer
+    from .speech import DesktopSpeaker
+
+    recognizer = EmotionRecognizer(args.model)
+    speaker = DesktopSpeaker(args.lang) if args.speak else None
+    capture = cv2.VideoCapture(args.camera)
+    try:
+        if not capture.isOpened():
+            raise ValueError(f"camera {args.camera} could not be opened (try --camera 1)")
+        processor = LiveProcessor(recognizer)
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                raise ValueError(f"camera {args.camera} stopped sending frames")
+            result = processor.process(frame)
+            if speaker:
+                main = result.main_face
+                speaker.update(main.label if main else None)
+            cv2.imshow(WINDOW, result.frame)
+            if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                break
+    finally:
+        capture.release()
+        cv2.destroyAllWindows()
+    if speaker:
+        speaker.wait(timeout=5)
+        if speaker.disabled_reason:
+            print(f"note: speech was off: {speaker.disabled_reason}", file=sys.stderr)
+    return 0
+
+
+def _writer_for(path: Path, fps: float, size: tuple[int, int], shown: Path):
+    """An OpenCV writer for `path` (a temporary file); errors name `shown`, the user's --out."""
+    import cv2
+
+    # mp4v is the MPEG-4 encoder every OpenCV wheel has; MJPG for .avi.
+    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
+    writer = cv2.VideoWriter(str(path), fourcc, fps, size)
+    if not writer.isOpened():
+        raise ValueError(f"{shown}: cannot write a video there (use .mp4 or .avi)")
+    return writer
+
+
+def _check_outputs(source: Path, outputs: dict[str, str | None]) -> None:
+    """ValueError, before anything is written, for an output that is the input, a folder, or
+    the same file as another output."""
+    seen: dict[Path, str] = {}
+    for option, value in outputs.items():
+        if not value:
+            continue
+        path = Path(value)
+        if path.is_dir():
+            raise ValueError(f"{option} {value} is a folder: give a file name")
+        if path.exists() and path.resolve() == source.resolve():
+            raise ValueError(f"{option} {value} is the input video: choose another name")
+        if path.resolve() in seen:
+            raise ValueError(f"{option} and {seen[path.resolve()]} name the same file: {value}")
+        seen[path.resolve()] = option
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    """Annotate every frame of a video; progress on stderr, a one-line JSON summary on stdout."""
+    import cv2
+    from tqdm import tqdm
+
+    from .live import LiveProcessor
+    from .recognizer import EmotionRecognizer
+
+    source = Path(args.input)
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: no such file")
+    _check_outputs(source, {"--out": args.out, "--csv": args.csv})
+    capture = cv2.VideoCapture(str(source))
+    ok, frame = capture.read() if capture.isOpened() else (False, None)
+    if not ok:
+        capture.release()
+        raise ValueError(f"{source}: not a readable video (expected mp4, avi, mov, mkv or webm)")
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    fps = fps if fps and fps > 0 else 25.0  # some containers do not say; 25 keeps times sensible
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+
+    processor = LiveProcessor(EmotionRecognizer(args.model), draw_fps=False)
+    out_path = Path(args.out) if args.out else None
+    csv_path = Path(args.csv) if args.csv else None
+    # Outputs are written to temporary files beside their targets and renamed only once every
+    # frame is in: a failure or Ctrl-C removes them and leaves whatever was at the targets.
+    pending: dict[Path, Path] = {}  # temporary file -> its target
+    writer = rows = None
+    frames = faces_seen = 0
+    labels: dict[str, int] = {}
+    try:
+        with contextlib.ExitStack() as closing:
+            if out_path:
+                out_path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = temp_beside(out_path)
+                pending[tmp] = out_path
+                writer = _writer_for(tmp, fps, (frame.shape[1], frame.shape[0]), shown=out_path)
+                closing.callback(writer.release)
+            if csv_path:
+                csv_path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = temp_beside(csv_path)
+                pending[tmp] = csv_path
+                rows = csv.writer(closing.enter_context(open(tmp, "w", newline="")))
+                rows.writerow(CSV_HEADER)
+            with tqdm(total=total, unit="frame", file=sys.stderr, desc=source.name) as bar:
+                while ok:
+                    # Times come from the frame number, so smoothing follows the video, not the CPU.
+                    t = frames / fps
+                    result = processor.process(frame, t=t)
+                    if writer:
+                        writer.write(result.frame)
+                    for face in result.faces:
+                        faces_seen += 1
+                        labels[face.label] = labels.get(face.label, 0) + 1
+                        if rows:
+                            b = face.box
+                            rows.writerow([frames, f"{t:.3f}", face.face_id, b.x, b.y, b.w, b.h,
+                                           face.label, f"{face.confidence:.4f}",
+                                           *(f"{face.probabilities[e]:.4f}" for e in EMOTIONS)])
+                    frames += 1
+                    bar.update(1)
+                    ok, frame = capture.read()
+        # Both were closed above, before the rename: the mp4's index is written on release.
+        for tmp, target in list(pending.items()):
+            replace_atomically(tmp, target)
+            del pending[tmp]
+    except OSError as exc:
+        # A full disk or a folder we may not write to: one line; the partial files go below.
+        names = ", ".join(str(t) for t in pending.values()) or "the outputs"
+        raise ValueError(f"{names}: could not be written ({exc.strerror or exc}): "
+                         "check the folder's space and permissions") from None
+    finally:
+        capture.release()
+        for tmp in pending:
+            tmp.unlink(missing_ok=True)
+    stats = processor.stats()
+    print(json.dumps({"input": str(source), "frames": frames, "fps": round(fps, 3),
+                      "frames_with_faces": stats.frames_with_faces, "faces": faces_seen,
+                      "labels": labels, "mean_process_ms": round(stats.mean_process_ms, 1),
+                      "out": str(out_path) if out_path else None, "csv": args.csv}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .data import DataError
+
+    try:
+        return args.func(args)
+    except (UserError, DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file that cannot be read or written: one line, not a traceback
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,77 @@
+"""Writing files atomically: a temporary file beside the target, then one rename over it.
+
+Every output of the package (models, metrics, caches, clips, annotated images and videos,
+uploads) goes through here, so a failure or Ctrl-C part-way leaves no half-written file and
+whatever was at the target as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Callable
+
+
+def temp_beside(target: str | Path) -> Path:
+    """A new, empty, hidden file in `target`'s folder, ending in its extension (OpenCV and Keras
+    pick the format by it), for writing `target` atomically; its folder must exist.
+
+    Made with the usual permissions (umask), not tempfile.mkstemp's owner-only ones, since it
+    becomes the output.
+    """
+    target = Path(target)
+    for _ in range(100):
+        tmp = target.with_name(f".{target.stem}.partial-{secrets.token_hex(4)}{target.suffix}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"{target.parent}: could not make a temporary file there")
+
+
+def replace_atomically(tmp: str | Path, target: str | Path) -> None:
+    """Rename the finished `tmp` over `target`: readers see the old file or the whole new one."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the data reaches the disk before the rename does, so a crash cannot swap in a hole
+    finally:
+        os.close(fd)
+    os.replace(tmp, target)
+
+
+def write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """`write(tmp)` fills a temporary file beside `path`, which is then renamed over `path`.
+
+    If `write` raises (or the rename fails) the temporary file is removed and `path` is left as
+    it was. The folder must exist.
+    """
+    path = Path(path)
+    tmp = temp_beside(path)
+    try:
+        write(tmp)
+        replace_atomically(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """`path` holds `data`, all of it or (on a failure) whatever it held before."""
+    return write_atomically(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """`path` holds `text` (UTF-8), all of it or (on a failure) whatever it held before."""
+    return write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError: which file, and what went wrong with it."""
+    if exc.filename is None or not exc.strerror:  # a message of our own (a missing model, say)
+        return str(exc)
+    if isinstance(exc, PermissionError):
+        return f"{exc.filename}: permission denied (check its permissions and its folder's)"
+    return f"{exc.filename}: {exc.strerror[0].lower()}{exc.strerror[1:]}"

@@ -1,0 +1,118 @@
+"""What a training run is given and what it reports. No Keras: the CLI, the jobs and the pages
+import this without loading TensorFlow."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from ..config import MODELS_DIR, SEED
+from ..evaluate import Evaluation
+from ..model import DEFAULT_BLOCKS
+
+TINY_BLOCKS = ((8, 1), (16, 1))  # for trying the pipeline out in seconds
+STATE_DIR = ".train-state"  # in `out`: an interrupted run's state, what --resume continues from
+CANDIDATE_DIR = "candidate"  # in `out`: a new model that scored below the one already there
+COSINE_FLOOR = 0.01  # the learning rate decays to 1% of its start
+
+
+class TrainError(ValueError):
+    """A run that cannot start, or whose model must not be written: one line for the user."""
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    optimizer: str = "adam"
+    epochs: int = 60
+    batch_size: int = 64
+    lr: float | None = None  # None: 1e-3 for Adam, 1e-2 for SGD
+    augment: bool = True
+    label_smoothing: float = 0.1
+    patience: int = 15
+    blocks: tuple[tuple[int, int], ...] = DEFAULT_BLOCKS
+    out: str = str(MODELS_DIR)
+    resume: bool = False
+    init: str | None = None  # start from this model's weights (another cosine cycle, fine-tuning)
+    minutes: float | None = None  # stop after as many epochs as fit in this time, schedule fitted to them
+    average: float = 0.0  # average the weights of this last fraction of the epochs (SWA); 0: off
+    seed: int = SEED
+    force: bool = False  # replace the model in `out` even when it scores better on validation
+    verbose: int = 1
+
+    @property
+    def learning_rate(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        return 1e-3 if self.optimizer == "adam" else 1e-2
+
+    @property
+    def per_epoch_schedule(self) -> bool:
+        """Whether a callback sets the rate each epoch (the epochs are planned, or some held)."""
+        return bool(self.minutes or self.average)
+
+
+class Stage(str, Enum):
+    """What a run is doing; `text` says it to a person."""
+
+    TRAINING = "training"
+    CHOOSING = "choosing"
+
+    @property
+    def text(self) -> str:
+        return {
+            Stage.TRAINING: "training",
+            Stage.CHOOSING: "recomputing batch-norm statistics and choosing the model on validation",
+        }[self]
+
+
+@dataclass
+class Progress:
+    """Where a training run is: sent to `on_progress` after every batch and epoch."""
+
+    epoch: int  # 1-based
+    epochs: int
+    step: int
+    steps: int
+    logs: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    epoch_end: bool = False
+    elapsed_s: float = 0.0
+    stage: Stage = Stage.TRAINING
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    model_path: Path
+    evaluation: Evaluation | None
+    history: list[dict[str, float]]
+    stopped_early: bool = False
+    cancelled: bool = False
+    train_seconds: float = 0.0
+    kept_previous: bool = False  # the model already in `out` scored better: the new one is beside it
+
+
+@dataclass
+class EpochPlan:
+    """How many epochs the run will train: --epochs, or what --minutes fits, once timed.
+
+    Shared by the callbacks that need it, and saved so that --resume keeps the plan."""
+
+    epochs: int
+    path: Path | None = None
+
+    @classmethod
+    def load(cls, path: Path, epochs: int) -> EpochPlan:
+        saved = json.loads(path.read_text())["epochs"] if path.is_file() else epochs
+        return cls(saved, path)
+
+    @property
+    def fixed(self) -> bool:
+        """Whether the plan was saved (timed) already."""
+        return self.path is not None and self.path.is_file()
+
+    def save(self) -> None:
+        self.path.write_text(json.dumps({"epochs": self.epochs}))

@@ -1,0 +1,140 @@
+"""`train(config)`: data, model, compile, fit, choose, write, read top to bottom.
+
+The model and its metrics and plots are written into `config.out` only once they are complete;
+`on_progress` and `should_stop` let a caller (the Training page) follow and cancel.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import keras
+
+from .. import data as data_module
+from ..config import MODEL_FILE
+from ..evaluate import evaluate_model
+from ..model import build_model
+from .artifacts import build_metrics, write_artifacts
+from .callbacks import (CosineSchedule, EpochRandomness, ProgressReporter, TimeBudget,
+                        WeightAverager, log)
+from .config import (CANDIDATE_DIR, COSINE_FLOOR, EpochPlan, Progress, Stage, TrainConfig,
+                     TrainError, TrainResult)
+from .datasets import Batches, trainable
+from .selection import choose_model, is_finite, keeps_previous, load_initial_weights
+from .state import RunState
+
+
+def train(
+    config: TrainConfig,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    dataset: data_module.Dataset | None = None,
+) -> TrainResult:
+    """Train a model on `config.data` and write it with its metrics and plots into `config.out`."""
+    keras.utils.set_random_seed(config.seed)
+    out, state = Path(config.out), RunState(Path(config.out))
+    if config.resume:
+        state.check_resumable(config)
+
+    # The data and the network, both checked before anything in `out` changes.
+    dataset = dataset or data_module.load(config.data)
+    train_split, val_split, test_split = data_module.training_splits(dataset)
+    log(config, f"data: {dataset.report.source}: train {len(train_split)}, validation "
+                f"{len(val_split)}, test {len(test_split) if test_split else 0}")
+    model = build_model(config.blocks)
+    if config.init:
+        load_initial_weights(model, Path(config.init))
+    state.begin(config)
+
+    # Fit, with the augmentation in front of the network.
+    batches = Batches(train_split, config.batch_size, training=True, seed=config.seed)
+    fitted = trainable(model, config.augment)
+    fitted.compile(optimizer=make_optimizer(config, steps=len(batches)), metrics=["accuracy"],
+                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing))
+    plan = EpochPlan.load(state.plan, config.epochs)  # --minutes plans it after the second epoch
+    reporter = ProgressReporter(plan=plan, steps=len(batches), history_path=state.history,
+                                on_progress=on_progress, should_stop=should_stop)
+    averager = WeightAverager(config=config, network=model, plan=plan, path=state.average)
+    started = time.monotonic()
+    try:
+        fitted.fit(batches, validation_data=Batches(val_split, 512, training=False, seed=config.seed),
+                   epochs=config.epochs, shuffle=False, verbose=config.verbose,
+                   callbacks=make_callbacks(config, state=state, plan=plan, batches=batches,
+                                            reporter=reporter, averager=averager, started=started))
+    except BaseException:
+        state.after_failure(config)
+        raise
+    seconds = state.prior_seconds + (time.monotonic() - started)
+    if reporter.cancelled:
+        log(config, "training cancelled: the previous model is left as it was")
+        return TrainResult(out_dir=out, model_path=out / MODEL_FILE, evaluation=None,
+                           history=reporter.history, cancelled=True, train_seconds=seconds)
+
+    # Choose on validation, check, and write.
+    history, model, choice = reporter.history, state.best_model() or model, None
+    if len(val_split):
+        reporter.announce(Stage.CHOOSING)
+        model, choice = choose_model(config, model, averager, train_split, val_split)
+    if not is_finite(model, val_split.images if len(val_split) else train_split.images):
+        state.discard()  # a diverged run is not worth resuming
+        raise TrainError(f"training diverged (loss {history[-1]['loss'] if history else 'nan'}): "
+                         f"nothing was written and {out} is as it was; train again with a lower "
+                         f"--lr (this run used {config.learning_rate:g})")
+    evaluation = evaluate_model(model, test_split.images, test_split.labels) if test_split else None
+    metrics = build_metrics(config=config, dataset=dataset, splits=(train_split, val_split, test_split),
+                            evaluation=evaluation, history=history, seconds=seconds,
+                            stopped_early=len(history) < plan.epochs, commands=state.commands,
+                            epochs=plan.epochs, averaged=averager.epochs, choice=choice)
+    kept = keeps_previous(config, model, out / MODEL_FILE, val_split)
+    target = out / CANDIDATE_DIR if kept else out
+    write_artifacts(model, metrics, history, target)
+    state.discard()
+    if kept:
+        log(config, f"kept the model already in {out}: it scores {kept[0]:.4f} on this run's "
+                    f"validation faces, the new one {kept[1]:.4f}. The new model and its metrics "
+                    f"are in {target}; train with --force to replace the old one regardless.")
+    if evaluation:
+        log(config, f"test accuracy {evaluation.accuracy:.4f}, macro-F1 {evaluation.macro_f1:.4f}")
+    return TrainResult(out_dir=out, model_path=target / MODEL_FILE, evaluation=evaluation,
+                       history=history, stopped_early=metrics["stopped_early"],
+                       train_seconds=seconds, kept_previous=kept is not None)
+
+
+def make_optimizer(config: TrainConfig, steps: int) -> keras.optimizers.Optimizer:
+    """Adam or Nesterov SGD; with cosine decay over the run's steps, or a plain rate that
+    `CosineSchedule` sets each epoch."""
+    lr = config.learning_rate
+    if not config.per_epoch_schedule:
+        lr = keras.optimizers.schedules.CosineDecay(
+            lr, decay_steps=max(1, steps * config.epochs), alpha=COSINE_FLOOR)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}: expected adam or sgd")
+
+
+def make_callbacks(config: TrainConfig, *, state: RunState, plan: EpochPlan, batches: Batches,
+                   reporter: ProgressReporter, averager: WeightAverager,
+                   started: float) -> list[keras.callbacks.Callback]:
+    """Backup for --resume, the best epoch, early stopping, the ledger's clock, a stop on NaN,
+    progress, the per-epoch randomness, and the schedule, time budget and average when asked."""
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(state.backup), delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(str(state.best), monitor="val_accuracy", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience),
+        keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: state.record(time.monotonic() - started)),
+        keras.callbacks.TerminateOnNaN(),
+        reporter,
+        EpochRandomness(batches),
+    ]
+    if config.per_epoch_schedule:
+        callbacks.append(CosineSchedule(config, plan))
+    if config.minutes:
+        callbacks.append(TimeBudget(config=config, plan=plan, spent_s=state.prior_seconds))
+    if config.average:
+        callbacks.append(averager)
+    return callbacks
