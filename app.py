@@ -10,12 +10,12 @@ from emotion.config import PROJECT_ROOT
 
 # (file, title, icon, what it does): the sidebar and the home page's links both come from here.
 PAGES = [
-    ("pages/1_Photo.py", "Photo", ":material/photo_camera:",
+    ("app_pages/1_Photo.py", "Photo", ":material/photo_camera:",
      "upload a photo and get every face's emotion, with downloads"),
-    ("pages/2_Webcam.py", "Webcam", ":material/videocam:", "live emotions from your camera"),
-    ("pages/3_Training.py", "Training", ":material/model_training:",
+    ("app_pages/2_Webcam.py", "Webcam", ":material/videocam:", "live emotions from your camera"),
+    ("app_pages/3_Training.py", "Training", ":material/model_training:",
      "train a new model and make it the app's model"),
-    ("pages/4_Dataset.py", "Dataset", ":material/dataset:",
+    ("app_pages/4_Dataset.py", "Dataset", ":material/dataset:",
      "class balance, sample faces, duplicates and leakage"),
 ]
 PAGES = [p for p in PAGES if (PROJECT_ROOT / p[0]).is_file()]  # a missing page is left out

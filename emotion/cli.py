@@ -43,14 +43,19 @@ class UserError(Exception):
 
 def _check_train_options(args) -> None:
     """UserError naming the first option that cannot train a useful model; nothing touched yet."""
+    from .training.config import TrainConfig
+
+    default = TrainConfig(data="")
     if args.epochs < 1:
-        raise UserError(f"--epochs {args.epochs}: give at least 1 epoch (the default is 60)")
+        raise UserError(f"--epochs {args.epochs}: give at least 1 epoch (the default is {default.epochs})")
     if args.batch_size < 1:
-        raise UserError(f"--batch-size {args.batch_size}: give at least 1 (the default is 64)")
+        raise UserError(f"--batch-size {args.batch_size}: give at least 1 (the default is "
+                        f"{default.batch_size})")
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
         raise UserError(f"--lr {args.lr}: give a positive learning rate, such as 1e-3")
     if args.patience < 0:
-        raise UserError(f"--patience {args.patience}: give 0 or more epochs (the default is 15)")
+        raise UserError(f"--patience {args.patience}: give 0 or more epochs (the default is "
+                        f"{default.patience})")
     if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
         raise UserError(f"--minutes {args.minutes:g}: give a positive time limit, such as 60")
     if not 0 <= args.average <= 1:
@@ -62,9 +67,10 @@ def _check_train_options(args) -> None:
 
 def _cmd_train(args) -> int:
     from .training.config import TINY_BLOCKS, TrainConfig
+
+    _check_train_options(args)  # before Keras loads: a mistake is told in a moment
     from .training.loop import train
 
-    _check_train_options(args)
     config = TrainConfig(
         data=args.data, optimizer=args.optimizer, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, augment=not args.no_augment, out=args.out, resume=args.resume,
@@ -233,7 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .training.config import TrainConfig  # no Keras: training's defaults, cheaply
 
     train_defaults = TrainConfig(data="")
-    parser = argparse.ArgumentParser(prog="python -m emotion", description=__doc__.split("\n")[0])
+    # `emotion` when started by the installed command, `python -m emotion` otherwise.
+    prog = "emotion" if Path(sys.argv[0]).name == "emotion" else "python -m emotion"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("predict", help="find faces in photos and name their emotions")

@@ -66,7 +66,7 @@ def test_home_names_the_model_and_its_accuracy(app_model):
     caption = next(c for c in texts(at, "caption") if str(app_model) in c)
     assert "40 epochs" in caption and "models/first_cycle.keras" in caption
     # Every page that exists is linked.
-    assert len(at.get("page_link")) == len(list((PROJECT_ROOT / "pages").glob("[0-9]_*.py")))
+    assert len(at.get("page_link")) == len(list((PROJECT_ROOT / "app_pages").glob("[0-9]_*.py")))
 
 
 def test_home_shows_the_shipped_models_path_relative_to_the_project(monkeypatch):
@@ -121,7 +121,7 @@ def test_photo_page_upload_of_the_astronaut_shows_her_emotion():
     needs_model()
     skimage_data = pytest.importorskip("skimage.data")
     _, png = cv2.imencode(".png", cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
-    at = page("pages/1_Photo.py").run()
+    at = page("app_pages/1_Photo.py").run()
     assert not at.exception
     at.file_uploader[0].set_value(("astronaut.png", png.tobytes(), "image/png")).run()
     assert not at.exception
@@ -139,7 +139,7 @@ def test_photo_page_upload_of_the_astronaut_shows_her_emotion():
 
 def test_photo_page_bad_upload_shows_an_error_not_a_traceback():
     needs_model()
-    at = page("pages/1_Photo.py").run()
+    at = page("app_pages/1_Photo.py").run()
     at.file_uploader[0].set_value(("notes.png", b"just some text\n", "image/png")).run()
     assert not at.exception
     assert any("not a readable image" in e for e in texts(at, "error"))
@@ -147,7 +147,7 @@ def test_photo_page_bad_upload_shows_an_error_not_a_traceback():
 
 def test_photo_page_samples_and_the_no_face_tips():
     needs_model()
-    at = page("pages/1_Photo.py").run()
+    at = page("app_pages/1_Photo.py").run()
     at.radio[0].set_value("Use a sample photo").run()
     samples = {p.name: p for p in photo.sample_photos()}
     at.selectbox[0].set_value(samples["astronaut.jpg"]).run()
@@ -164,7 +164,7 @@ def test_photo_page_samples_and_the_no_face_tips():
 def training_page(app_model, tmp_path, monkeypatch):
     monkeypatch.setattr(jobs.MANAGER, "runs_dir", tmp_path / "runs")
     monkeypatch.delenv("EMOTION_DISABLE_TRAINING", raising=False)
-    yield page("pages/3_Training.py")
+    yield page("app_pages/3_Training.py")
     job = jobs.MANAGER.current
     if job is not None:
         job.cancel()
@@ -236,7 +236,7 @@ def test_training_page_passes_a_time_limit_and_weight_averaging(training_page):
 
 def test_training_page_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("EMOTION_DISABLE_TRAINING", "1")
-    at = page("pages/3_Training.py").run()
+    at = page("app_pages/3_Training.py").run()
     assert not at.exception
     assert any("turned off" in w for w in texts(at, "warning"))
     assert not at.button
@@ -256,7 +256,7 @@ def test_training_page_refuses_a_missing_path(training_page, tmp_path):
 
 def test_dataset_page_shows_the_counts():
     needs_sample()
-    at = page("pages/4_Dataset.py")
+    at = page("app_pages/4_Dataset.py")
     at.session_state["dataset_path"] = str(SAMPLE_CSV)  # skip auditing the full default folder
     at.run()
     assert not at.exception
@@ -268,7 +268,7 @@ def test_dataset_page_shows_the_counts():
 
 
 def test_dataset_page_explains_a_bad_path(tmp_path):
-    at = page("pages/4_Dataset.py")
+    at = page("app_pages/4_Dataset.py")
     at.session_state["dataset_path"] = str(tmp_path / "missing")
     at.run()
     assert not at.exception
@@ -276,7 +276,7 @@ def test_dataset_page_explains_a_bad_path(tmp_path):
 
 
 def test_photo_page_without_a_model_explains_what_to_do(app_model):
-    at = page("pages/1_Photo.py").run()
+    at = page("app_pages/1_Photo.py").run()
     at.radio[0].set_value("Use a sample photo").run()
     assert not at.exception
     assert any("could not be loaded" in e and str(app_model) in e for e in texts(at, "error"))
@@ -295,7 +295,7 @@ def test_photo_page_without_a_model_explains_what_to_do(app_model):
     ],
 )
 def test_dataset_page_shows_hostile_data_as_an_error(hostile, name, words):
-    at = page("pages/4_Dataset.py")
+    at = page("app_pages/4_Dataset.py")
     at.session_state["dataset_path"] = str(hostile[name])
     at.run()
     assert not at.exception
@@ -305,10 +305,10 @@ def test_dataset_page_shows_hostile_data_as_an_error(hostile, name, words):
 @pytest.mark.parametrize(
     "page_file, name, words",
     [
-        ("pages/1_Photo.py", "two_outputs.keras", "gives 2 outputs per face, not 7"),
-        ("pages/1_Photo.py", "truncated.keras", "damaged or incomplete file"),
-        ("pages/2_Webcam.py", "wrong_input.keras", "takes input of shape (None, 64, 64, 3)"),
-        ("pages/2_Webcam.py", "ten_outputs.keras", "gives 10 outputs per face, not 7"),
+        ("app_pages/1_Photo.py", "two_outputs.keras", "gives 2 outputs per face, not 7"),
+        ("app_pages/1_Photo.py", "truncated.keras", "damaged or incomplete file"),
+        ("app_pages/2_Webcam.py", "wrong_input.keras", "takes input of shape (None, 64, 64, 3)"),
+        ("app_pages/2_Webcam.py", "ten_outputs.keras", "gives 10 outputs per face, not 7"),
     ],
 )
 def test_photo_and_webcam_pages_refuse_a_model_of_the_wrong_shape(app_model, hostile_models,
@@ -335,6 +335,6 @@ def test_the_upload_limits_are_set_in_one_place_and_stated_on_the_photo_page():
     # The server refuses any upload over the image file limit; the Photo page's own is lower.
     assert server["maxUploadSize"] == images.DEFAULT_MAX_MB
     assert photo.MAX_UPLOAD_MB <= server["maxUploadSize"]
-    at = page("pages/1_Photo.py").run()
+    at = page("app_pages/1_Photo.py").run()
     assert not at.exception
     assert f"at most {photo.MAX_UPLOAD_MB} MB" in at.get("file_uploader")[0].proto.label

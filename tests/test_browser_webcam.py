@@ -36,7 +36,7 @@ from emotion.app.webrtc import STATS_ENV
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-WEBCAM_PAGE = PROJECT_ROOT / "pages" / "2_Webcam.py"
+WEBCAM_PAGE = PROJECT_ROOT / "app_pages" / "2_Webcam.py"
 FRAME_SIZE = (640, 480)  # width, height, as the page asks the camera for
 # The moving test's measuring window, from the first processed frame: long enough to cover four
 # loops of the 5 s clip (every pose several times), short enough for a test.

@@ -186,10 +186,10 @@ if message := st.session_state.pop("model_message", None):
 info = registry.model_info()
 if info.exists:
     st.write(
-        f"`{info.path}`, saved {info.modified:%Y-%m-%d %H:%M}, test accuracy {info.accuracy_text}."
+        f"`{info.shown_path}`, saved {info.modified:%Y-%m-%d %H:%M}, test accuracy {info.accuracy_text}."
     )
 else:
-    st.write(f"No model at `{info.path}` yet.")
+    st.write(f"No model at `{info.shown_path}` yet.")
 if registry.has_backup():
     backup = registry.model_info(registry.backup_dir() / MODEL_FILE)
     st.caption(
