@@ -125,14 +125,14 @@ if job is not None:
     st.caption(formatting.run_description(job))
     live(job)
 
-    if job.state == jobs.FAILED:
+    if job.state == jobs.JobState.FAILED:
         st.error(f"Training failed: {job.error}")
         if job.details:
             with st.expander("Technical details"):
                 st.code(job.details)
-    elif job.state == jobs.CANCELLED:
+    elif job.state == jobs.JobState.CANCELLED:
         st.warning("Training was cancelled: nothing was written to the app's model.")
-    elif job.state == jobs.DONE and job.evaluation is not None:
+    elif job.state == jobs.JobState.DONE and job.evaluation is not None:
         evaluation, split = job.evaluation, job.evaluated_on
         m1, m2, m3 = st.columns(3)
         m1.metric(f"Accuracy ({split})", f"{evaluation.accuracy:.1%}")

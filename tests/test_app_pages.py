@@ -190,7 +190,7 @@ def test_training_page_trains_shows_the_confusion_matrix_and_promotes(training_p
     job = jobs.MANAGER.current
     assert job is not None and job.run_dir.parent == jobs.MANAGER.runs_dir
     assert job.wait(600), "training did not finish in 10 minutes"
-    assert job.state == jobs.DONE, job.error
+    assert job.state == jobs.JobState.DONE, job.error
 
     at.run()
     assert not at.exception

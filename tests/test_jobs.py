@@ -86,7 +86,7 @@ def test_a_job_with_missing_data_fails_with_the_loader_message(tmp_path):
     manager = jobs.JobManager(tmp_path / "runs")
     job = manager.start(TrainConfig(data=str(tmp_path / "nowhere.csv"), epochs=1))
     assert job.wait(60)
-    assert job.state == jobs.FAILED
+    assert job.state == jobs.JobState.FAILED
     assert "nowhere.csv" in job.error and "no such file" in job.error
     assert job.details is None  # a data mistake needs no traceback
     assert job.run_dir.parent == tmp_path / "runs"
@@ -108,7 +108,7 @@ def test_a_job_that_fails_unexpectedly_says_what_happened_and_what_to_do(tmp_pat
     manager = jobs.JobManager(tmp_path / "runs")
     job = manager.start(TrainConfig(data=str(data), epochs=1))
     assert job.wait(120)
-    assert job.state == jobs.FAILED
+    assert job.state == jobs.JobState.FAILED
     assert not job.error.startswith("ValueError"), job.error
     assert "unexpected error in keras" in job.error and "Start it again" in job.error
     assert "nothing was written to the app's model" in job.error
@@ -152,7 +152,7 @@ def test_a_cancelled_job_stops_and_leaves_no_model(tmp_path):
         manager.start(TrainConfig(data="x"))
     job.cancel()  # stops after the first batch
     assert job.wait(300)
-    assert job.state == jobs.CANCELLED, job.error
+    assert job.state == jobs.JobState.CANCELLED, job.error
     assert not (job.run_dir / registry.MODEL_FILE).exists()
     assert "cancelled" in job.status_text
 
@@ -176,7 +176,7 @@ def test_new_run_folders_never_collide(tmp_path):
 def test_status_says_what_a_run_does_after_its_last_epoch(tmp_path):
     from emotion.training import Progress, Stage
 
-    job = jobs.Job(TrainConfig(data="x"), tmp_path, state=jobs.RUNNING)
+    job = jobs.Job(TrainConfig(data="x"), tmp_path, state=jobs.JobState.RUNNING)
     job.progress = Progress(3, 3, 10, 10, {"loss": 1.2, "accuracy": 0.5}, epoch_end=True,
                             elapsed_s=42)
     assert job.status_text.startswith("epoch 3/3, batch 10/10, loss 1.200, accuracy 50.0%")

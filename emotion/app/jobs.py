@@ -13,6 +13,7 @@ import types
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,14 @@ from .formatting import file_problem
 # Each run trains into its own folder here; EMOTION_RUNS_DIR moves them (screenshots, demos).
 RUNS_DIR = Path(os.environ.get("EMOTION_RUNS_DIR", MODELS_DIR / "runs"))
 
-QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
+
+class JobState(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
 
 # The Training page's settings start from these, as the command line's do.
 TRAIN_DEFAULTS = TrainConfig(data="")
@@ -60,7 +68,7 @@ class Job:
 
     config: TrainConfig
     run_dir: Path
-    state: str = QUEUED
+    state: JobState = JobState.QUEUED
     progress: Progress | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     result: TrainResult | None = None
@@ -76,13 +84,13 @@ class Job:
 
     @property
     def active(self) -> bool:
-        return self.state in (QUEUED, RUNNING)
+        return self.state in (JobState.QUEUED, JobState.RUNNING)
 
     @property
     def fraction(self) -> float:
         """How far the run is, 0..1, counting batches over all epochs."""
         p = self.progress
-        if self.state == DONE:
+        if self.state == JobState.DONE:
             return 1.0
         if p is None or not p.epochs or not p.steps:
             return 0.0
@@ -91,11 +99,11 @@ class Job:
     @property
     def status_text(self) -> str:
         p = self.progress
-        if self.state == QUEUED or (self.state == RUNNING and p is None):
+        if self.state == JobState.QUEUED or (self.state == JobState.RUNNING and p is None):
             return "loading data and building the model..."
-        if self.state == RUNNING and p.stage != Stage.TRAINING:
+        if self.state == JobState.RUNNING and p.stage != Stage.TRAINING:
             return f"{p.stage.text}, {p.elapsed_s:.0f} s"
-        if self.state == RUNNING:
+        if self.state == JobState.RUNNING:
             loss = p.logs.get("loss")
             acc = p.logs.get("accuracy")
             parts = [f"epoch {p.epoch}/{p.epochs}", f"batch {p.step}/{p.steps}"]
@@ -105,11 +113,11 @@ class Job:
                 parts.append(f"accuracy {acc:.1%}")
             parts.append(f"{p.elapsed_s:.0f} s")
             return ", ".join(parts)
-        if self.state == DONE and self.evaluation:
+        if self.state == JobState.DONE and self.evaluation:
             return f"finished: {self.evaluated_on} accuracy {self.evaluation.accuracy:.1%}"
-        if self.state == DONE:
+        if self.state == JobState.DONE:
             return "finished"
-        if self.state == CANCELLED:
+        if self.state == JobState.CANCELLED:
             return "cancelled: nothing was written to the app's model"
         return f"failed: {self.error}"
 
@@ -145,7 +153,7 @@ class Job:
                     else:
                         continue
                 if kind == "progress":
-                    self.state = RUNNING
+                    self.state = JobState.RUNNING
                     self.progress = payload
                     if payload.epoch_end or len(payload.history) != len(self.history):
                         self.history = list(payload.history)
@@ -157,7 +165,7 @@ class Job:
                         evaluated_on,
                     )
                     self.history = result.history or self.history
-                    self.state = CANCELLED if result.cancelled else DONE
+                    self.state = JobState.CANCELLED if result.cancelled else JobState.DONE
                     return
                 elif kind == "error":
                     self._fail(*payload)
@@ -167,7 +175,7 @@ class Job:
             process.join(10)
 
     def _fail(self, message: str, details: str | None = None) -> None:
-        self.error, self.details, self.state = message, details, FAILED
+        self.error, self.details, self.state = message, details, JobState.FAILED
 
 
 def _child(config: TrainConfig, messages, stop) -> None:

@@ -114,7 +114,7 @@ def _backend_version() -> dict[str, str]:
     return {name: __import__(name).__version__}
 
 
-def write_artifacts(model: keras.Model, metrics: dict, history: list[dict[str, float]],
+def write_artifacts(model: keras.Model, *, metrics: dict, history: list[dict[str, float]],
                     out: Path) -> None:
     """Write model, metrics.json, history.csv and plots into a staging folder, then move each in."""
     from ..plots import plot_confusion, plot_history

@@ -11,6 +11,7 @@ from typing import Callable
 import keras
 import numpy as np
 
+from ..files import write_atomically
 from .artifacts import append_history, read_history
 from .config import COSINE_FLOOR, EpochPlan, Progress, Stage, TrainConfig
 from .datasets import Batches
@@ -116,10 +117,8 @@ class WeightAverager(keras.callbacks.Callback):
         self.mean = weights if self.mean is None else [
             m + (w - m) / (n + 1) for m, w in zip(self.mean, weights)]
         self.epochs.append(epoch + 1)
-        staging = self.path.with_suffix(".tmp.npz")
-        np.savez(staging, epochs=np.array(self.epochs),
-                 **{f"w{i}": m for i, m in enumerate(self.mean)})
-        staging.replace(self.path)
+        write_atomically(self.path, lambda tmp: np.savez(
+            tmp, epochs=np.array(self.epochs), **{f"w{i}": m for i, m in enumerate(self.mean)}))
 
 
 class TimeBudget(keras.callbacks.Callback):

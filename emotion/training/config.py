@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..config import MODELS_DIR, SEED
 from ..evaluate import Evaluation
+from ..files import write_text_atomic
 from ..model import DEFAULT_BLOCKS
 
 TINY_BLOCKS = ((8, 1), (16, 1))  # for trying the pipeline out in seconds
@@ -115,4 +116,4 @@ class EpochPlan:
         return self.path is not None and self.path.is_file()
 
     def save(self) -> None:
-        self.path.write_text(json.dumps({"epochs": self.epochs}))
+        write_text_atomic(self.path, json.dumps({"epochs": self.epochs}))

@@ -76,7 +76,8 @@ def train(
     history, model, choice = reporter.history, state.best_model() or model, None
     if len(val_split):
         reporter.announce(Stage.CHOOSING)
-        model, choice = choose_model(config, model, averager, train_split, val_split)
+        model, choice = choose_model(config, best=model, averager=averager, train_split=train_split,
+                                     val_split=val_split)
     if not is_finite(model, val_split.images if len(val_split) else train_split.images):
         state.discard()  # a diverged run is not worth resuming
         raise TrainError(f"training diverged (loss {history[-1]['loss'] if history else 'nan'}): "
@@ -87,9 +88,9 @@ def train(
                             evaluation=evaluation, history=history, seconds=seconds,
                             stopped_early=len(history) < plan.epochs, commands=state.commands,
                             epochs=plan.epochs, averaged=averager.epochs, choice=choice)
-    kept = keeps_previous(config, model, out / MODEL_FILE, val_split)
+    kept = keeps_previous(config, model=model, previous=out / MODEL_FILE, val_split=val_split)
     target = out / CANDIDATE_DIR if kept else out
-    write_artifacts(model, metrics, history, target)
+    write_artifacts(model, metrics=metrics, history=history, out=target)
     state.discard()
     if kept:
         log(config, f"kept the model already in {out}: it scores {kept[0]:.4f} on this run's "

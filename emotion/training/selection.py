@@ -44,7 +44,7 @@ def recompute_batch_norm(model: keras.Model, images: np.ndarray, batch_size: int
             layer.rate = rate
 
 
-def choose_model(config: TrainConfig, best: keras.Model, averager: WeightAverager,
+def choose_model(config: TrainConfig, *, best: keras.Model, averager: WeightAverager,
                  train_split: Split, val_split: Split) -> tuple[keras.Model, dict]:
     """The best epoch as trained, the same with its batch-norm statistics recomputed, or the
     averaged weights: whichever scores highest on validation, and every candidate's score."""
@@ -75,7 +75,7 @@ def is_finite(model: keras.Model, faces: np.ndarray) -> bool:
     return bool(np.isfinite(model.predict(normalise(faces[:64]), verbose=0)).all())
 
 
-def keeps_previous(config: TrainConfig, model: keras.Model, previous: Path,
+def keeps_previous(config: TrainConfig, *, model: keras.Model, previous: Path,
                    val_split: Split) -> tuple[float, float] | None:
     """(old, new) validation accuracy when the model already at `previous` scores better than
     `model` and so stays; None when `model` may replace it (no usable old model, no validation

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import keras
 
+from ..files import write_text_atomic
 from ..model import NAME
 from .artifacts import command_line
 from .callbacks import log
@@ -55,14 +56,15 @@ class RunState:
         if not config.resume:
             self.discard()
             self.folder.mkdir(parents=True)
-            self._config.write_text(json.dumps(asdict(config), indent=2))
+            write_text_atomic(self._config, json.dumps(asdict(config), indent=2))
         ledger = json.loads(self._ledger.read_text()) if self._ledger.is_file() else {}
         self.commands = ledger.get("commands", []) + [command_line()]
         self.prior_seconds = ledger.get("seconds", 0.0)
 
     def record(self, seconds: float) -> None:
         """The seconds of every run so far, this one's `seconds` included."""
-        self._ledger.write_text(json.dumps(
+        # Atomic: a kill mid-write must not leave a ledger that --resume cannot read.
+        write_text_atomic(self._ledger, json.dumps(
             {"commands": self.commands, "seconds": self.prior_seconds + seconds}))
 
     def best_model(self) -> keras.Model | None:
