@@ -88,7 +88,9 @@ def train(
                             evaluation=evaluation, history=history, seconds=seconds,
                             stopped_early=len(history) < plan.epochs, commands=state.commands,
                             epochs=plan.epochs, averaged=averager.epochs, choice=choice)
-    kept = keeps_previous(config, model=model, previous=out / MODEL_FILE, val_split=val_split)
+    # The kept candidate's validation accuracy, as choose_model measured it.
+    new_score = choice["val_accuracy"][choice["kept"]] if choice else None
+    kept = keeps_previous(config, new_score=new_score, previous=out / MODEL_FILE, val_split=val_split)
     target = out / CANDIDATE_DIR if kept else out
     write_artifacts(model, metrics=metrics, history=history, out=target)
     state.discard()

@@ -75,19 +75,18 @@ def is_finite(model: keras.Model, faces: np.ndarray) -> bool:
     return bool(np.isfinite(model.predict(normalise(faces[:64]), verbose=0)).all())
 
 
-def keeps_previous(config: TrainConfig, *, model: keras.Model, previous: Path,
+def keeps_previous(config: TrainConfig, *, new_score: float | None, previous: Path,
                    val_split: Split) -> tuple[float, float] | None:
     """(old, new) validation accuracy when the model already at `previous` scores better than
-    `model` and so stays; None when `model` may replace it (no usable old model, no validation
-    faces, a tie or better, or --force)."""
-    if config.force or not previous.is_file() or not len(val_split):
+    the new one's `new_score` and so stays; None when the new one may replace it (no usable old
+    model, no validation faces or score, a tie or better, or --force)."""
+    if config.force or new_score is None or not previous.is_file() or not len(val_split):
         return None
     try:
         old = load_model(previous)
     except (OSError, ValueError):  # damaged, or not a classifier of faces: nothing worth keeping
         return None
     old_score = evaluate_model(old, val_split.images, val_split.labels).accuracy
-    new_score = evaluate_model(model, val_split.images, val_split.labels).accuracy
     return (old_score, new_score) if old_score > new_score else None
 
 
