@@ -21,6 +21,7 @@ CSV_SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 # Kaggle's folder download has PublicTest and PrivateTest together in test/; a validation folder
 # goes by either name.
 FOLDER_SPLITS = {"train": "train", "training": "train", "validation": "val", "val": "val", "test": "test"}
+DATA_WHAT = "a fer2013.csv or a FER2013 folder"  # what a data path should be, in messages
 MAX_CSV_MB_ENV = "EMOTION_MAX_CSV_MB"
 # The real fer2013.csv is 287 MB; a file several times larger is not FER2013, and parsing it would
 # take several times its size in memory.
@@ -87,19 +88,15 @@ def _os_problem(path: Path, exc: OSError) -> str:
     """One line for an OSError met on `path`: permission, symlink loop, or the system's words."""
     from .images import unreadable
 
-    return unreadable(path, exc, "a fer2013.csv or a FER2013 folder")
+    return unreadable(path, exc, DATA_WHAT)
 
 
 def _missing(path: Path, what: str, hint: str = "") -> DataError:
     """DataError for a path that is not there (`hint`: what to give instead), or that only seems
     absent (a symlink loop, a folder above it without permission)."""
-    try:
-        path.stat()
-    except FileNotFoundError:
-        pass
-    except OSError as exc:  # a loop or no permission on a folder above it: say which
-        return DataError(_os_problem(path, exc))
-    return DataError(f"{path}: no such {what}{hint}")
+    from .images import hidden
+
+    return DataError(hidden(path, DATA_WHAT) or f"{path}: no such {what}{hint}")
 
 
 def max_csv_bytes() -> int:

@@ -99,6 +99,18 @@ def unreadable(path: str | Path, exc: OSError, what: str = "an image file") -> s
     return f"cannot read {path}: {exc.strerror or exc}"
 
 
+def hidden(path: str | Path, what: str) -> str | None:
+    """For a `path` that is not there as a file or folder: None when it does not exist, else
+    the one line for what hides it (a symlink loop, a folder above it without permission)."""
+    try:
+        Path(path).stat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return unreadable(path, exc, what)
+    return None
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as BGR; ImageError naming the file when it is missing or not an image."""
     path = Path(path)

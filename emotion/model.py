@@ -95,16 +95,30 @@ def check_model(model, path: str | Path) -> None:
         raise ModelError(f"{path}: the model takes input of shape {got_in}, not {expected_in} "
                          f"(48x48 gray faces); use a model trained by `python -m emotion train`")
     if got_out != expected_out:
-        raise ModelError(f"{path}: the model gives {got_out[-1]} outputs per face, not "
-                         f"{NUM_CLASSES} (one per emotion); use a model trained by "
-                         "`python -m emotion train`")
+        raise _wrong_outputs(path, got_out[-1])
     # One blank and one noisy face: each answer must be 7 probabilities that add up to 1.
     probe = np.stack([np.zeros(INPUT_SHAPE, np.float32),
                       np.random.default_rng(0).random(INPUT_SHAPE, np.float32)])
     try:
-        out = np.asarray(model(probe, training=False), dtype=np.float64)
+        out = model(probe, training=False)
     except Exception as exc:  # any failure on a valid-shaped face means a bad model
         raise ModelError(f"{path}: the model fails on a face ({one_line(exc)})") from exc
+    check_probabilities(out, path)
+
+
+def _wrong_outputs(path: str | Path, n: int) -> ModelError:
+    return ModelError(f"{path}: the model gives {n} outputs per face, not {NUM_CLASSES} (one per "
+                      "emotion); use a model trained by `python -m emotion train`")
+
+
+def check_probabilities(out, path: str | Path) -> None:
+    """ModelError unless `out`, a model's answer for some faces, is 7 probabilities per face:
+    finite, 0..1, adding up to 1."""
+    import numpy as np
+
+    out = np.asarray(out, dtype=np.float64)
+    if out.ndim != 2 or out.shape[1] != NUM_CLASSES:
+        raise _wrong_outputs(path, out.shape[-1] if out.ndim else 0)
     if not (np.isfinite(out).all() and (out >= -1e-6).all()
             and np.allclose(out.sum(axis=1), 1.0, atol=1e-3)):
         raise ModelError(f"{path}: the model's outputs are not probabilities (they must be "
@@ -116,18 +130,14 @@ def check_readable(path: str | Path) -> None:
     folder, a symlink loop, unreadable, or not a whole `.keras` file (a zip archive)."""
     import zipfile
 
-    from .images import unreadable
+    from .images import hidden, unreadable
 
     path = Path(path)
     if path.is_dir():
         raise ModelError(f"{path} is a folder: give the .keras file inside it")
     if not path.is_file():
-        try:
-            path.stat()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:  # a symlink loop, or a folder above it without permission
-            raise ModelError(unreadable(path, exc, "the .keras file itself")) from None
+        if problem := hidden(path, "the .keras file itself"):
+            raise ModelError(problem)
         raise FileNotFoundError(
             f"no model at {path}: train one with `python -m emotion train --data DATA`"
             " or pass --model PATH"

@@ -46,20 +46,14 @@ def check_classifier(classifier, path: Path) -> None:
     `load_model` checks a `.keras` when Keras reads it, but an ONNX copy cached before that check
     existed is run without Keras: one blank face through it catches a wrong shape either way.
     """
-    from .model import ModelError, one_line
+    from .model import ModelError, check_probabilities, one_line
 
     try:
-        out = np.asarray(classifier.predict(np.zeros((1, *INPUT_SHAPE), np.float32)))
+        out = classifier.predict(np.zeros((1, *INPUT_SHAPE), np.float32))
     except Exception as exc:  # any failure on a valid face means a bad model
         raise ModelError(f"{path}: the model fails on a 48x48 face ({one_line(exc)}); use a "
                          "model trained by `python -m emotion train`") from exc
-    if out.shape != (1, len(EMOTIONS)):
-        raise ModelError(f"{path}: the model gives {out.shape[-1] if out.ndim else 0} outputs "
-                         f"per face, not {len(EMOTIONS)} (one per emotion); use a model trained "
-                         "by `python -m emotion train`")
-    if not np.isclose(out.sum(), 1.0, atol=1e-3):
-        raise ModelError(f"{path}: the model's outputs are not probabilities (they must add up "
-                         "to 1); its last layer needs a softmax")
+    check_probabilities(out, path)
 
 
 class EmotionRecognizer:

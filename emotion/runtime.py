@@ -158,11 +158,8 @@ def load_classifier(model_path: str | Path, runtime: str | None = None,
 
     choice = resolve_runtime(runtime)
     model_path = Path(model_path)
-    check_readable(model_path)  # unreadable or damaged: no runtime can use it, so no fallback
-    if not model_path.is_file():  # an error, not a reason to fall back
-        raise FileNotFoundError(
-            f"no model at {model_path}: train one with `python -m emotion train --data DATA`"
-            " or pass --model PATH")
+    # Missing, unreadable or damaged: an error, not a reason to fall back to another runtime.
+    check_readable(model_path)
     if choice == KERAS:
         log.info("emotion classifier: Keras (asked for)")
         return _load_keras(model_path)
