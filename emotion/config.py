@@ -41,6 +41,11 @@ CACHE_DIR = Path(os.environ.get("EMOTION_CACHE_DIR", DATA_DIR / "cache"))
 # FER2013 as laid out beside the repository (CI has it there).
 SHARED_FER2013 = PROJECT_ROOT.parent / "shared" / "fer2013"
 
+# Below this calibrated confidence a face's emotion is shown as "uncertain" (and never spoken):
+# with calibrated probabilities, a label under 40% is wrong more often than it is right (the
+# README's "Calibrated confidence" has the measurement).
+UNCERTAIN_BELOW = 0.40
+
 VALIDATION_FRACTION = 0.1
 SEED = 1337
 

@@ -18,9 +18,9 @@ def annotate(image: np.ndarray, faces: list[Face]) -> np.ndarray:
     thickness = max(1, base // 400)
     for face in faces:
         b = face.box
-        colour = COLOURS.get(face.label, (255, 255, 255))
+        colour = COLOURS.get(face.shown_label, (255, 255, 255))
         cv2.rectangle(out, (b.x, b.y), (b.x + b.w, b.y + b.h), colour, thickness + 1)
-        text = f"{face.label} {face.confidence:.0%}"
+        text = face.shown_label if face.uncertain else f"{face.label} {face.confidence:.0%}"
         scale = max(0.4, min(2.0, b.w / 160))
         (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = b.y - th - baseline - 4 if b.y - th - baseline - 4 >= 0 else b.y + b.h

@@ -17,16 +17,36 @@ ALIASES: dict[str, str] = {
     "surprised": "surprise",
 }
 
-# BGR, as OpenCV draws.
-COLOURS: dict[str, tuple[int, int, int]] = {
-    "angry": (40, 40, 220),
-    "disgust": (40, 140, 40),
-    "fear": (150, 60, 150),
-    "happy": (0, 200, 255),
-    "sad": (200, 110, 30),
-    "surprise": (0, 140, 255),
-    "neutral": (180, 180, 180),
+# The one palette: every picture and chart of an emotion uses its colour from here (the overlay,
+# the timeline, the Photo page's bars), as RGB hex; chosen so that no two are easily confused.
+PALETTE: dict[str, str] = {
+    "angry": "#d62728",     # red
+    "disgust": "#2ca02c",   # green
+    "fear": "#9467bd",      # purple
+    "happy": "#ffbf00",     # amber
+    "sad": "#1f77b4",       # blue
+    "surprise": "#17becf",  # teal
+    "neutral": "#8c8c8c",   # grey
 }
+# A face whose calibrated confidence is below config.UNCERTAIN_BELOW is shown so, in this colour.
+UNCERTAIN = "uncertain"
+UNCERTAIN_COLOUR = "#ffffff"
+
+
+def _bgr(hex_colour: str) -> tuple[int, int, int]:
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return b, g, r
+
+
+# The same colours as BGR, as OpenCV draws.
+COLOURS: dict[str, tuple[int, int, int]] = {name: _bgr(h) for name, h in PALETTE.items()}
+COLOURS[UNCERTAIN] = _bgr(UNCERTAIN_COLOUR)
+
+
+def palette(names=EMOTIONS) -> list[str]:
+    """The hex colours of `names`, in order: a chart's colour range."""
+    return [PALETTE.get(n, UNCERTAIN_COLOUR) for n in names]
+
 
 PHRASES: dict[str, str] = {
     "angry": "You look angry",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEFAULT_MODEL, INPUT_SHAPE
+from .config import DEFAULT_MODEL, INPUT_SHAPE, UNCERTAIN_BELOW
 from .faces import Box, DetectionSettings, FaceDetector, HaarDetector, crop, detect_faces
-from .labels import EMOTIONS
+from .labels import EMOTIONS, UNCERTAIN
 from .preprocess import faces_to_input, to_gray
 
 
@@ -21,6 +21,16 @@ class Face:
     label: str
     confidence: float
     probabilities: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def uncertain(self) -> bool:
+        """Too unsure to name: the calibrated confidence is under config.UNCERTAIN_BELOW."""
+        return self.confidence < UNCERTAIN_BELOW
+
+    @property
+    def shown_label(self) -> str:
+        """What a person is shown: the label, or "uncertain"."""
+        return UNCERTAIN if self.uncertain else self.label
 
     def to_dict(self) -> dict:
         return {

@@ -105,7 +105,7 @@ def probability_chart(probabilities: dict[str, float], height: int = 190):
     import altair as alt
     import pandas as pd
 
-    from ..labels import COLOURS
+    from ..labels import palette
 
     frame = pd.DataFrame(
         {
@@ -113,8 +113,6 @@ def probability_chart(probabilities: dict[str, float], height: int = 190):
             "probability": [float(probabilities.get(e, 0.0)) for e in EMOTIONS],
         }
     )
-    # COLOURS are BGR for OpenCV; the chart wants RGB hex.
-    palette = [f"#{COLOURS[e][2]:02x}{COLOURS[e][1]:02x}{COLOURS[e][0]:02x}" for e in EMOTIONS]
     return (
         alt.Chart(frame, height=height)
         .mark_bar()
@@ -127,7 +125,7 @@ def probability_chart(probabilities: dict[str, float], height: int = 190):
             ),
             y=alt.Y("emotion:N", sort=list(EMOTIONS), title=None),
             color=alt.Color(
-                "emotion:N", scale=alt.Scale(domain=list(EMOTIONS), range=palette), legend=None
+                "emotion:N", scale=alt.Scale(domain=list(EMOTIONS), range=palette()), legend=None
             ),
             tooltip=["emotion", alt.Tooltip("probability:Q", format=".1%")],
         )
