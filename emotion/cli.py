@@ -1,4 +1,4 @@
-"""Command line: `python -m emotion {predict,evaluate,train,audit,webcam,video} ...`.
+"""Command line: `python -m emotion {predict,evaluate,calibrate,train,audit,webcam,video} ...`.
 
 The parser and every command; `emotion/__main__.py` only calls `main`.
 """
@@ -105,7 +105,8 @@ def _cmd_evaluate(args) -> int:
         return 0
     print(f"{args.data} ({which}, {result.n_images} images), model {args.model}"
           f"{' with flip TTA' if args.tta else ''}")
-    print(f"accuracy {result.accuracy:.4f}   macro-F1 {result.macro_f1:.4f}\n")
+    print(f"accuracy {result.accuracy:.4f}   macro-F1 {result.macro_f1:.4f}   "
+          f"ECE {result.ece:.4f}   NLL {result.nll:.4f}\n")
     print(f"{'class':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}")
     for name, s in result.per_class.items():
         print(f"{name:<10}{s.precision:>10.3f}{s.recall:>8.3f}{s.f1:>8.3f}{s.support:>9}")
@@ -115,6 +116,28 @@ def _cmd_evaluate(args) -> int:
     print(" " * 10 + "".join(f"{n[:7]:>8}" for n in EMOTIONS))
     for name, row in zip(EMOTIONS, result.confusion_matrix):
         print(f"{name:<10}" + "".join(f"{v:>8}" for v in row))
+    return 0
+
+
+def _cmd_calibrate(args) -> int:
+    from .calibration import calibrate_saved
+
+    out = Path(args.out) if args.out else Path(args.model)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder: give the .keras file to write")
+    if not out.parent.is_dir():
+        raise UserError(f"--out {out}: the folder {out.parent} does not exist")
+    result = calibrate_saved(args.model, args.data, out=out)
+    if args.json:
+        print(json.dumps({"model": str(out), **result}))
+        return 0
+    val, test = result["val"], result.get("test")
+    print(f"{out}: temperature {result['temperature']:.3f}; validation ({val['n']} faces) ECE "
+          f"{val['ece_before']:.4f} -> {val['ece_after']:.4f}, NLL {val['nll_before']:.4f} -> "
+          f"{val['nll_after']:.4f}")
+    if test:
+        print(f"test ({test['n']} faces): ECE {test['ece_before']:.4f} -> {test['ece_after']:.4f}, "
+              f"NLL {test['nll_before']:.4f} -> {test['nll_after']:.4f}")
     return 0
 
 
@@ -289,6 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start from this .keras model's weights (fine-tuning, another cycle)")
     p.add_argument("--out", default=str(DEFAULT_MODEL.parent), help="folder for the model and metrics")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("calibrate", help="fit the model's temperature on validation faces, so its "
+                       "confidence matches its accuracy (labels do not change)")
+    p.add_argument("--data", required=True, help="the training data (FER2013 folder or CSV): its "
+                   "held-out validation faces are used, as in training")
+    p.add_argument("--model", default=str(DEFAULT_MODEL), help="the .keras model to calibrate")
+    p.add_argument("--out", help="where to write the calibrated model (default: in place, with "
+                   "its metrics.json and reliability.png beside it)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser("evaluate", help="score a model on labelled faces")
     p.add_argument("--data", required=True)

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from . import calibration
 from .data import DataError, Dataset, Split
 from .labels import EMOTIONS, NUM_CLASSES
 from .preprocess import normalise
@@ -29,6 +30,10 @@ class Evaluation:
     confusion_matrix: list[list[int]]
     n_images: int
     tta: bool = False
+    # How far the shown confidence is from the accuracy (calibration.ece) and the mean negative
+    # log-likelihood of the true labels; None where only labels, not probabilities, were scored.
+    ece: float | None = None
+    nll: float | None = None
 
     @property
     def confusion_normalised(self) -> list[list[float]]:
@@ -44,8 +49,9 @@ class Evaluation:
         return out
 
 
-def score(y_true: np.ndarray, y_pred: np.ndarray, tta: bool = False) -> Evaluation:
-    """Score predicted label ids against true ones."""
+def score(y_true: np.ndarray, y_pred: np.ndarray, tta: bool = False,
+          probs: np.ndarray | None = None) -> Evaluation:
+    """Score predicted label ids against true ones; with `probs`, their calibration too."""
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
     cm = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
@@ -71,6 +77,8 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, tta: bool = False) -> Evaluati
         confusion_matrix=cm.tolist(),
         n_images=n,
         tta=tta,
+        ece=round(calibration.ece(probs, y_true), 4) if probs is not None and n else None,
+        nll=round(calibration.nll(probs, y_true), 4) if probs is not None and n else None,
     )
 
 
@@ -102,4 +110,4 @@ def evaluate_model(model, images: np.ndarray, labels: np.ndarray, tta: bool = Fa
     if not len(labels):
         raise ValueError("no faces to evaluate on")
     probs = predict_probabilities(model, images, tta=tta)
-    return score(labels, probs.argmax(axis=1), tta=tta)
+    return score(labels, probs.argmax(axis=1), tta=tta, probs=probs)

@@ -56,6 +56,33 @@ def confusion_figure(matrix: list[list[int]]):
     return fig
 
 
+def reliability_figure(before: list[dict], after: list[dict], ece_before: float | None = None,
+                       ece_after: float | None = None):
+    """Accuracy against confidence per bin, before and after calibration, with the diagonal a
+    perfectly calibrated model would follow; the bars under it count the faces per bin."""
+    plt = _pyplot()
+    fig, (ax, counts) = plt.subplots(2, 1, figsize=(5.5, 6), sharex=True,
+                                     gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+    for bins, name, ece, style in ((before, "before", ece_before, "o:"),
+                                   (after, "after", ece_after, "o-")):
+        used = [b for b in bins if b["count"]]
+        label = f"{name} calibration" + (f" (ECE {ece:.3f})" if ece is not None else "")
+        ax.plot([b["confidence"] for b in used], [b["accuracy"] for b in used], style, label=label)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share right")
+    ax.set_title("Confidence against accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    centres = [(b["low"] + b["high"]) / 2 for b in after]
+    counts.bar(centres, [b["count"] for b in after], width=1 / len(after) * 0.9, color="#1f77b4")
+    counts.set_xlabel("confidence shown (after calibration)")
+    counts.set_ylabel("faces")
+    fig.tight_layout()
+    return fig
+
+
 def _save(fig, path: Path) -> None:
     fig.savefig(path, dpi=110)
     _pyplot().close(fig)
@@ -67,3 +94,14 @@ def plot_history(history: list[dict[str, float]], path: Path) -> None:
 
 def plot_confusion(matrix: list[list[int]], path: Path) -> None:
     _save(confusion_figure(matrix), path)
+
+
+def plot_reliability(calibration: dict, path: Path) -> bool:
+    """The reliability diagram of metrics.json's "calibration", when it has a test table."""
+    table = calibration.get("reliability_test")
+    if not table:
+        return False
+    test = calibration.get("test") or {}
+    _save(reliability_figure(table["before"], table["after"], test.get("ece_before"),
+                             test.get("ece_after")), path)
+    return True

@@ -17,7 +17,8 @@ from .config import MODEL_FILE
 from .files import write_atomically
 
 # What travels with a model: the page shows these beside it, so they move together.
-COMPANIONS = ("metrics.json", "history.csv", "training_curves.png", "confusion_matrix.png")
+COMPANIONS = ("metrics.json", "history.csv", "training_curves.png", "confusion_matrix.png",
+              "reliability.png")
 BACKUP_DIR = "backup"
 
 

@@ -39,7 +39,7 @@ def _config(data, out, **kw) -> TrainConfig:
 
 
 ARTIFACTS = ["emotion_cnn.keras", "metrics.json", "history.csv", "training_curves.png",
-             "confusion_matrix.png"]
+             "confusion_matrix.png", "reliability.png"]
 
 
 @pytest.mark.slow
@@ -58,6 +58,11 @@ def test_training_writes_every_artifact(tiny_folder, tmp_path):
     assert metrics["data"]["train"] + metrics["data"]["validation"] == 42
     assert metrics["versions"]["keras"].startswith("3")
     assert metrics["train_seconds"] > 0
+    # Every run ends calibrated: T fitted on validation, its effect measured on test too.
+    calibration = metrics["calibration"]
+    assert calibration["temperature"] > 0 and calibration["val"]["n"] == 7
+    assert calibration["test"]["n"] == 14 and metrics["test"]["ece"] is not None
+    assert calibration["val"]["nll_after"] <= calibration["val"]["nll_before"] + 1e-6
     rows = list(csv.DictReader((out / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(rows[0])

@@ -59,7 +59,7 @@ def command_line() -> str:
 def build_metrics(*, config: TrainConfig, dataset: Dataset, splits: tuple[Split, Split, Split | None],
                   evaluation: Evaluation | None, history: list[dict[str, float]], seconds: float,
                   stopped_early: bool, commands: list[str], epochs: int, averaged: list[int],
-                  choice: dict | None) -> dict:
+                  choice: dict | None, calibration: dict | None = None) -> dict:
     """metrics.json: the test scores, the data, every setting and command, the time, the versions."""
     train_split, val_split, test_split = splits
     best = max(history, key=lambda r: r.get("val_accuracy", 0)) if history else {}
@@ -98,6 +98,8 @@ def build_metrics(*, config: TrainConfig, dataset: Dataset, splits: tuple[Split,
     }
     if choice:
         metrics["model_choice"] = choice
+    if calibration:
+        metrics["calibration"] = calibration
     return metrics
 
 
@@ -117,7 +119,7 @@ def _backend_version() -> dict[str, str]:
 def write_artifacts(model: keras.Model, *, metrics: dict, history: list[dict[str, float]],
                     out: Path) -> None:
     """Write model, metrics.json, history.csv and plots into a staging folder, then move each in."""
-    from ..plots import plot_confusion, plot_history
+    from ..plots import plot_confusion, plot_history, plot_reliability
 
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
@@ -132,6 +134,8 @@ def write_artifacts(model: keras.Model, *, metrics: dict, history: list[dict[str
             plot_history(history, staging / "training_curves.png")
         if metrics.get("test"):
             plot_confusion(metrics["test"]["confusion_matrix"], staging / "confusion_matrix.png")
+        if metrics.get("calibration"):
+            plot_reliability(metrics["calibration"], staging / "reliability.png")
         # Everything is written: only now do the old files get replaced, each by one rename.
         for f in staging.iterdir():
             replace_atomically(f, out / f.name)

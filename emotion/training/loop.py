@@ -14,7 +14,9 @@ import keras
 
 from .. import data as data_module
 from ..config import MODEL_FILE
-from ..evaluate import evaluate_model
+from ..calibration import calibrate
+from ..calibration import summary as calibration_summary
+from ..evaluate import predict_probabilities, score
 from ..model import build_model
 from .artifacts import build_metrics, write_artifacts
 from .callbacks import (CosineSchedule, EpochRandomness, ProgressReporter, TimeBudget,
@@ -83,11 +85,24 @@ def train(
         raise TrainError(f"training diverged (loss {history[-1]['loss'] if history else 'nan'}): "
                          f"nothing was written and {out} is as it was; train again with a lower "
                          f"--lr (this run used {config.learning_rate:g})")
-    evaluation = evaluate_model(model, test_split.images, test_split.labels) if test_split else None
+    calibration = None
+    if len(val_split):
+        # Last, on the chosen weights: T is folded into them, so what is written is calibrated.
+        calibrated = calibrate(model, val_split.images, val_split.labels)
+        log(config, f"calibration: temperature {calibrated.temperature:.3f}, validation ECE "
+                    f"{calibrated.fitted_on.ece_before:.4f} -> {calibrated.fitted_on.ece_after:.4f}")
+    evaluation, test_probs = None, None
+    if test_split:
+        test_probs = predict_probabilities(model, test_split.images)
+        evaluation = score(test_split.labels, test_probs.argmax(axis=1), probs=test_probs)
+    if len(val_split):
+        calibration = calibration_summary(calibrated, test_probs,
+                                          test_split.labels if test_split else None)
     metrics = build_metrics(config=config, dataset=dataset, splits=(train_split, val_split, test_split),
                             evaluation=evaluation, history=history, seconds=seconds,
                             stopped_early=len(history) < plan.epochs, commands=state.commands,
-                            epochs=plan.epochs, averaged=averager.epochs, choice=choice)
+                            epochs=plan.epochs, averaged=averager.epochs, choice=choice,
+                            calibration=calibration)
     # The kept candidate's validation accuracy, as choose_model measured it.
     new_score = choice["val_accuracy"][choice["kept"]] if choice else None
     kept = keeps_previous(config, new_score=new_score, previous=out / MODEL_FILE, val_split=val_split)
