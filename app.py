@@ -9,13 +9,15 @@ from emotion import registry
 from emotion.config import PROJECT_ROOT
 
 # (file, title, icon, what it does): the sidebar and the home page's links both come from here.
+# No Material icons: Streamlit fetches their favicons from Google's font host, which an offline
+# app must not ask (tests/test_offline.py); emoji need a font that many servers lack.
 PAGES = [
-    ("app_pages/1_Photo.py", "Photo", ":material/photo_camera:",
+    ("app_pages/1_Photo.py", "Photo", None,
      "upload a photo and get every face's emotion, with downloads"),
-    ("app_pages/2_Webcam.py", "Webcam", ":material/videocam:", "live emotions from your camera"),
-    ("app_pages/3_Training.py", "Training", ":material/model_training:",
+    ("app_pages/2_Webcam.py", "Webcam", None, "live emotions from your camera"),
+    ("app_pages/3_Training.py", "Training", None,
      "train a new model and make it the app's model"),
-    ("app_pages/4_Dataset.py", "Dataset", ":material/dataset:",
+    ("app_pages/4_Dataset.py", "Dataset", None,
      "class balance, sample faces, duplicates and leakage"),
 ]
 PAGES = [p for p in PAGES if (PROJECT_ROOT / p[0]).is_file()]  # a missing page is left out
@@ -70,6 +72,6 @@ def home() -> None:
     )
 
 
-navigation = [st.Page(home, title="Home", icon=":material/home:", default=True)]
+navigation = [st.Page(home, title="Home", icon=None, default=True)]
 navigation += [st.Page(page, title=label, icon=icon, url_path=label) for page, label, icon, _ in PAGES]
 st.navigation(navigation).run()
