@@ -83,6 +83,22 @@ def recognizer(model_path):
     return EmotionRecognizer(model_path)
 
 
+def test_flip_tta_averages_each_face_with_its_mirror(recognizer, astronaut_bgr):
+    face = astronaut_bgr[20:260, 110:340]
+    mirrored = np.ascontiguousarray(face[:, ::-1])
+    one = recognizer.classify([face])[0]
+    flipped = recognizer.classify([mirrored])[0]
+    both = recognizer.classify([face], tta=True)[0]
+    assert np.allclose(both, (one + flipped) / 2, atol=1e-5)
+    assert not np.allclose(one, flipped, atol=1e-3)  # else the test would prove nothing
+    # The photo path uses it by default; tta=False gives the one pass back.
+    box = recognizer.recognize(face)[0].box
+    crop = face[box.y:box.y + box.h, box.x:box.x + box.w]
+    expected = float(recognizer.classify([crop], tta=True)[0][3])
+    assert recognizer.recognize(face, boxes=[box])[0].probabilities["happy"] == pytest.approx(
+        expected, abs=1e-5)
+
+
 def test_recognizer_names_each_face_in_one_batched_call(recognizer, astronaut_bgr):
     face = astronaut_bgr[20:260, 110:340]
     group = np.hstack([face, face, face])
@@ -98,7 +114,8 @@ def test_recognizer_names_each_face_in_one_batched_call(recognizer, astronaut_bg
         faces = recognizer.recognize(group)
     finally:
         del recognizer.classifier.predict
-    assert len(faces) == 3 and calls == [3]
+    # One call: the three faces and their three mirror images (flip TTA, on by default).
+    assert len(faces) == 3 and calls == [6]
     for f in faces:
         assert f.label in EMOTIONS
         assert set(f.probabilities) == set(EMOTIONS)

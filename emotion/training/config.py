@@ -31,6 +31,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float | None = None  # None: 1e-3 for Adam, 1e-2 for SGD
     augment: bool = True
+    robust: bool = True  # augmentation adds light, contrast, blur and noise (datasets.augmenter)
     label_smoothing: float = 0.1
     patience: int = 15
     blocks: tuple[tuple[int, int], ...] = DEFAULT_BLOCKS

@@ -12,17 +12,31 @@ from ..labels import NUM_CLASSES
 from ..preprocess import normalise
 
 
-def augmenter() -> keras.Sequential:
-    """Flip, small shift, rotation and zoom, drawn afresh for every batch."""
-    return keras.Sequential([
+def augmenter(robust: bool = True) -> keras.Sequential:
+    """Flip, small shift, rotation and zoom, drawn afresh for every batch; `robust` adds what
+    other cameras and detectors do to a face (emotion.robustness): looser and tighter framing,
+    light, contrast, blur and sensor noise."""
+    shift, zoom = (0.12, 0.15) if robust else (0.1, 0.1)
+    steps = [
         layers.RandomFlip("horizontal"),
-        layers.RandomTranslation(0.1, 0.1, fill_mode="nearest"),
+        layers.RandomTranslation(shift, shift, fill_mode="nearest"),
         layers.RandomRotation(0.04, fill_mode="nearest"),  # about +-14 degrees
-        layers.RandomZoom(0.1, fill_mode="nearest"),
-    ], name="augment")
+        layers.RandomZoom(zoom, fill_mode="nearest"),
+    ]
+    if robust:
+        # Faces are in [0, 1] here (normalise runs before the network).
+        steps += [
+            layers.RandomBrightness(0.25, value_range=(0, 1)),
+            layers.RandomContrast(0.5, value_range=(0, 1)),
+            # From none to about a Gaussian of sigma 1.6 px, the blur of a cheap or moving camera.
+            layers.RandomGaussianBlur(factor=(0.0, 1.0), kernel_size=5, sigma=(0.1, 1.6),
+                                      value_range=(0, 1)),
+            layers.GaussianNoise(0.04),  # about 10 grey levels of sensor noise
+        ]
+    return keras.Sequential(steps, name="augment")
 
 
-def trainable(model: keras.Model, augment: bool) -> keras.Model:
+def trainable(model: keras.Model, augment: bool, robust: bool = True) -> keras.Model:
     """The model that `fit` trains: augmentation layers then `model`, or `model` itself.
 
     In front of the network, the augmentation's random state is the model's, which
@@ -30,7 +44,7 @@ def trainable(model: keras.Model, augment: bool) -> keras.Model:
     """
     if not augment:
         return model
-    return keras.Sequential([keras.Input(model.input_shape[1:]), augmenter(), model],
+    return keras.Sequential([keras.Input(model.input_shape[1:]), augmenter(robust), model],
                             name="augmented")
 
 

@@ -52,7 +52,7 @@ def train(
 
     # Fit, with the augmentation in front of the network.
     batches = Batches(train_split, config.batch_size, training=True, seed=config.seed)
-    fitted = trainable(model, config.augment)
+    fitted = trainable(model, config.augment, config.robust)
     fitted.compile(optimizer=make_optimizer(config, steps=len(batches)), metrics=["accuracy"],
                    loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing))
     plan = EpochPlan.load(state.plan, config.epochs)  # --minutes plans it after the second epoch

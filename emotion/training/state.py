@@ -21,7 +21,7 @@ from .callbacks import log
 from .config import STATE_DIR, TrainConfig, TrainError
 
 # What the saved weights' shapes depend on: a resumed run must use the same.
-MUST_MATCH = ("blocks", "optimizer", "augment")
+MUST_MATCH = ("blocks", "optimizer", "augment", "robust")
 
 
 class RunState:
@@ -92,4 +92,7 @@ def _setting(key: str, value) -> str:
         return "--blocks " + ",".join(f"{w}x{n}" for w, n in value)
     if key == "augment":
         return "augmentation" if value else "--no-augment"
+    if key == "robust":
+        # A run saved before the setting existed trained with the basic augmentation.
+        return "the robust augmentation" if value else "--basic-augment"
     return f"--{key} {value}"
