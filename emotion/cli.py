@@ -74,7 +74,7 @@ def _cmd_train(args) -> int:
     config = TrainConfig(
         data=args.data, optimizer=args.optimizer, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, augment=not args.no_augment,
-        robust=not args.basic_augment, out=args.out, resume=args.resume,
+        robust=not args.basic_augment, precision=args.precision, out=args.out, resume=args.resume,
         patience=args.patience, init=args.init, minutes=args.minutes,
         average=args.average, force=args.force,
     )
@@ -309,6 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train for as many epochs (up to --epochs) as fit in this many minutes, "
                         "the learning-rate schedule fitted to them")
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--precision", choices=("float32", "bf16"), default="float32",
+                   help="bf16: mixed bfloat16, about 2x faster where the processor has bf16 "
+                        "matrix units (scripts/bf16_throughput.py measures it); the model written "
+                        "is float32 either way")
     p.add_argument("--basic-augment", action="store_true",
                    help="flip, shift, rotation and zoom only: without the light, contrast, blur "
                         "and noise that make the model hold up on other cameras")

@@ -60,7 +60,8 @@ def test_training_writes_every_artifact(tiny_folder, tmp_path):
     assert metrics["train_seconds"] > 0
     # Every run ends calibrated: T fitted on validation, its effect measured on test too.
     calibration = metrics["calibration"]
-    assert calibration["temperature"] > 0 and calibration["val"]["n"] == 7
+    assert calibration["temperature"] > 0
+    assert calibration["val"]["n"] == metrics["data"]["validation"]
     assert calibration["test"]["n"] == 14 and metrics["test"]["ece"] is not None
     assert calibration["val"]["nll_after"] <= calibration["val"]["nll_before"] + 1e-6
     rows = list(csv.DictReader((out / "history.csv").open()))
@@ -548,3 +549,26 @@ def test_training_on_two_rows_or_one_emotion_is_refused(hostile, tmp_path, capsy
         err = capsys.readouterr().err.strip()
         assert code == 2 and says in err and err.count("\n") == 0, err
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_bf16_training_writes_a_float32_model(tiny_folder, tmp_path):
+    """Mixed bfloat16 trains; what is chosen, calibrated and written is plain float32."""
+    from emotion.model import load_model
+
+    out = tmp_path / "bf16"
+    train(_config(tiny_folder, out, precision="bf16"))
+    model = load_model(out / "emotion_cnn.keras")
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["hyperparameters"]["precision"] == "bf16"
+    assert metrics["calibration"]["temperature"] > 0
+    import keras
+
+    assert keras.mixed_precision.global_policy().name == "float32"  # left as it was
+
+
+def test_unknown_precision_is_refused_before_anything_is_written(tiny_folder, tmp_path):
+    with pytest.raises(TrainError, match="precision"):
+        train(_config(tiny_folder, tmp_path / "x", precision="fp8"))
+    assert not (tmp_path / "x" / STATE_DIR).exists()

@@ -32,6 +32,9 @@ class TrainConfig:
     lr: float | None = None  # None: 1e-3 for Adam, 1e-2 for SGD
     augment: bool = True
     robust: bool = True  # augmentation adds light, contrast, blur and noise (datasets.augmenter)
+    # "bf16": mixed bfloat16 (float32 weights, bf16 maths), for processors and GPUs with bf16
+    # matrix units; the model written is float32 either way (README, "Training time").
+    precision: str = "float32"
     label_smoothing: float = 0.1
     patience: int = 15
     blocks: tuple[tuple[int, int], ...] = DEFAULT_BLOCKS

@@ -7,6 +7,7 @@ The model and its metrics and plots are written into `config.out` only once they
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -45,7 +46,8 @@ def train(
     train_split, val_split, test_split = data_module.training_splits(dataset)
     log(config, f"data: {dataset.report.source}: train {len(train_split)}, validation "
                 f"{len(val_split)}, test {len(test_split) if test_split else 0}")
-    model = build_model(config.blocks)
+    with precision_policy(config.precision):
+        model = build_model(config.blocks)
     if config.init:
         load_initial_weights(model, Path(config.init))
     state.begin(config)
@@ -75,7 +77,7 @@ def train(
                            history=reporter.history, cancelled=True, train_seconds=seconds)
 
     # Choose on validation, check, and write.
-    history, model, choice = reporter.history, state.best_model() or model, None
+    history, model, choice = reporter.history, as_float32(state.best_model() or model, config), None
     if len(val_split):
         reporter.announce(Stage.CHOOSING)
         model, choice = choose_model(config, best=model, averager=averager, train_split=train_split,
@@ -118,6 +120,27 @@ def train(
     return TrainResult(out_dir=out, model_path=target / MODEL_FILE, evaluation=evaluation,
                        history=history, stopped_early=metrics["stopped_early"],
                        train_seconds=seconds, kept_previous=kept is not None)
+
+
+@contextmanager
+def precision_policy(precision: str):
+    """Layers built inside use mixed bfloat16 for "bf16", float32 otherwise."""
+    if precision not in ("float32", "bf16"):
+        raise TrainError(f"precision {precision!r}: expected float32 or bf16")
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bf16" else "float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def as_float32(model: keras.Model, config: TrainConfig) -> keras.Model:
+    """The network in float32: what is chosen, calibrated and written, whatever trained it."""
+    if config.precision == "float32":
+        return model
+    plain = build_model(config.blocks)
+    plain.set_weights(model.get_weights())
+    return plain
 
 
 def make_optimizer(config: TrainConfig, steps: int) -> keras.optimizers.Optimizer:

@@ -21,7 +21,7 @@ from .callbacks import log
 from .config import STATE_DIR, TrainConfig, TrainError
 
 # What the saved weights' shapes depend on: a resumed run must use the same.
-MUST_MATCH = ("blocks", "optimizer", "augment", "robust")
+MUST_MATCH = ("blocks", "optimizer", "augment", "robust", "precision")
 
 
 class RunState:
