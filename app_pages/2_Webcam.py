@@ -24,6 +24,7 @@ if "live_processor" not in st.session_state:
     st.session_state.live_processor = live.LiveProcessor(recognizer)
     st.session_state.speaker = speech.BrowserSpeaker()
     st.session_state.stats_file = webrtc.stats_file_from_env()  # only the browser test sets one
+    st.session_state.start_watch = webrtc.StartWatch()
 processor: live.LiveProcessor = st.session_state.live_processor
 processor.recognizer = recognizer  # a model reloaded on another page is used from the next frame
 speaker: speech.BrowserSpeaker = st.session_state.speaker
@@ -49,12 +50,16 @@ with side:
     lang = st.selectbox("Language", speech.LANGUAGES, disabled=not speak)
 
 playing = ctx.state.playing
+started = playing or ctx.state.signalling  # Start pressed: connecting, or playing
 
 
-@st.fragment(run_every=1.0 if playing else None)
+@st.fragment(run_every=1.0 if started else None)
 def live_panel() -> None:
     stats = processor.stats()
     with side:
+        hint = st.session_state.start_watch.check(started, stats.frames)
+        if hint:
+            st.warning(hint, icon="⚠️")
         a, b, c = st.columns(3)
         a.metric("FPS", f"{stats.fps:.1f}" if playing else "-")
         b.metric("Main face", stats.main_label or "none")

@@ -213,3 +213,35 @@ def frames_callback(processor: LiveProcessor, stats: StatsFile | None = None):
         return [out]
 
     return on_frames
+
+
+# A viewer who pressed Start and sees nothing needs to hear so: a few seconds is longer than a
+# start takes (1-2 s on a busy 2-core server, scripts/bench_webrtc.py --starts).
+NO_FRAME_AFTER_S = 5.0
+NO_FRAME_MESSAGE = (
+    "No annotated video has come back {seconds:.0f} s after Start. Press STOP and START again; "
+    "if the video stays black, reload the page. On a network that blocks video calls (a strict "
+    "firewall or VPN) the server needs a TURN relay: see EMOTION_ICE_SERVERS in the README.")
+
+
+class StartWatch:
+    """Says, once a stream has played for NO_FRAME_AFTER_S without a processed frame, what a viewer
+    can do; the Webcam page calls `check` on each of its reruns."""
+
+    def __init__(self, after_s: float = NO_FRAME_AFTER_S, clock=time.monotonic):
+        self.after_s = after_s
+        self.clock = clock
+        self._since: float | None = None
+        self._frames_at_start = 0
+
+    def check(self, playing: bool, frames: int) -> str | None:
+        """The message to show now, or None. `frames`: the processor's count of processed frames."""
+        if not playing:
+            self._since = None
+            return None
+        if self._since is None:
+            self._since, self._frames_at_start = self.clock(), frames
+        waited = self.clock() - self._since
+        if frames > self._frames_at_start or waited < self.after_s:
+            return None
+        return NO_FRAME_MESSAGE.format(seconds=waited)
