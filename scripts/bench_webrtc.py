@@ -498,7 +498,11 @@ def main(argv: list[str] | None = None) -> int:
                 results = []
                 for k in [int(x) for x in args.browsers.split(",")]:
                     print(f"K={k} ...", flush=True)
-                    results.append(run_k(server, k, work, args.seconds, args.warmup, args.profile))
+                    try:
+                        results.append(run_k(server, k, work, args.seconds, args.warmup,
+                                             args.profile))
+                    except Exception as exc:  # noqa: BLE001 - report the other K values
+                        print(f"K={k} failed: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
                 print_results(results)
             if args.json:
                 args.json.write_text(json.dumps(results, indent=1))
