@@ -184,3 +184,16 @@ def test_the_callback_takes_and_returns_i420_with_the_same_picture(model_path):
     diff = np.abs(out_i420.to_ndarray(format="bgr24").astype(int)
                   - out_bgr.to_ndarray(format="bgr24").astype(int))
     assert diff.mean() < 3, diff.mean()
+
+
+def test_timeline_chart_is_a_plain_spec_in_the_palette():
+    from emotion.app.formatting import timeline_chart
+    from emotion.labels import EMOTIONS, palette
+
+    series = {"time_s": [0.0, 0.5]} | {e: [0.1, 0.2] for e in EMOTIONS}
+    data, spec = timeline_chart(series)
+    assert len(data) == 2 * len(EMOTIONS)
+    assert list(data.columns) == ["time_s", "emotion", "probability"]
+    colour = spec["encoding"]["color"]["scale"]
+    assert colour == {"domain": list(EMOTIONS), "range": palette()}
+    assert set(data["emotion"]) == set(EMOTIONS)
