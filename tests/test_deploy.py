@@ -196,7 +196,7 @@ def _cookie_per_replica(base: str, access_log: Path, replicas: list) -> dict[int
                                          headers={"Cookie": f"{COOKIE}={value}"})
         with urllib.request.urlopen(request, timeout=5) as r:
             # Sticky: nginx keeps the viewer's key, it does not hand out a new one.
-            assert f"{COOKIE}={value};" in r.headers.get("Set-Cookie", "")
+            assert f"{COOKIE}={value};" in " ".join(r.headers.get_all("Set-Cookie") or [])
         time.sleep(0.05)
         for line in access_log.read_text().splitlines():
             uri, _, upstream, cookie = (line.split(" ") + ["", "", "", ""])[:4]
@@ -264,8 +264,9 @@ def test_replicas_behind_nginx_with_media_relayed_through_turn(
         for i, (port, stats_dir) in enumerate(replicas):
             driver = _browser(tmp_path / f"profile-{i}", fake_camera)
             drivers.append(driver)
-            driver.get(f"{base}/_stcore/health")  # the cookie's domain first, then the cookie
-            driver.add_cookie({"name": COOKIE, "value": cookies[port], "path": "/"})
+            # Before the first request, as the cookie nginx itself would have set (host-only).
+            driver.execute_cdp_cmd("Network.setCookie", {"name": COOKIE, "value": cookies[port],
+                                                         "url": f"{base}/", "path": "/"})
             _open_and_start(driver, f"{base}/Webcam")
             deadline, stats = time.monotonic() + 120, {}
             while time.monotonic() < deadline:
