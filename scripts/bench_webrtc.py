@@ -15,9 +15,10 @@ and, with --profile, a sampling profile of the server (py-spy, `pip install py-s
 are sorted into receive+decode, conversions, process, drawing, encode+send, the page's reruns, the
 file watcher and the rest, then scaled to the measured CPU time.
 
---starts N instead opens N fresh browsers one after another against one server, presses Start in
-each, and reports how long each took to show its first annotated frame; the server's log, with
-aiortc's and aioice's debug messages (ICE, DTLS), goes to --log-dir.
+--starts N instead opens N fresh browsers one after another against one server (a fresh server
+each time with --fresh-server), presses Start in each, and reports how long each took to show its
+first annotated frame; the server's log, with aiortc's and aioice's debug messages (ICE, DTLS),
+goes to --log-dir.
 
 Browsers and server share this machine's cores: the server's CPU time per frame is the figure that
 says how many viewers a core serves; the frame rates also depend on what else runs (the load
@@ -164,7 +165,10 @@ def start_server(work: Path, port: int, extra: list[str], webrtc_log: Path | Non
     log = work / "streamlit.log"
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1", *extra]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    with log.open("a") as out:  # appended: --fresh-server starts several servers
+        out.write(f"--- {time.strftime('%H:%M:%S')} {' '.join(cmd)}\n")
+        out.flush()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(proc, port, stats_dir, log)
     deadline = time.monotonic() + 120
     while True:
@@ -433,25 +437,43 @@ def print_results(results: list[dict]) -> None:
                   f"annotated video back at {fmt(s.get('back_fps'))} fps")
 
 
-def run_starts(server: Server, n: int, work: Path, hold_s: float) -> list[float | None]:
+def one_start(server: Server, profile: Path, y4m: Path, hold_s: float, n: int) -> float | None:
+    """A fresh browser presses Start: seconds to the session's first processed frame, or None."""
+    driver = open_browser(profile, y4m)
+    try:
+        open_page(driver, server.url)
+        known = set(server.stats_dir.glob("session-*.json"))
+        clicked = press_start(driver)
+        stats = wait_new_session(server.stats_dir, known, timeout=20)
+        first = None if stats is None else first_frame_time(stats) - clicked
+        time.sleep(hold_s)
+        frames = (read_json(stats) or ({}, 0))[0].get("frames") if stats else None
+        print(f"start {n}: first annotated frame after {fmt(first, '.2f')} s, {frames} frames "
+              f"{hold_s:.0f} s later (wall {time.strftime('%H:%M:%S', time.localtime(clicked))})",
+              flush=True)
+        return first
+    finally:
+        driver.quit()
+
+
+def run_starts(server: Server, n: int, work: Path, hold_s: float,
+               restart=None) -> list[float | None]:
+    """N starts, each in a fresh browser; with `restart` (a function returning a new server), each
+    against a fresh server too, as its first visitor."""
     y4m = work / "clip-0.y4m"
     if not y4m.exists():
         write_y4m(clip(0), y4m, fps=30)
     times: list[float | None] = []
-    for i in range(n):
-        driver = open_browser(work / f"start-profile-{i}", y4m)
-        try:
-            open_page(driver, server.url)
-            known = set(server.stats_dir.glob("session-*.json"))
-            clicked = press_start(driver)
-            stats = wait_new_session(server.stats_dir, known, timeout=20)
-            first = None if stats is None else first_frame_time(stats) - clicked
-            times.append(first)
-            print(f"start {i + 1}: first annotated frame after {fmt(first, '.2f')} s "
-                  f"(wall {time.strftime('%H:%M:%S', time.localtime(clicked))})", flush=True)
-            time.sleep(hold_s)
-        finally:
-            driver.quit()
+    servers = [server]
+    try:
+        for i in range(n):
+            if restart is not None and i > 0:
+                servers[-1].stop()
+                servers.append(restart())
+            times.append(one_start(servers[-1], work / f"start-profile-{i}", y4m, hold_s, i + 1))
+    finally:
+        if restart is not None:
+            servers[-1].stop()
     return times
 
 
@@ -465,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streamlit-arg", action="append", default=[],
                         help="extra `streamlit run` option, e.g. --streamlit-arg=--server.fileWatcherType=auto")
     parser.add_argument("--starts", type=int, default=0, help="N fresh starts instead of the K runs")
+    parser.add_argument("--fresh-server", action="store_true",
+                        help="with --starts: a new server for every start (its first visitor)")
     parser.add_argument("--hold", type=float, default=3.0, help="seconds each start streams (--starts)")
     parser.add_argument("--log-dir", type=Path, help="keep the server's logs here")
     parser.add_argument("--json", type=Path, help="write the results as JSON too")
@@ -486,7 +510,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"server pid {server.proc.pid}, options {extra or 'none'}, "
                   f"load average {os.getloadavg()[0]:.1f}", flush=True)
             if args.starts:
-                times = run_starts(server, args.starts, work, args.hold)
+                restart = None
+                if args.fresh_server:
+                    def restart() -> Server:
+                        return start_server(work, args.port or free_port(), extra, webrtc_log)
+                times = run_starts(server, args.starts, work, args.hold, restart)
                 ok = sum(1 for t in times if t is not None and t <= 5.0)
                 shown = sorted(t for t in times if t is not None)
                 print(f"\n{ok} of {len(times)} starts showed an annotated frame within 5 s; "
