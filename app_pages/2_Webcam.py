@@ -30,6 +30,7 @@ speaker: speech.BrowserSpeaker = st.session_state.speaker
 
 video, side = st.columns([3, 2])
 with video:
+    webrtc.keep_streamer_across_reruns(st.session_state, "webcam")  # every start works
     ctx = webrtc_streamer(
         key="webcam",
         mode=WebRtcMode.SENDRECV,

@@ -197,3 +197,32 @@ def test_timeline_chart_is_a_plain_spec_in_the_palette():
     colour = spec["encoding"]["color"]["scale"]
     assert colour == {"domain": list(EMOTIONS), "range": palette()}
     assert set(data["emotion"]) == set(EMOTIONS)
+
+
+def test_a_streamer_rendered_in_the_previous_full_run_is_kept():
+    """streamlit-webrtc's orphan check can misfire on a lagging run count; the app's own count
+    skips it while the page keeps rendering, and leaves it in place after another page ran."""
+    import streamlit_webrtc.component as component
+
+    from emotion.app.webrtc import count_full_run, keep_streamer_across_reruns
+
+    assert hasattr(component.WebRtcStreamerContext(worker=None, state=None),
+                   "_last_rendered_run_count"), "streamlit-webrtc renamed what the app relies on"
+
+    class Context:
+        _last_rendered_run_count = 7
+
+    state: dict = {}
+    keep_streamer_across_reruns(state, "webcam")  # first render: no context yet
+    state["webcam"] = context = Context()
+    count_full_run(state)
+    keep_streamer_across_reruns(state, "webcam")  # the very next full run
+    assert context._last_rendered_run_count is None
+    context._last_rendered_run_count = 9
+    count_full_run(state)
+    count_full_run(state)  # another page ran in between
+    keep_streamer_across_reruns(state, "webcam")
+    assert context._last_rendered_run_count == 9  # the library decides
+    context._last_rendered_run_count = 12
+    keep_streamer_across_reruns(state, "webcam")  # a run cut short before it was counted
+    assert context._last_rendered_run_count is None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -245,3 +245,34 @@ class StartWatch:
         if frames > self._frames_at_start or waited < self.after_s:
             return None
         return NO_FRAME_MESSAGE.format(seconds=waited)
+
+
+# streamlit-webrtc (0.79) resets a streamer's context, stopping its worker, when Streamlit's count of
+# finished script runs has moved on by more than one since the streamer was last rendered: meant for
+# a viewer who went to another page and came back. Streamlit increments that count on its event loop
+# when it sends a run's "finished" message, so a run that starts right after another one (several
+# do while a connection is set up, with the event loop busy with ICE and DTLS) can read a count one
+# behind, and the run after it sees a gap that is not there: the stream stops after its first frame.
+# scripts/bench_webrtc.py --starts --fresh-server showed it in 1 of the first 2 starts with the file
+# watcher on. The app's own count of full runs, kept in the session state by app.py, does not lag.
+FULL_RUNS_KEY = "emotion_full_runs"
+
+
+def count_full_run(state: MutableMapping) -> None:
+    """Count a full run of the app (not a fragment's, nor one cut short); app.py calls it last."""
+    state[FULL_RUNS_KEY] = state.get(FULL_RUNS_KEY, 0) + 1
+
+
+def keep_streamer_across_reruns(state: MutableMapping, key: str) -> None:
+    """Call before `webrtc_streamer(key=key)`: when the previous full run rendered this page, the
+    streamer's context is current, and streamlit-webrtc's check (which can misfire, see above) is
+    skipped for this run; after another page has run, the check is left to reset the context."""
+    runs = state.get(FULL_RUNS_KEY, 0)
+    mark = f"{key}__rendered_after_runs"
+    previous = state.get(mark)
+    state[mark] = runs
+    context = state.get(key)
+    if context is None or previous is None or runs - previous > 1:
+        return
+    if hasattr(context, "_last_rendered_run_count"):
+        context._last_rendered_run_count = None
