@@ -261,7 +261,9 @@ CATEGORIES = [
     ("drawing", ("emotion/draw.py",)),
     ("process", ("emotion/live.py", "emotion/follow.py", "emotion/faces.py", "emotion/runtime.py",
                  "emotion/recognizer.py", "emotion/preprocess.py")),
-    ("conversions", ("to_ndarray", "from_ndarray", "reformat")),
+    ("the benchmark's stats file", ("emotion/files.py", "StatsFile.update")),
+    # what the callback runs itself is the two conversions (OpenCV's cvtColor shows as its line)
+    ("conversions", ("to_ndarray", "from_ndarray", "reformat", "on_frames (emotion/app/webrtc.py")),
     ("receive+decode", ("decode (aiortc", "rtcrtpreceiver.py", "jitterbuffer.py")),
     ("encode+send", ("encode (aiortc", "rtcrtpsender.py", "_packetize")),
     ("network (ICE, DTLS, SRTP)", ("aioice/", "rtcdtlstransport.py", "rtcicetransport.py",
@@ -276,7 +278,8 @@ CATEGORIES = [
 # Leaves that wait rather than work: py-spy --nonblocking cannot always tell a waiting thread from a
 # running one, and these samples would otherwise be scaled up into CPU time.
 WAITING = ("EpollSelector.select", "select (selectors.py", "Condition.wait", "wait (threading.py",
-           "_worker (concurrent/futures/thread.py:81)", "get (queue.py", "sleep")
+           "_worker (concurrent/futures/thread.py:81)", "get (queue.py", "sleep",
+           "polling_path_watcher.py:90)")
 
 
 def categorise(stack: str) -> str | None:
