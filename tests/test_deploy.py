@@ -303,3 +303,49 @@ def test_replicas_behind_nginx_with_media_relayed_through_turn(
     for port, value in cookies.items():
         mine = [line for line in streams if line.endswith(f" {value}")]
         assert all(f"127.0.0.1:{port}" in line for line in mine), streams
+
+
+@pytest.mark.parametrize("fake_camera", ["still"], indirect=True)
+def test_a_start_that_cannot_connect_says_what_to_try(tmp_path: Path, model_path: Path,
+                                                      fake_camera: FakeCamera):
+    """Relay only, through a TURN server that is not there: no frame can come back, and 5 s after
+    Start the page says so and what to try, instead of a black video and nothing else."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    dead_turn = _free_port()  # nothing listens there
+    ice = {"iceServers": [{"urls": [f"turn:127.0.0.1:{dead_turn}?transport=udp"],
+                           "username": TURN_USER, "credential": TURN_PASSWORD}],
+           "iceTransportPolicy": "relay"}
+    port = _free_port()
+    log = tmp_path / "server.log"
+    env = {**os.environ, ICE_ENV: json.dumps(ice), "EMOTION_MODEL": str(model_path),
+           "EMOTION_TTS_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1"],
+        cwd=PROJECT_ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    driver = None
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/_stcore/health", proc, log)
+        driver = _browser(tmp_path / "profile", fake_camera)
+        driver.set_window_size(420, 1000)  # a phone first: the sidebar starts folded away
+        _open_and_start(driver, f"http://localhost:{port}/Webcam")
+        started = time.monotonic()
+        driver.switch_to.default_content()
+        hint = WebDriverWait(driver, 60).until(lambda d: next(
+            (e for e in d.find_elements(By.CSS_SELECTOR, '[data-testid="stAlert"]')
+             if "No annotated video" in e.text), None))
+        waited = time.monotonic() - started
+        assert waited >= 4.5, f"the hint came {waited:.1f} s after Start, before the 5 s"
+        assert "STOP and START again" in hint.text and "TURN" in hint.text
+        driver.execute_script("arguments[0].scrollIntoView();", hint)
+        driver.save_screenshot(str(tmp_path / "webcam-no-frame-phone.png"))
+        driver.set_window_size(1400, 1000)
+        driver.execute_script("window.scrollTo(0, 0);")
+        time.sleep(1)
+        driver.save_screenshot(str(tmp_path / "webcam-no-frame.png"))
+    finally:
+        if driver is not None:
+            driver.quit()
+        _stop(proc)
