@@ -31,6 +31,7 @@ from emotion.labels import COLOURS
 from test_browser_webcam import (  # noqa: F401 - fake_camera is a fixture used by name
     CHROMEDRIVER, CHROMIUM, PEER_CONNECTION_HOOK_JS, FakeCamera, _free_port, _grab_frame,
     _label_colour_gains, _missing_tools, _open_and_start, fake_camera)
+from test_deploy_recipe import render_template
 
 TEMPLATE = PROJECT_ROOT / "deploy" / "nginx.conf.template"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -51,23 +52,6 @@ pytestmark = [
     pytest.mark.skipif(bool(_missing()), reason=f"the deployment test needs {', '.join(_missing())}"
                        " (apt-get install -y nginx coturn chromium chromium-driver ffmpeg)"),
 ]
-
-
-def render_template(text: str, values: dict[str, str]) -> str:
-    """${NAME} filled in for the given names only, as the nginx image's envsubst does; nginx's own
-    $variables stay."""
-    def fill(match: re.Match) -> str:
-        return values.get(match.group(1), match.group(0))
-
-    return re.sub(r"\$\{([A-Z_]+)\}", fill, text)
-
-
-def test_template_fills_only_its_own_variables():
-    conf = render_template(TEMPLATE.read_text(), {"LISTEN_PORT": "8080",
-                                                  "UPSTREAM_SERVERS": "server app:8501;"})
-    assert "listen 8080;" in conf and "server app:8501;" in conf
-    assert "${" not in conf
-    assert "$http_upgrade" in conf and "$cookie_emotion_replica" in conf
 
 
 def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
