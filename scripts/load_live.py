@@ -6,8 +6,7 @@
 What it measures is the live path alone: no WebRTC, no video codecs, no page. A real browser
 session also costs the server its receiving, decoding, encoding, sending and the page's reruns,
 two to three times what `process` alone costs in the profile; for how many viewers a server
-holds, use
-scripts/bench_webrtc.py (real sessions in headless Chromium).
+holds, use scripts/bench_webrtc.py (real sessions in headless Chromium).
 
 For each number of sessions K, K threads each run their own `LiveProcessor`, all sharing ONE
 `EmotionRecognizer`, as the app shares one between browser sessions (st.cache_resource). Each
