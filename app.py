@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from emotion import registry
+from emotion.app import webrtc
 from emotion.config import PROJECT_ROOT
 
 # (file, title, icon, what it does): the sidebar and the home page's links both come from here.
@@ -75,3 +76,4 @@ def home() -> None:
 navigation = [st.Page(home, title="Home", icon=None, default=True)]
 navigation += [st.Page(page, title=label, icon=icon, url_path=label) for page, label, icon, _ in PAGES]
 st.navigation(navigation).run()
+webrtc.count_full_run(st.session_state)  # after the page: see emotion/app/webrtc.py

@@ -3,6 +3,11 @@
     python scripts/load_live.py [--sessions 1,2,4,8] [--seconds S] [--fps 30] [--model PATH]
                                 [--runtime NAME] [--threads N] [--frames N]
 
+What it measures is the live path alone: no WebRTC, no video codecs, no page. A real browser
+session also costs the server its receiving, decoding, encoding, sending and the page's reruns,
+two to three times what `process` alone costs in the profile; for how many viewers a server
+holds, use scripts/bench_webrtc.py (real sessions in headless Chromium).
+
 For each number of sessions K, K threads each run their own `LiveProcessor`, all sharing ONE
 `EmotionRecognizer`, as the app shares one between browser sessions (st.cache_resource). Each
 session plays the moving 640x480 astronaut clip of `emotion.clips` in a loop from its own offset,

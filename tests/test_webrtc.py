@@ -115,3 +115,114 @@ def test_malformed_json_is_a_clear_error():
 def test_wrong_shapes(value, message):
     with pytest.raises(IceConfigError, match=message):
         parse_ice_servers(value, "test")
+
+
+def test_relay_policy_passes_through_to_the_browser():
+    value = json.dumps({"iceServers": TURN, "iceTransportPolicy": "relay"})
+    assert rtc_configuration(environ={ICE_ENV: value}) == {"iceServers": TURN,
+                                                           "iceTransportPolicy": "relay"}
+    with pytest.raises(IceConfigError, match='"iceTransportPolicy" must be "all" or "relay"'):
+        rtc_configuration(environ={ICE_ENV: json.dumps({"iceServers": TURN,
+                                                        "iceTransportPolicy": "turn"})})
+
+
+def test_start_watch_speaks_up_only_when_no_frame_came():
+    from emotion.app.webrtc import StartWatch
+
+    now = [0.0]
+    watch = StartWatch(after_s=5.0, clock=lambda: now[0])
+    assert watch.check(False, 0) is None
+    assert watch.check(True, 10) is None  # Start pressed; 10 frames from an earlier run
+    now[0] = 4.9
+    assert watch.check(True, 10) is None
+    now[0] = 5.2
+    message = watch.check(True, 10)
+    assert message and "STOP and START again" in message and "5 s after Start" in message
+    assert watch.check(True, 11) is None  # a frame came
+    assert watch.check(False, 11) is None  # stopped: the next Start is timed afresh
+    now[0] = 20.0
+    assert watch.check(True, 11) is None
+    now[0] = 24.0
+    assert watch.check(True, 11) is None
+    now[0] = 25.5
+    assert watch.check(True, 11) is not None
+
+
+def test_a_stats_folder_gets_a_file_per_session(tmp_path):
+    from emotion.app.webrtc import StatsFile, stats_file_from_env
+
+    a, b = stats_file_from_env({"EMOTION_LIVE_STATS": str(tmp_path)}), StatsFile(tmp_path)
+    assert a.path.parent == tmp_path == b.path.parent and a.path != b.path
+    assert stats_file_from_env({"EMOTION_LIVE_STATS": str(tmp_path / "one.json")}).path == \
+        tmp_path / "one.json"
+
+
+def test_the_callback_takes_and_returns_i420_with_the_same_picture(model_path):
+    """Decoded frames are I420: converted by OpenCV, processed, returned as I420, the same picture
+    as the BGR path gives (up to rounding)."""
+    import asyncio
+
+    import av
+    import cv2
+    import numpy as np
+
+    from emotion.app.webrtc import frames_callback
+    from emotion.clips import astronaut_clip
+    from emotion.live import LiveProcessor
+    from emotion.recognizer import EmotionRecognizer
+
+    recognizer = EmotionRecognizer(model_path)
+    bgr = astronaut_clip(frames=3)[1]
+    i420 = av.VideoFrame.from_ndarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+    i420.pts = 5
+    plain = av.VideoFrame.from_ndarray(bgr, format="bgr24")
+    plain.pts = 5
+    out_i420 = asyncio.run(frames_callback(LiveProcessor(recognizer))([i420]))[0]
+    out_bgr = asyncio.run(frames_callback(LiveProcessor(recognizer))([plain]))[0]
+    assert out_i420.format.name == "yuv420p" and out_bgr.format.name == "bgr24"
+    assert (out_i420.width, out_i420.height, out_i420.pts) == (640, 480, 5)
+    diff = np.abs(out_i420.to_ndarray(format="bgr24").astype(int)
+                  - out_bgr.to_ndarray(format="bgr24").astype(int))
+    assert diff.mean() < 3, diff.mean()
+
+
+def test_timeline_chart_is_a_plain_spec_in_the_palette():
+    from emotion.app.formatting import timeline_chart
+    from emotion.labels import EMOTIONS, palette
+
+    series = {"time_s": [0.0, 0.5]} | {e: [0.1, 0.2] for e in EMOTIONS}
+    data, spec = timeline_chart(series)
+    assert len(data) == 2 * len(EMOTIONS)
+    assert list(data.columns) == ["time_s", "emotion", "probability"]
+    colour = spec["encoding"]["color"]["scale"]
+    assert colour == {"domain": list(EMOTIONS), "range": palette()}
+    assert set(data["emotion"]) == set(EMOTIONS)
+
+
+def test_a_streamer_rendered_in_the_previous_full_run_is_kept():
+    """streamlit-webrtc's orphan check can misfire on a lagging run count; the app's own count
+    skips it while the page keeps rendering, and leaves it in place after another page ran."""
+    import streamlit_webrtc.component as component
+
+    from emotion.app.webrtc import count_full_run, keep_streamer_across_reruns
+
+    assert hasattr(component.WebRtcStreamerContext(worker=None, state=None),
+                   "_last_rendered_run_count"), "streamlit-webrtc renamed what the app relies on"
+
+    class Context:
+        _last_rendered_run_count = 7
+
+    state: dict = {}
+    keep_streamer_across_reruns(state, "webcam")  # first render: no context yet
+    state["webcam"] = context = Context()
+    count_full_run(state)
+    keep_streamer_across_reruns(state, "webcam")  # the very next full run
+    assert context._last_rendered_run_count is None
+    context._last_rendered_run_count = 9
+    count_full_run(state)
+    count_full_run(state)  # another page ran in between
+    keep_streamer_across_reruns(state, "webcam")
+    assert context._last_rendered_run_count == 9  # the library decides
+    context._last_rendered_run_count = 12
+    keep_streamer_across_reruns(state, "webcam")  # a run cut short before it was counted
+    assert context._last_rendered_run_count is None

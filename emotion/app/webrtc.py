@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,23 +60,47 @@ def parse_ice_servers(value: Any, origin: str) -> list[dict]:
     return value
 
 
+POLICIES = ("all", "relay")
+
+
+def _configuration(value: Any, origin: str) -> dict:
+    """{"iceServers": [...]} from what parse_ice_servers takes, keeping an "iceTransportPolicy"
+    given beside the servers ("relay": the browser sends its media only through a TURN server)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            pass  # parse_ice_servers says what is wrong with it
+    value = _plain(value)
+    config = {"iceServers": parse_ice_servers(value, origin)}
+    if isinstance(value, dict) and "iceTransportPolicy" in value:
+        policy = value["iceTransportPolicy"]
+        if policy not in POLICIES:
+            raise IceConfigError(f'{origin}: "iceTransportPolicy" must be "all" or "relay",'
+                                 f" got {policy!r}")
+        config["iceTransportPolicy"] = policy
+    return config
+
+
 def rtc_configuration(environ: Mapping[str, str] | None = None, secrets: Any = None) -> dict:
     """The RTCConfiguration: EMOTION_ICE_SERVERS, else secrets["ice_servers"], else no servers at all.
 
+    Either is a list of servers or {"iceServers": [...], "iceTransportPolicy": "relay"|"all"}.
     With no servers the browser and the server pair over their host addresses, which works when
     both are on one machine or one network; say so explicitly, because streamlit-webrtc otherwise
-    fills in public STUN servers (a network call this app does not need to make).
+    fills in public STUN servers (a network call this app does not need to make). The browser
+    gets the whole configuration; streamlit-webrtc gives aiortc the servers only.
     """
     environ = os.environ if environ is None else environ
     if environ.get(ICE_ENV, "").strip():
-        return {"iceServers": parse_ice_servers(environ[ICE_ENV], f"${ICE_ENV}")}
+        return _configuration(environ[ICE_ENV], f"${ICE_ENV}")
     if secrets is not None:
         try:
             value = secrets[SECRET_KEY] if SECRET_KEY in secrets else None
         except (FileNotFoundError, KeyError):
             value = None
         if value is not None:
-            return {"iceServers": parse_ice_servers(value, f'secrets["{SECRET_KEY}"]')}
+            return _configuration(value, f'secrets["{SECRET_KEY}"]')
     return {"iceServers": []}
 
 
@@ -90,8 +115,21 @@ def streamlit_rtc_configuration() -> dict:
     return rtc_configuration(secrets=secrets)
 
 
-# Only the browser test sets this: the page then writes the session's counters to that JSON file.
+# Only the browser tests and scripts/bench_webrtc.py set this: the page then writes the session's
+# counters to that JSON file, or, when it names a folder, one file per browser session in it.
 STATS_ENV = "EMOTION_LIVE_STATS"
+
+
+@dataclass
+class FramePathTimes:
+    """Where a session's frame callback spends its time (totals in ms): the conversion from the
+    decoded frame, LiveProcessor.process, the conversion back to a video frame."""
+
+    calls: int = 0
+    frames_in: int = 0  # frames handed over, the dropped ones included
+    to_array_ms: float = 0.0
+    process_ms: float = 0.0
+    to_frame_ms: float = 0.0
 
 
 class StatsFile:
@@ -99,17 +137,23 @@ class StatsFile:
     seconds: for a test watching the server from outside, not a log."""
 
     def __init__(self, path: str | Path, every_s: float = 0.5, clock=time.monotonic):
-        self.path = Path(path)
+        path = Path(path)
+        if path.is_dir():  # several sessions at once: a file each, named when it is made
+            path = path / f"session-{time.time_ns()}-{id(self):x}.json"
+        self.path = path
         self.every_s = every_s
         self.clock = clock
         self._written = -1.0
 
-    def update(self, processor: LiveProcessor) -> None:
+    def update(self, processor: LiveProcessor, times: FramePathTimes | None = None) -> None:
         now = self.clock()
         if self._written >= 0 and now - self._written < self.every_s:
             return
         self._written = now
-        write_text_atomic(self.path, json.dumps(processor.stats().__dict__))
+        record = dict(processor.stats().__dict__)
+        if times is not None:
+            record["path"] = asdict(times)
+        write_text_atomic(self.path, json.dumps(record))
 
 
 def stats_file_from_env(environ: Mapping[str, str] | None = None) -> StatsFile | None:
@@ -123,21 +167,112 @@ def frames_callback(processor: LiveProcessor, stats: StatsFile | None = None):
 
     streamlit-webrtc hands over every frame that arrived while the previous call ran; processing
     only the newest and dropping the rest keeps latency at one frame however slow the model is,
-    and nothing piles up. `stats`, if given, is updated after each frame.
+    and nothing piles up. streamlit-webrtc already runs it in a thread of its own per session
+    (with `async_processing=True`), off aiortc's event loop. `stats`, if given, is updated after
+    each frame, with the callback's own timings.
     """
     import av
+    import cv2
+
+    times = FramePathTimes()
+    clock = time.perf_counter
 
     async def on_frames(frames: list) -> list:
         if not frames:
             return []
         latest = frames[-1]
-        result = processor.process(latest.to_ndarray(format="bgr24"))
-        if stats is not None:
-            stats.update(processor)
-        out = av.VideoFrame.from_ndarray(result.frame, format="bgr24")
+        t0 = clock()
+        # The decoder gives I420 and the encoder wants it back: OpenCV converts both ways in a
+        # seventh of the time libswscale takes (2.3 ms against 0.3 ms a 640x480 frame), and a
+        # frame returned as I420 is not converted again inside the encoder.
+        i420 = (latest.format.name == "yuv420p" and latest.width % 2 == 0
+                and latest.height % 2 == 0)
+        if i420:
+            image = cv2.cvtColor(latest.to_ndarray(), cv2.COLOR_YUV2BGR_I420)
+        else:
+            image = latest.to_ndarray(format="bgr24")
+        t1 = clock()
+        result = processor.process(image)
+        t2 = clock()
+        if i420 and result.frame.shape[:2] == image.shape[:2]:
+            out = av.VideoFrame.from_ndarray(
+                cv2.cvtColor(result.frame, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+        else:
+            out = av.VideoFrame.from_ndarray(result.frame, format="bgr24")
+        t3 = clock()
         out.pts = latest.pts
         if latest.time_base is not None:
             out.time_base = latest.time_base
+        times.calls += 1
+        times.frames_in += len(frames)
+        times.to_array_ms += (t1 - t0) * 1000
+        times.process_ms += (t2 - t1) * 1000
+        times.to_frame_ms += (t3 - t2) * 1000
+        if stats is not None:
+            stats.update(processor, times)
         return [out]
 
     return on_frames
+
+
+# A viewer who pressed Start and sees nothing needs to hear so: a few seconds is longer than a
+# start takes (1-2 s on a busy 2-core server, scripts/bench_webrtc.py --starts).
+NO_FRAME_AFTER_S = 5.0
+NO_FRAME_MESSAGE = (
+    "No annotated video has come back {seconds:.0f} s after Start. Press STOP and START again; "
+    "if the video stays black, reload the page. On a network that blocks video calls (a strict "
+    "firewall or VPN) the server needs a TURN relay: see EMOTION_ICE_SERVERS in the README.")
+
+
+class StartWatch:
+    """Says, once a stream has played for NO_FRAME_AFTER_S without a processed frame, what a viewer
+    can do; the Webcam page calls `check` on each of its reruns."""
+
+    def __init__(self, after_s: float = NO_FRAME_AFTER_S, clock=time.monotonic):
+        self.after_s = after_s
+        self.clock = clock
+        self._since: float | None = None
+        self._frames_at_start = 0
+
+    def check(self, playing: bool, frames: int) -> str | None:
+        """The message to show now, or None. `frames`: the processor's count of processed frames."""
+        if not playing:
+            self._since = None
+            return None
+        if self._since is None:
+            self._since, self._frames_at_start = self.clock(), frames
+        waited = self.clock() - self._since
+        if frames > self._frames_at_start or waited < self.after_s:
+            return None
+        return NO_FRAME_MESSAGE.format(seconds=waited)
+
+
+# streamlit-webrtc (0.79) resets a streamer's context, stopping its worker, when Streamlit's count of
+# finished script runs has moved on by more than one since the streamer was last rendered: meant for
+# a viewer who went to another page and came back. Streamlit increments that count on its event loop
+# when it sends a run's "finished" message, so a run that starts right after another one (several
+# do while a connection is set up, with the event loop busy with ICE and DTLS) can read a count one
+# behind, and the run after it sees a gap that is not there: the stream stops after its first frame.
+# scripts/bench_webrtc.py --starts --fresh-server showed it in 1 of the first 2 starts with the file
+# watcher on. The app's own count of full runs, kept in the session state by app.py, does not lag.
+FULL_RUNS_KEY = "emotion_full_runs"
+
+
+def count_full_run(state: MutableMapping) -> None:
+    """Count a full run of the app (not a fragment's, nor one cut short); app.py calls it last."""
+    state[FULL_RUNS_KEY] = state.get(FULL_RUNS_KEY, 0) + 1
+
+
+def keep_streamer_across_reruns(state: MutableMapping, key: str) -> None:
+    """Call before `webrtc_streamer(key=key)`: when the previous full run rendered this page, the
+    streamer's context is current, and streamlit-webrtc's check (which can misfire, see above) is
+    skipped for this run; after another page has run, the check is left to reset the context."""
+    runs = state.get(FULL_RUNS_KEY, 0)
+    mark = f"{key}__rendered_after_runs"
+    previous = state.get(mark)
+    state[mark] = runs
+    context = state.get(key)
+    if context is None or previous is None or runs - previous > 1:
+        return
+    if hasattr(context, "_last_rendered_run_count"):
+        context._last_rendered_run_count = None
