@@ -51,8 +51,9 @@ def home() -> None:
             measured.append(("Macro-F1", f"{info.macro_f1:.3f}"))
         if info.test_images:
             measured.append(("Test images", f"{info.test_images:,}"))
-        for col, (label, value) in zip(st.columns(3), measured):
-            col.metric(label, value)
+        figures = st.container(horizontal=True)  # side by side, wrapping on a phone
+        for label, value in measured:
+            figures.metric(label, value, width="content")
         st.caption(formatting.model_caption(info))
         if info.test_accuracy is None:
             st.info(

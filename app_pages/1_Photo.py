@@ -91,27 +91,28 @@ else:
     st.success(f"{count} face{'s' if count != 1 else ''} found, numbered on the photo as in the "
                "table.")
 
-downloads = st.columns(4)
-downloads[0].download_button(
+# A row that wraps: two buttons a line on a phone rather than four lines of one.
+downloads = st.container(horizontal=True)
+downloads.download_button(
     "Photo (PNG)", result.annotated_bytes("png"), f"{result.stem}-emotions.png", "image/png",
-    on_click="ignore", width="stretch", help="The photo with the numbered boxes and labels.",
+    on_click="ignore", help="The photo with the numbered boxes and labels.",
 )
-downloads[1].download_button(
+downloads.download_button(
     "Photo (JPEG)", result.annotated_bytes("jpeg"), f"{result.stem}-emotions.jpg", "image/jpeg",
-    on_click="ignore", width="stretch", help="The photo with the numbered boxes and labels.",
+    on_click="ignore", help="The photo with the numbered boxes and labels.",
 )
-downloads[2].download_button(
+downloads.download_button(
     "Results (CSV)", result.csv_text, f"{result.stem}-emotions.csv", "text/csv",
-    on_click="ignore", width="stretch",
+    on_click="ignore",
     help="One row per face, numbered as on the photo, with all seven probabilities.",
 )
-downloads[3].download_button(
+downloads.download_button(
     "Results (JSON)", result.json_text, f"{result.stem}-emotions.json", "application/json",
-    on_click="ignore", width="stretch",
+    on_click="ignore",
     help="The faces in the photo's order, with their boxes and all seven probabilities.",
 )
 
-left, right = st.columns([3, 2])
+left, right = st.columns([2, 1])
 left.image(
     result.annotated_rgb(),
     caption=f"{result.name} ({result.width}x{result.height})",
@@ -128,7 +129,7 @@ if result.faces:
                 "face": st.column_config.NumberColumn("face", width="small"),
                 "emotion": st.column_config.TextColumn("emotion"),
                 "confidence": st.column_config.ProgressColumn(
-                    "confidence", min_value=0.0, max_value=1.0, format="percent"),
+                    "confidence", min_value=0, max_value=100, format="%.0f%%"),
             },
         )
         if any(face.uncertain for face in result.faces):

@@ -9,12 +9,13 @@ from .config import IMAGE_SIZE
 from .labels import COLOURS, EMOTIONS, UNCERTAIN as UNCERTAIN_TEXT
 from .recognizer import Face
 
-# The Photo page shows a photo about this wide (a wide page's main column); numbers and labels
-# are drawn for that size, whatever the faces' sizes, so they read the same on every face.
-PHOTO_DISPLAY_WIDTH = 900
+# The Photo page shows a photo about this wide (its column beside the table, in a 1400 px
+# window); numbers and labels are drawn for that size, whatever the faces' sizes, so they read
+# the same on every face.
+PHOTO_DISPLAY_WIDTH = 640
 # Text height on the displayed photo, in its pixels, and the least in the photo's own pixels
 # (a small photo is shown enlarged, but its download is seen at its own size).
-PHOTO_TEXT_PX = 16
+PHOTO_TEXT_PX = 14
 MIN_TEXT_PX = 12
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _FONT_PX = 22  # the height of a digit at font scale 1

@@ -144,7 +144,7 @@ def face_title(number: int, face) -> str:
 
 def faces_frame(faces: list):
     """The Photo page's table: one row per face, numbered as on the photo, with its emotion (or
-    "uncertain", naming the likeliest) and the confidence of the likeliest emotion."""
+    "uncertain", naming the likeliest) and the confidence of the likeliest emotion, in %."""
     import pandas as pd
 
     return pd.DataFrame(
@@ -152,7 +152,7 @@ def faces_frame(faces: list):
             "face": list(range(1, len(faces) + 1)),
             "emotion": [f"{f.shown_label} (likeliest: {f.label})" if f.uncertain else f.label
                         for f in faces],
-            "confidence": [float(f.confidence) for f in faces],
+            "confidence": [round(100 * float(f.confidence), 1) for f in faces],
         }
     )
 
