@@ -166,7 +166,7 @@ def times_in(share: float) -> tuple[int, int]:
     share = min(1.0, max(0.0, float(share)))
     for n in (2, 3, 4, 5, 6, 7, 8, 9, 10, 20):
         k = round(share * n)
-        if 0 < k < n and abs(k / n - share) <= 0.02:
+        if 0 < k < n and abs(k / n - share) <= 0.02 + 1e-9:
             return k, n
     return round(share * 100), 100
 
