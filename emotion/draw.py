@@ -1,4 +1,5 @@
-"""Every picture the package draws with OpenCV: boxes and labels, the FPS patch, face grids."""
+"""Every picture the package draws with OpenCV: boxes and labels, numbered photos, the FPS patch,
+face grids."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import cv2
 import numpy as np
 
 from .config import IMAGE_SIZE
-from .labels import COLOURS, EMOTIONS, UNCERTAIN as UNCERTAIN_TEXT
+from .labels import COLOURS, EMOTIONS, UNCERTAIN
 from .recognizer import Face
 
 # The Photo page shows a photo about this wide (its column beside the table, in a 1400 px
@@ -73,7 +74,7 @@ def photo_tags(faces: list[Face], shape: tuple[int, ...],
     tags = []
     for i, face in enumerate(faces):
         b, number = face.box, str(i + 1)
-        label = UNCERTAIN_TEXT if face.uncertain else f"{face.label} {face.confidence:.0%}"
+        label = UNCERTAIN if face.uncertain else f"{face.label} {face.confidence:.0%}"
         others = boxes[:i] + boxes[i + 1:]
         chosen = None
         for text in (f"{number} {label}", number):

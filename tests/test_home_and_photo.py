@@ -11,7 +11,8 @@ import cv2
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from emotion import config, photo, recognizer as recognizer_module, registry
+from emotion import config, photo, registry
+from emotion import recognizer as recognizer_module
 from emotion.app import formatting, ui
 from emotion.config import PROJECT_ROOT
 

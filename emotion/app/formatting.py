@@ -186,8 +186,8 @@ def quality_sentences(metrics: dict | None) -> list[str]:
     k, n = times_in(accuracy)
     images = test.get("n_images")
     faces = f"{images:,} test faces" if isinstance(images, int) and images > 0 else "its test faces"
-    said = [f"Right about {k} time{'s' if k != 1 else ''} in {n} on faces it has never seen "
-            f"({accuracy:.1%} of {faces})."]
+    said = [(f"Right about {k} time{'s' if k != 1 else ''} in {n} on faces it has never seen "
+             f"({accuracy:.1%} of {faces}).")]
 
     per_class = test.get("per_class")
     recall = {}
