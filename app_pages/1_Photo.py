@@ -128,8 +128,8 @@ if result.faces:
             column_config={
                 "face": st.column_config.NumberColumn("face", width="small"),
                 "emotion": st.column_config.TextColumn("emotion"),
-                "confidence": st.column_config.ProgressColumn(
-                    "confidence", min_value=0, max_value=100, format="%.0f%%"),
+                # A number, not a bar: the theme's red bar would read as "angry".
+                "confidence": st.column_config.NumberColumn("confidence", format="%.0f%%"),
             },
         )
         if any(face.uncertain for face in result.faces):
