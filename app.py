@@ -51,7 +51,7 @@ def home() -> None:
             measured.append(("Macro-F1", f"{info.macro_f1:.3f}"))
         if info.test_images:
             measured.append(("Test images", f"{info.test_images:,}"))
-        figures = st.container(horizontal=True)  # side by side, wrapping on a phone
+        figures = st.container(horizontal=True, gap="medium")  # side by side, wrapping on a phone
         for label, value in measured:
             figures.metric(label, value, width="content")
         st.caption(formatting.model_caption(info))

@@ -38,7 +38,7 @@ except (DataError, OSError) as exc:  # loaders name the file; an OSError at leas
 
 # ---------------------------------------------------------------- summary
 
-summary = st.container(horizontal=True)  # side by side, wrapping on a phone
+summary = st.container(horizontal=True, gap="medium")  # side by side, wrapping on a phone
 for label, value in [
     ("Images", f"{report.total:,}"),
     ("Distinct images", f"{report.distinct:,}"),
