@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from emotion import registry
-from emotion.app import webrtc
+from emotion import photo, registry
+from emotion.app import formatting, ui, webrtc
 from emotion.config import PROJECT_ROOT
 
 # (file, title, icon, what it does): the sidebar and the home page's links both come from here.
@@ -21,6 +21,7 @@ PAGES = [
     ("app_pages/4_Dataset.py", "Dataset", None,
      "class balance, sample faces, duplicates and leakage"),
 ]
+WEBCAM_PAGE = "app_pages/2_Webcam.py"
 PAGES = [p for p in PAGES if (PROJECT_ROOT / p[0]).is_file()]  # a missing page is left out
 
 
@@ -29,34 +30,39 @@ def home() -> None:
 
     st.title("Facial emotion recognition")
     st.write(
-        "Finds every face in a photo or a webcam stream and names its expression as one of seven "
-        "emotions: angry, disgust, fear, happy, sad, surprise, neutral. The model is a small "
-        "convolutional network trained on FER2013 (48x48 grayscale faces)."
+        "Finds the faces in a photo or in your webcam's video and names the emotion each one "
+        "shows: angry, disgust, fear, happy, sad, surprise or neutral."
     )
+    try_photo, try_webcam = st.columns(2)
+    if try_photo.button("Try a sample photo", icon=":material/photo_camera:", type="primary",
+                        width="stretch"):
+        ui.open_sample_photo(photo.FIRST_SAMPLE)
+    if WEBCAM_PAGE in (p[0] for p in PAGES) and try_webcam.button(
+            "Open the webcam", icon=":material/videocam:", width="stretch"):
+        st.switch_page(WEBCAM_PAGE)
 
     # Model facts come from the file and its metrics.json only: the home page never loads TensorFlow.
     info = registry.model_info()
-    st.subheader("Model")
+    st.subheader("How good is it?")
     if info.exists:
+        said = formatting.quality_sentences(registry.read_metrics(registry.metrics_path(info.path)))
+        if said:
+            st.markdown(" ".join(said))
         measured = [("Test accuracy", info.accuracy_text)]
         if info.macro_f1 is not None:
             measured.append(("Macro-F1", f"{info.macro_f1:.3f}"))
         if info.test_images:
             measured.append(("Test images", f"{info.test_images:,}"))
-        for col, (label, value) in zip(st.columns(3), measured):
-            col.metric(label, value)
-        saved = f"{info.modified:%Y-%m-%d %H:%M}"
-        about = f"Model file: `{info.shown_path}` ({info.size_mb} MB, saved {saved})"
-        if info.epochs_run:
-            about += f"; trained for {info.epochs_run} epochs on `{info.data_source}`"
-            if info.init:
-                about += f", starting from the weights of `{info.init}`"
-        st.caption(about)
+        figures = st.container(horizontal=True, gap="medium")  # side by side, wrapping on a phone
+        for label, value in measured:
+            figures.metric(label, value, width="content")
+        st.caption(formatting.model_caption(info))
         if info.test_accuracy is None:
             st.info(
                 f"No test metrics next to the model ({registry.metrics_path(info.path).name}), "
                 "so its accuracy is not measured."
             )
+        st.caption(formatting.HUMAN_CAPTION)
     else:
         st.warning(
             f"No model at `{info.shown_path}`. Train one on the Training page, or set "
@@ -65,12 +71,8 @@ def home() -> None:
 
     st.subheader("Pages")
     for page, label, icon, what in PAGES:
-        st.page_link(page, label=f"{label}: {what}", icon=icon)
-
-    st.caption(
-        "FER2013 accuracy is modest even for good models (human accuracy on it is about "
-        "65%); treat the results as estimates, not facts about anyone's feelings."
-    )
+        st.page_link(page, label=label, icon=icon)
+        st.caption(what[:1].upper() + what[1:] + ".")
 
 
 navigation = [st.Page(home, title="Home", icon=None, default=True)]

@@ -38,12 +38,15 @@ except (DataError, OSError) as exc:  # loaders name the file; an OSError at leas
 
 # ---------------------------------------------------------------- summary
 
-m = st.columns(5)
-m[0].metric("Images", f"{report.total:,}")
-m[1].metric("Distinct images", f"{report.distinct:,}")
-m[2].metric("Duplicated across splits", f"{report.cross_split_groups:,} groups")
-m[3].metric("Conflicting labels", f"{report.conflicting_label_groups:,} groups")
-m[4].metric("Near-blank", f"{report.near_blank:,}")
+summary = st.container(horizontal=True, gap="medium")  # side by side, wrapping on a phone
+for label, value in [
+    ("Images", f"{report.total:,}"),
+    ("Distinct images", f"{report.distinct:,}"),
+    ("Duplicated across splits", f"{report.cross_split_groups:,} groups"),
+    ("Conflicting labels", f"{report.conflicting_label_groups:,} groups"),
+    ("Near-blank", f"{report.near_blank:,}"),
+]:
+    summary.metric(label, value, width="content")
 
 # ---------------------------------------------------------------- class balance
 
@@ -69,7 +72,7 @@ part = dataset[split]
 c2.image(
     face_grid(part.images, part.labels, per_class=10, seed=int(seed)),
     caption=f"10 random {split} faces per emotion (48x48, as the model sees them)",
-    width=620,
+    width="content",  # its own 570 px, or narrower on a phone
 )
 
 # ---------------------------------------------------------------- sizes

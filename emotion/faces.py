@@ -156,13 +156,28 @@ def detect_faces(image: np.ndarray, settings: DetectionSettings = DetectionSetti
     scale = detection_scale(gray.shape, settings)
     options = dict(scale=scale, min_px=min_face_px(gray.shape, settings) * scale,
                    scale_factor=settings.scale_factor, min_neighbors=settings.min_neighbors)
-    boxes = scan(gray, cascade=settings.cascade, **options)
-    if settings.profiles:
-        width = gray.shape[1]
-        boxes += scan(gray, cascade=PROFILE_CASCADE, **options)
-        boxes += [Box(width - b.x - b.w, b.y, b.w, b.h)
-                  for b in scan(cv2.flip(gray, 1), cascade=PROFILE_CASCADE, **options)]
-    return merge_boxes(boxes, settings.overlap)
+    frontal = merge_boxes(scan(gray, cascade=settings.cascade, **options), settings.overlap)
+    if not settings.profiles:
+        return frontal
+    width = gray.shape[1]
+    profile = scan(gray, cascade=PROFILE_CASCADE, **options)
+    profile += [Box(width - b.x - b.w, b.y, b.w, b.h)
+                for b in scan(cv2.flip(gray, 1), cascade=PROFILE_CASCADE, **options)]
+    return add_boxes(frontal, profile, settings.overlap)
+
+
+def add_boxes(kept: list[Box], extra: list[Box], overlap: float = 0.5) -> list[Box]:
+    """`kept` as they are, plus the boxes of `extra` (merged among themselves) that overlap none
+    of them, left to right.
+
+    The profile cascades' boxes are added so: a face the frontal cascade found keeps its frontal
+    box, so it gets the same crop, and so the same probabilities, whether or not profiles are
+    looked for. (Keeping the larger of two overlapping boxes, as merge_boxes does, let a profile
+    box that was a little larger replace the frontal one: happy 97% became 89% on the same face.)
+    """
+    new = [b for b in merge_boxes(extra, overlap)
+           if all(b.intersection(k) <= overlap * min(b.area, k.area) for k in kept)]
+    return sorted([*kept, *new], key=lambda b: (b.x, b.y))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from .config import IMAGES_DIR
-from .draw import annotate
+from .draw import annotate_photo
 from .faces import DetectionSettings, crop
 from .images import ImageError, decode_image
 from .labels import EMOTIONS
@@ -135,8 +135,27 @@ def analyse(
     image = decode_image(data, name)
     # detect_faces runs on a copy at most settings.max_side wide and maps boxes back, so the
     # boxes (and crops) are in the full photo's pixels.
-    faces = recognizer.recognize(image, settings)
-    return PhotoResult(name, image, annotate(image, faces), faces, str(recognizer.model_path))
+    faces = reading_order(recognizer.recognize(image, settings))
+    return PhotoResult(name, image, annotate_photo(image, faces), faces, str(recognizer.model_path))
+
+
+def reading_order(faces: list[Face]) -> list[Face]:
+    """Faces as a person reads a group photo, row by row from the top, each row left to right:
+    the order of the numbers drawn on the photo and of its results table.
+
+    A face belongs to the row above when its centre is within half a face's height of that row's
+    first face's centre (heads in a row are rarely exactly level).
+    """
+    rows: list[list[Face]] = []
+    for face in sorted(faces, key=lambda f: f.box.y + f.box.h / 2):
+        centre = face.box.y + face.box.h / 2
+        if rows:
+            first = rows[-1][0].box
+            if abs(centre - (first.y + first.h / 2)) <= max(first.h, face.box.h) / 2:
+                rows[-1].append(face)
+                continue
+        rows.append([face])
+    return [face for row in rows for face in sorted(row, key=lambda f: f.box.x)]
 
 
 def detection_settings(min_face_percent: float = 4.0, sensitivity: int = 6,
@@ -153,8 +172,26 @@ def detection_settings(min_face_percent: float = 4.0, sensitivity: int = 6,
     )
 
 
+# The sample the Home page's "Try a sample photo" opens: many faces, so the numbers show.
+FIRST_SAMPLE = "groups/synthetic-crowd.jpg"
+
+
 def sample_photos(folder: Path = IMAGES_DIR) -> list[Path]:
-    """The sample photos shipped in images/, by name."""
+    """The sample photos shipped in images/ and its groups/ folder: the real photos first, by name."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.suffix.lower().lstrip(".") in PHOTO_TYPES)
+
+    def photos(where: Path) -> list[Path]:
+        if not where.is_dir():
+            return []
+        return sorted(p for p in where.iterdir() if p.suffix.lower().lstrip(".") in PHOTO_TYPES)
+
+    return photos(folder) + photos(folder / "groups")
+
+
+def sample_name(path: Path, folder: Path = IMAGES_DIR) -> str:
+    """How a sample is named on the page: its path inside images/ ("groups/synthetic-crowd.jpg")."""
+    try:
+        return Path(path).relative_to(folder).as_posix()
+    except ValueError:
+        return Path(path).name

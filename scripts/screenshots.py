@@ -200,9 +200,9 @@ def main() -> int:
                 driver.save_screenshot(str(out / "home.png"))
 
             if "photo" in only:
-                driver.get(f"{url}/Photo")
-                wait_for_text(driver, "Upload a photo")
-                click_text(driver, "Use a sample photo")
+                driver.get(url)  # as a first visit goes: Home's button opens a group photo
+                wait_for_text(driver, "Try a sample photo")
+                click_text(driver, "Try a sample photo")
                 wait_for_text(driver, "Results (JSON)")
                 driver.save_screenshot(str(out / "photo.png"))
 

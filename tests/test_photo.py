@@ -10,9 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from emotion import config, photo
+from emotion import config, draw, faces, photo
 from emotion.images import ImageError
-from emotion.labels import EMOTIONS
+from emotion.labels import COLOURS, EMOTIONS
+from emotion.recognizer import Face
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -108,8 +109,109 @@ def test_detection_settings_from_the_page_knobs():
         photo.detection_settings(4, 0)
 
 
-def test_sample_photos_are_small_real_photos():
+def test_sample_photos_are_small_and_include_the_group_photos():
     samples = photo.sample_photos()
-    names = [p.name for p in samples]
-    assert "astronaut.jpg" in names
+    names = [photo.sample_name(p) for p in samples]
+    assert names[0] == "astronaut-pair.jpg" and "astronaut.jpg" in names  # the real ones first
+    assert photo.FIRST_SAMPLE in names and "groups/synthetic-turned.jpg" in names
     assert all(p.stat().st_size < 300_000 for p in samples)
+
+
+# ---------------------------------------------------------------- the same face, the same scores
+
+
+def _sample(name: str) -> bytes:
+    return (config.IMAGES_DIR / name).read_bytes()
+
+
+@pytest.mark.parametrize("name", ["astronaut.jpg", "groups/synthetic-turned.jpg",
+                                  "groups/synthetic-crowd.jpg", "groups/synthetic-tilt-dim.jpg"])
+def test_a_face_found_with_and_without_profiles_gets_the_same_probabilities(recognizer, name):
+    frontal = photo.analyse(_sample(name), name, recognizer, photo.detection_settings(4, 6, False))
+    both = photo.analyse(_sample(name), name, recognizer, photo.detection_settings(4, 6, True))
+    assert frontal.faces and len(both.faces) >= len(frontal.faces)
+    by_box = {face.box: face for face in both.faces}
+    for face in frontal.faces:
+        assert face.box in by_box, f"{face.box} lost when profiles are looked for too"
+        assert by_box[face.box].probabilities == face.probabilities
+
+
+def test_a_larger_profile_box_over_a_frontal_face_does_not_change_its_scores(
+        recognizer, astronaut_bgr, monkeypatch):
+    """The issue's photo: a profile cascade's box a little larger than the frontal one on the
+    same face used to replace it (of overlapping boxes the larger was kept), so the crop and the
+    scores changed (happy 97% to 89%). The real cascades run; the profile one also reports that
+    larger box around each frontal face, as it did there."""
+    real_scan = faces.scan
+
+    def scan(gray, *, cascade=faces.CASCADE_FILE, **options):
+        found = real_scan(gray, cascade=cascade, **options)
+        if cascade != faces.PROFILE_CASCADE:
+            return found
+        grown = [faces.Box(b.x - b.w // 8, b.y - b.h // 8, b.w * 5 // 4, b.h * 5 // 4)
+                 for b in real_scan(gray, cascade=faces.FRONTAL_CASCADE, **options)]
+        return found + grown
+
+    data = encode(astronaut_bgr)
+    frontal = photo.analyse(data, "a.png", recognizer, photo.detection_settings(4, 6, False))
+    monkeypatch.setattr(faces, "scan", scan)
+    both = photo.analyse(data, "a.png", recognizer, photo.detection_settings(4, 6, True))
+    [alone], [found] = frontal.faces, both.faces
+    assert found.box == alone.box
+    assert found.probabilities == alone.probabilities
+
+
+def test_profile_boxes_are_added_only_where_no_frontal_box_is():
+    frontal = [faces.Box(100, 100, 50, 50)]
+    profile = [faces.Box(90, 90, 80, 80),  # over the frontal face, larger: not added
+               faces.Box(300, 100, 60, 60), faces.Box(305, 105, 50, 50)]  # a new face, twice
+    assert faces.add_boxes(frontal, profile) == [faces.Box(100, 100, 50, 50),
+                                                 faces.Box(300, 100, 60, 60)]
+
+
+# ---------------------------------------------------------------- numbers on the photo
+
+
+def _face(x: int, y: int, size: int, label: str = "happy", confidence: float = 0.9) -> Face:
+    probabilities = {e: (confidence if e == label else (1 - confidence) / 6) for e in EMOTIONS}
+    return Face(faces.Box(x, y, size, size), label, confidence, probabilities)
+
+
+def test_faces_are_numbered_row_by_row_from_the_top():
+    back = [_face(400, 50, 50), _face(40, 60, 55), _face(220, 45, 48)]
+    front = [_face(300, 300, 140), _face(60, 310, 130)]
+    ordered = photo.reading_order(front + back)
+    assert [f.box.x for f in ordered] == [40, 220, 400, 60, 300]
+
+
+def test_tags_carry_the_number_and_read_the_same_on_small_and_large_faces():
+    image = np.full((720, 1200, 3), 128, np.uint8)
+    # A row of small faces side by side and one large face: every tag starts with its number,
+    # no tag covers another or another face, and the text is one size for all.
+    shown = [_face(40 + 90 * i, 100, 50) for i in range(6)] + [_face(500, 350, 220)]
+    shown[2] = _face(220, 100, 50, "fear", 0.3)  # under config.UNCERTAIN_BELOW
+    tags = draw.photo_tags(shown, image.shape)
+    assert [t.split()[0] for t, _ in tags] == [str(n) for n in range(1, 8)]
+    assert tags[-1][0] == "7 happy 90%"
+    assert all(t in ("3", "3 uncertain") for t, _ in tags[2:3])
+    rects = [r for _, r in tags]
+    for i, a in enumerate(rects):
+        assert 0 <= a[0] and a[2] <= 1200 and 0 <= a[1] and a[3] <= 720
+        for j, b in enumerate(rects):
+            assert i == j or not draw._overlaps(a, b), (tags[i], tags[j])
+        for k, face in enumerate(shown):
+            box = (face.box.x, face.box.y, face.box.x + face.box.w, face.box.y + face.box.h)
+            assert k == i or not draw._overlaps(a, box)
+    heights = {r[3] - r[1] for r in rects}
+    assert len(heights) == 1  # one text size, whatever the face's size
+    # ...and that size follows the photo's width, as it will be displayed.
+    assert draw.photo_text_px(2400) == 2 * draw.photo_text_px(1200)
+
+
+def test_the_annotated_photo_has_each_face_boxed_in_its_emotions_colour(recognizer):
+    result = photo.analyse(_sample(photo.FIRST_SAMPLE), photo.FIRST_SAMPLE, recognizer)
+    assert len(result.faces) >= 6
+    for face in result.faces:
+        b = face.box
+        edge = result.annotated[b.y + b.h // 2, b.x]  # the middle of the box's left edge
+        assert tuple(int(v) for v in edge) == COLOURS[face.shown_label]

@@ -154,3 +154,132 @@ def timeline_chart(series: dict[str, list], height: int = 260) -> tuple:
         },
     }
     return frame, spec
+
+
+# ---------------------------------------------------------------- the Photo page
+
+
+def face_title(number: int, face) -> str:
+    """One face as the Photo page names it: "Face 3: happy 97%", or "Face 3: uncertain (fear 35%)"."""
+    if face.uncertain:
+        return f"Face {number}: {face.shown_label} ({face.label} {face.confidence:.0%})"
+    return f"Face {number}: {face.label} {face.confidence:.0%}"
+
+
+def faces_frame(faces: list):
+    """The Photo page's table: one row per face, numbered as on the photo, with its emotion (or
+    "uncertain", naming the likeliest) and the confidence of the likeliest emotion, in %."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "face": list(range(1, len(faces) + 1)),
+            "emotion": [f"{f.shown_label} (likeliest: {f.label})" if f.uncertain else f.label
+                        for f in faces],
+            "confidence": [round(100 * float(f.confidence), 1) for f in faces],
+        }
+    )
+
+
+# ---------------------------------------------------------------- the Home page
+
+
+def times_in(share: float) -> tuple[int, int]:
+    """A share as "k times in n", in the plainest terms that say it to within 2 points:
+    0.671 -> (2, 3), 0.86 -> (6, 7), 0.186 -> (1, 5), 0.95 -> (19, 20); else in 100."""
+    share = min(1.0, max(0.0, float(share)))
+    for n in (2, 3, 4, 5, 6, 7, 8, 9, 10, 20):
+        k = round(share * n)
+        if 0 < k < n and abs(k / n - share) <= 0.02 + 1e-9:
+            return k, n
+    return round(share * 100), 100
+
+
+def _names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def quality_sentences(metrics: dict | None) -> list[str]:
+    """The model's quality in plain words, from its measured metrics.json (nothing when it holds no
+    test figures): how often it is right on faces it never saw, the emotions it recognises best and
+    worst (by recall), and, where measured and small, that its confidence is calibrated."""
+    test = (metrics or {}).get("test")
+    if not isinstance(test, dict) or not isinstance(test.get("accuracy"), (int, float)):
+        return []
+    accuracy = float(test["accuracy"])
+    k, n = times_in(accuracy)
+    images = test.get("n_images")
+    faces = f"{images:,} test faces" if isinstance(images, int) and images > 0 else "its test faces"
+    said = [(f"Right about {k} time{'s' if k != 1 else ''} in {n} on faces it has never seen "
+             f"({accuracy:.1%} of {faces}).")]
+
+    per_class = test.get("per_class")
+    recall = {}
+    if isinstance(per_class, dict):
+        recall = {name: float(s["recall"]) for name, s in per_class.items()
+                  if isinstance(s, dict) and isinstance(s.get("recall"), (int, float))}
+    if len(recall) >= 4:
+        ranked = sorted(recall, key=recall.get, reverse=True)
+        best, worst = ranked[:2], ranked[-2:][::-1]
+        said.append(
+            f"Best at {_names(best)} ({' and '.join(f'{recall[e]:.0%}' for e in best)} of those "
+            f"faces named right), weakest at {_names(worst)} "
+            f"({' and '.join(f'{recall[e]:.0%}' for e in worst)})."
+        )
+
+    calibration = (metrics or {}).get("calibration")
+    ece = None
+    if isinstance(calibration, dict) and isinstance(calibration.get("test"), dict):
+        ece = calibration["test"].get("ece_after")
+    if isinstance(ece, (int, float)) and 0 <= ece <= CALIBRATED_ECE:
+        said.append(
+            "Its confidence is calibrated: when it says 70%, it is right about 70% of the time "
+            f"(expected calibration error {ece:.3f} on the test faces)."
+        )
+    return said
+
+
+# Below this expected calibration error on the test faces, the Home page says the confidence is
+# calibrated (a 70% answer right about 70% of the time, to within a few points).
+CALIBRATED_ECE = 0.05
+
+
+def model_caption(info, model_path=None) -> str:
+    """The Home page's line about the model file: where, how big, when saved, how trained.
+
+    A run started from the weights of the file it then replaced (as the shipped model's cycles
+    were, `--init models/emotion_cnn.keras`) says "fine-tuned from the previous model", not that
+    it started from itself.
+    """
+    from pathlib import Path
+
+    from .. import config
+
+    about = f"Model file: `{info.shown_path}` ({info.size_mb} MB, saved {info.modified:%Y-%m-%d %H:%M})"
+    if info.epochs_run:
+        about += f"; trained for {info.epochs_run} epochs on `{info.data_source}`"
+        if info.init:
+            init = Path(info.init)
+            if not init.is_absolute():
+                init = config.PROJECT_ROOT / init
+            same = init.resolve() == Path(model_path or info.path).resolve()
+            about += (", fine-tuned from the previous model" if same
+                      else f", starting from the weights of `{info.init}`")
+    return about + "."
+
+
+HUMAN_CAPTION = (
+    "FER2013 is hard even for people: its authors report that humans name the emotion of its "
+    "small 48x48 faces correctly about 65% of the time, give or take 5 points. Treat the results "
+    "as estimates, not facts about anyone's feelings."
+)
+
+
+def _uncertain_caption() -> str:
+    from ..config import UNCERTAIN_BELOW
+
+    return (f"uncertain: the likeliest emotion has under {UNCERTAIN_BELOW:.0%}, too little to name "
+            "it; its chart shows how the scores are spread.")
+
+
+UNCERTAIN_CAPTION = _uncertain_caption()

@@ -166,3 +166,49 @@ def data_source_picker(key: str, label: str = "Data", *, kaggle: bool = False,
         "needs the network and, for some accounts, Kaggle credentials."
     )
     return "kaggle"
+
+
+# ---------------------------------------------------------------- state kept across pages
+
+KEPT = "kept."  # prefix of the plain session-state keys that hold what a page keeps
+
+
+def kept(widget, key: str, default, *args, **kwargs):
+    """`widget(*args, key=key, **kwargs)` whose value survives a switch to another page and back.
+
+    Streamlit forgets a widget's value once a run of another page leaves it out; a plain key
+    (KEPT + key) holds a copy, and gives the widget its value again when the page comes back.
+    """
+    state = st.session_state
+    if key not in state:
+        state[key] = state.get(KEPT + key, default)
+    value = widget(*args, key=key, **kwargs)
+    state[KEPT + key] = value
+    return value
+
+
+def keep(key: str, value) -> None:
+    """Set what `kept(..., key, ...)` will show next, from another page (the widget may be gone)."""
+    st.session_state[KEPT + key] = value
+    st.session_state.pop(key, None)
+
+
+# The Photo page's widgets and what it keeps; the Home page opens it with a sample chosen.
+PHOTO_SOURCE, PHOTO_SAMPLE = "photo.source", "photo.sample"
+PHOTO_UPLOAD, PHOTO_KEPT_UPLOAD, PHOTO_RESULT = "photo.upload", "photo.kept_upload", "photo.result"
+UPLOAD_PHOTO, SAMPLE_PHOTO = "Upload a photo", "Use a sample photo"
+PHOTO_PAGE = "app_pages/1_Photo.py"
+
+
+def open_sample_photo(name: str) -> None:
+    """Go to the Photo page with the sample `name` (its path inside images/) chosen."""
+    keep(PHOTO_SOURCE, SAMPLE_PHOTO)
+    keep(PHOTO_SAMPLE, name)
+    st.switch_page(PHOTO_PAGE)
+
+
+def keep_upload() -> None:
+    """on_change of the Photo page's uploader: keep the file's name and bytes (None when removed)."""
+    upload = st.session_state.get(PHOTO_UPLOAD)
+    st.session_state[PHOTO_KEPT_UPLOAD] = (
+        None if upload is None else (upload.name, upload.getvalue()))
