@@ -34,6 +34,11 @@ with st.expander("Detection settings"):
         help="Also finds faces turned to the side; detection takes about four times as long. "
              "Faces found either way keep the same box and the same scores.",
     )
+    mirror = ui.kept(
+        st.toggle, "photo.mirror", True, "Check each face in its mirror image too",
+        help="Averages each face's scores with those of its mirror image: right a little more "
+             "often (68.3% against 67.1% on FER2013's test faces), about 1 ms more a face.",
+    )
 settings = photo.detection_settings(min_face, sensitivity, profiles)
 
 source = ui.kept(st.radio, ui.PHOTO_SOURCE, ui.UPLOAD_PHOTO, "Photo",
@@ -71,13 +76,13 @@ if data is None:
 recognizer = ui.recognizer_or_stop()
 # The result is kept with what made it: the same photo, settings and model are not analysed again
 # when the page reruns (choosing a face's chart) or the user comes back from another page.
-made_of = (hashlib.sha1(data).hexdigest(), name, settings, id(recognizer))
+made_of = (hashlib.sha1(data).hexdigest(), name, settings, mirror, id(recognizer))
 kept_result = state.get(ui.PHOTO_RESULT)
 if kept_result is not None and kept_result[0] == made_of:
     result = kept_result[1]
 else:
     try:
-        result = photo.analyse(data, name, recognizer, settings)
+        result = photo.analyse(data, name, recognizer, settings, tta=mirror)
     except ImageError as exc:
         st.error(f"{exc}")
         st.stop()

@@ -128,14 +128,16 @@ def check_upload(name: str, size: int) -> None:
 
 
 def analyse(
-    data: bytes, name: str, recognizer: EmotionRecognizer, settings: DetectionSettings | None = None
+    data: bytes, name: str, recognizer: EmotionRecognizer, settings: DetectionSettings | None = None,
+    tta: bool = True,
 ) -> PhotoResult:
-    """Decode photo bytes, find each face and its emotion, and draw them; ImageError if bad."""
+    """Decode photo bytes, find each face and its emotion, and draw them; ImageError if bad.
+    `tta`: average each face with its mirror image (README, "Test-time flips")."""
     check_upload(name, len(data))
     image = decode_image(data, name)
     # detect_faces runs on a copy at most settings.max_side wide and maps boxes back, so the
     # boxes (and crops) are in the full photo's pixels.
-    faces = reading_order(recognizer.recognize(image, settings))
+    faces = reading_order(recognizer.recognize(image, settings, tta=tta))
     return PhotoResult(name, image, annotate_photo(image, faces), faces, str(recognizer.model_path))
 
 

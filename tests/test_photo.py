@@ -215,3 +215,15 @@ def test_the_annotated_photo_has_each_face_boxed_in_its_emotions_colour(recogniz
         b = face.box
         edge = result.annotated[b.y + b.h // 2, b.x]  # the middle of the box's left edge
         assert tuple(int(v) for v in edge) == COLOURS[face.shown_label]
+
+
+def test_the_mirror_check_is_on_by_default_and_can_be_turned_off(recognizer, astronaut_bgr):
+    data = encode(astronaut_bgr)
+    mirrored = photo.analyse(data, "a.png", recognizer)
+    single = photo.analyse(data, "a.png", recognizer, tta=False)
+    (face,) = mirrored.faces
+    assert single.faces[0].box == face.box
+    crop = astronaut_bgr[face.box.y:face.box.y + face.box.h, face.box.x:face.box.x + face.box.w]
+    for faces, tta in ((mirrored.faces, True), (single.faces, False)):
+        expected = recognizer.classify([crop], tta=tta)[0]
+        assert [faces[0].probabilities[e] for e in EMOTIONS] == pytest.approx(expected, abs=1e-5)
