@@ -7,8 +7,10 @@ whatever was at the target as it was.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import Callable
 
@@ -41,13 +43,33 @@ def replace_atomically(tmp: str | Path, target: str | Path) -> None:
     os.replace(tmp, target)
 
 
+def rename_target(path: str | Path) -> Path:
+    """What a rename must replace to write `path`: the file at the end of a symlink (renaming
+    over the link would cut it), else `path`. IsADirectoryError for a folder; OSError for a
+    device, pipe or socket, which a rename would replace for every other user of it."""
+    path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return path
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+    if not stat.S_ISREG(mode):
+        raise OSError(errno.EINVAL, "is not a regular file (a device, pipe or socket); "
+                      "it is never renamed over", str(path))
+    return path
+
+
 def write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """`write(tmp)` fills a temporary file beside `path`, which is then renamed over `path`.
+    """`write(tmp)` fills a temporary file beside `path`, which is then renamed over `path` (over
+    its target, when `path` is a symlink).
 
     If `write` raises (or the rename fails) the temporary file is removed and `path` is left as
-    it was. The folder must exist.
+    it was. The folder must exist. A folder, device, pipe or socket at `path` is refused.
     """
-    path = Path(path)
+    path = rename_target(path)
     tmp = temp_beside(path)
     try:
         write(tmp)
