@@ -26,6 +26,10 @@ WINDOW = "Emotions (q to quit)"
 CSV_HEADER = ["frame", "time_s", "face", "x", "y", "w", "h", "label", "confidence", *EMOTIONS]
 
 
+MAX_BLOCKS, MAX_WIDTH, MAX_CONVS = 5, 4096, 16
+MAX_LR = 10.0  # far above any useful rate (1e-3 for Adam, 1e-2 for SGD); beyond it Keras fails
+
+
 def _blocks(text: str) -> tuple[tuple[int, int], ...]:
     """'32x1,64x2' -> ((32, 1), (64, 2)), for --blocks."""
     try:
@@ -52,8 +56,19 @@ def _check_train_options(args) -> None:
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size}: give at least 1 (the default is "
                         f"{default.batch_size})")
-    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
-        raise UserError(f"--lr {args.lr}: give a positive learning rate, such as 1e-3")
+    if args.lr is not None and not (math.isfinite(args.lr) and 0 < args.lr <= MAX_LR):
+        raise UserError(f"--lr {args.lr:g}: give a positive learning rate up to {MAX_LR:g}, "
+                        "such as 1e-3")
+    if args.tiny and args.blocks:
+        raise UserError("--tiny and --blocks both set the network's size: give one of them")
+    blocks = args.blocks or ()
+    if len(blocks) > MAX_BLOCKS:
+        # Each block halves the 48 px face: 24, 12, 6, 3, 1, and a sixth would leave nothing.
+        raise UserError(f"--blocks: {len(blocks)} blocks, at most {MAX_BLOCKS} (each halves the "
+                        "48x48 face)")
+    if any(w > MAX_WIDTH or n > MAX_CONVS for w, n in blocks):
+        raise UserError(f"--blocks: at most {MAX_WIDTH} filters and {MAX_CONVS} convolutions a "
+                        "block")
     if args.patience < 0:
         raise UserError(f"--patience {args.patience}: give 0 or more epochs (the default is "
                         f"{default.patience})")

@@ -16,15 +16,16 @@ from typing import Callable
 
 
 def temp_beside(target: str | Path) -> Path:
-    """A new, empty, hidden file in `target`'s folder, ending in its extension (OpenCV and Keras
-    pick the format by it), for writing `target` atomically; its folder must exist.
+    """A new, empty, hidden file in `target`'s folder, ending in its whole name (OpenCV and Keras
+    pick the format by the extension, Keras's weights even by `.weights.h5`), for writing
+    `target` atomically; its folder must exist.
 
     Made with the usual permissions (umask), not tempfile.mkstemp's owner-only ones, since it
     becomes the output.
     """
     target = Path(target)
     for _ in range(100):
-        tmp = target.with_name(f".{target.stem}.partial-{secrets.token_hex(4)}{target.suffix}")
+        tmp = target.with_name(f".partial-{secrets.token_hex(4)}.{target.name}")
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:
