@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from emotion import registry
-from emotion.config import PROJECT_ROOT
+from emotion.config import PROJECT_ROOT, environment_problems
 
 # (file, title, icon, what it does): the sidebar and the home page's links both come from here.
 PAGES = [
@@ -69,6 +69,9 @@ def home() -> None:
         "65%); treat the results as estimates, not facts about anyone's feelings."
     )
 
+
+for problem in environment_problems():  # a setting the operator mistyped: said on every page
+    st.error(problem)
 
 navigation = [st.Page(home, title="Home", icon=":material/home:", default=True)]
 navigation += [st.Page(page, title=label, icon=icon, url_path=label) for page, label, icon, _ in PAGES]

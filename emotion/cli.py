@@ -566,7 +566,13 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .config import environment_problems
     from .data import DataError
+
+    if problems := environment_problems():  # a mistyped switch, said before any work
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
 
     try:
         return args.func(args)
