@@ -63,7 +63,7 @@ except ImageError as exc:
 
 left, right = st.columns([3, 2])
 left.image(
-    result.annotated_rgb(),
+    ui.displayable(result.annotated_rgb()),
     caption=f"{result.name} ({result.width}x{result.height})",
     width="stretch",
 )

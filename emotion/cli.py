@@ -366,9 +366,19 @@ def display_available() -> bool:
     return True
 
 
+MAX_CAMERA_INDEX = 9999  # OpenCV's indices are small (a backend adds multiples of 100)
+
+
 def camera_source(text: str) -> int | str:
     """A camera index ('0', '1') as an int; anything else (a file, an rtsp:// URL) as given."""
-    return int(text) if text.strip().isdigit() else text
+    if not text.strip().isdigit():
+        return text
+    index = int(text)
+    if index > MAX_CAMERA_INDEX:
+        raise argparse.ArgumentTypeError(
+            f"camera {text.strip()[:24]}: give a camera number from 0 to {MAX_CAMERA_INDEX} "
+            "(0 is the first camera), or a video file or stream URL")
+    return index
 
 
 def cmd_webcam(args: argparse.Namespace) -> int:
@@ -388,9 +398,16 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     try:
         if not capture.isOpened():
             raise ValueError(f"camera {args.camera} could not be opened (try --camera 1)")
+        from .videos import check_frame_size
+
+        check_frame_size(capture, f"camera {args.camera}")
         processor = LiveProcessor(recognizer)
+        from_file = isinstance(args.camera, str) and Path(args.camera).is_file()
         while True:
             ok, frame = capture.read()
+            if not ok and from_file:  # a video file that ends is done, not broken
+                print(f"{args.camera}: end of the video", file=sys.stderr)
+                break
             if not ok:
                 raise ValueError(f"camera {args.camera} stopped sending frames")
             result = processor.process(frame)

@@ -140,6 +140,24 @@ def training_disabled() -> str | None:
     return None
 
 
+# The largest side st.image can show: it encodes pictures as JPEG or PNG through Pillow, whose
+# JPEG stops at 65,535 px (a 1x100000 photo, under the pixel limit, crashed the Photo page).
+MAX_DISPLAY_SIDE = 65_500
+
+
+def displayable(image):
+    """`image` (an array) scaled down so that no side is over MAX_DISPLAY_SIDE, for st.image; the
+    image itself when it fits. The results are computed on the full image all the same."""
+    import cv2
+
+    height, width = image.shape[:2]
+    scale = MAX_DISPLAY_SIDE / max(height, width)
+    if scale >= 1:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 ADMIN_KEY = "admin_token_ok"
 
 
