@@ -135,6 +135,21 @@ def _stat_image(path: Path) -> int:
     return info.st_size
 
 
+# JPEG (OpenCV's and Pillow's, which st.image uses) stops at 65,500 px a side.
+MAX_JPEG_SIDE = 65_500
+
+
+def fit_side(image: np.ndarray, max_side: int = MAX_JPEG_SIDE) -> np.ndarray:
+    """`image` scaled down so that no side is over `max_side` (a 1x100000 picture is under the
+    pixel limit but cannot be a JPEG); the image itself when it fits."""
+    height, width = image.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 def check_image_file(path: str | Path) -> None:
     """Every check of read_image that needs no decoding (the kind of file, its size, the picture
     size in its header), reading only the header: ImageError naming the file."""

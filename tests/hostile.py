@@ -54,6 +54,7 @@ MODELS = {
     "not_softmax.keras": "7 outputs, no softmax",
     "nan_weights.keras": "the control's shape and softmax, its weights NaN",
     "big_config.keras": "the control with a 17 MB config.json (deflated to a few kB)",
+    "tiny_padded.keras": "the control with its config.json padded to 2 MB: valid, and loads",
 }
 
 
@@ -169,6 +170,7 @@ def make_models(folder: str | Path) -> dict[str, Path]:
     nan.set_weights([np.full(w.shape, np.nan, w.dtype) for w in nan.get_weights()])
     nan.save(paths["nan_weights.keras"])
     _pad_config(paths["tiny.keras"], paths["big_config.keras"], 17 * 1024 * 1024)
+    _pad_config(paths["tiny.keras"], paths["tiny_padded.keras"], 2 * 1024 * 1024)
     return paths
 
 

@@ -140,22 +140,28 @@ def training_disabled() -> str | None:
     return None
 
 
-# The largest side st.image can show: it encodes pictures as JPEG or PNG through Pillow, whose
-# JPEG stops at 65,535 px (a 1x100000 photo, under the pixel limit, crashed the Photo page).
-MAX_DISPLAY_SIDE = 65_500
+MAX_DISPLAY_SIDE = 4096  # more than any screen shows; st.image scales to the column anyway
+MAX_DISPLAY_RATIO = 100  # st.image scales a wider picture to a height of 0 px and fails
 
 
 def displayable(image):
-    """`image` (an array) scaled down so that no side is over MAX_DISPLAY_SIDE, for st.image; the
-    image itself when it fits. The results are computed on the full image all the same."""
+    """`image` as st.image can show it: scaled down to sides of at most MAX_DISPLAY_SIDE (Pillow's
+    JPEG stops at 65,500; a 1x100000 photo, under the pixel limit, crashed the Photo page), and a
+    picture over 100 times wider than high (or higher than wide) padded with white to that
+    ratio. The image itself when it fits; the results are computed on the full image regardless."""
     import cv2
 
+    from ..images import fit_side
+
+    image = fit_side(image, MAX_DISPLAY_SIDE)
     height, width = image.shape[:2]
-    scale = MAX_DISPLAY_SIDE / max(height, width)
-    if scale >= 1:
-        return image
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    pad_rows = max(0, -(-width // MAX_DISPLAY_RATIO) - height)
+    pad_cols = max(0, -(-height // MAX_DISPLAY_RATIO) - width)
+    if pad_rows or pad_cols:
+        image = cv2.copyMakeBorder(image, pad_rows // 2, pad_rows - pad_rows // 2, pad_cols // 2,
+                                   pad_cols - pad_cols // 2, cv2.BORDER_CONSTANT,
+                                   value=(255, 255, 255))
+    return image
 
 
 ADMIN_KEY = "admin_token_ok"
