@@ -6,8 +6,8 @@
 ONNX Runtime runs one face in about 60% of Keras's time, with the same probabilities to 1e-6
 (scripts/compare_runtimes.py measures it; LiteRT, the other candidate, was slower).
 The ONNX file is exported from the `.keras` by a small exporter for the layers
-`emotion.model.build_model` uses, cached beside the model (else in `CACHE_DIR`), and rebuilt when
-the `.keras` file's content changes. With a current cache nothing imports Keras or TensorFlow.
+`emotion.model.build_model` uses, cached beside the model (else in `CACHE_DIR`) with a record of
+the `.keras` and `.onnx` bytes' hashes, and rebuilt when either does not match. With a current cache nothing imports Keras or TensorFlow.
 Whenever ONNX Runtime cannot be used, `load_classifier` falls back to Keras and says why.
 """
 
