@@ -233,7 +233,10 @@ def _annotated_targets(out: str, images: list[str]):
             n += 1
             target = out_path / f"{stem}_annotated-{n}.jpg"
         taken.add(_same_file_key(target))
-        targets.append(OutputPlan("--out", str(target), target))
+        # Something already there (a link, a pipe) is planned like any --out; else a new file.
+        exists = target.exists() or target.is_symlink()
+        targets.append(plan_output(str(target), "--out") if exists
+                       else OutputPlan("--out", str(target), target))
     return targets
 
 

@@ -35,7 +35,9 @@ def temp_beside(target: str | Path) -> Path:
 
 
 def replace_atomically(tmp: str | Path, target: str | Path) -> None:
-    """Rename the finished `tmp` over `target`: readers see the old file or the whole new one."""
+    """Rename the finished `tmp` over `target` (over its end, when `target` is a symlink): readers
+    see the old file or the whole new one. OSError for a folder, pipe or device at `target`."""
+    target = rename_target(target)
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)  # the data reaches the disk before the rename does, so a crash cannot swap in a hole

@@ -224,3 +224,20 @@ def test_predict_through_a_symlink_replaces_its_target(tmp_path, astronaut_bgr, 
                                        str(model_path)])
     assert build.func(build) == 0
     assert link.is_symlink() and cv2.imread(str(real)).shape == astronaut_bgr.shape
+
+
+def test_predict_into_a_folder_never_renames_over_a_link_there(tmp_path, astronaut_bgr,
+                                                               model_path):
+    photo = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(photo), astronaut_bgr)
+    out = tmp_path / "out"
+    out.mkdir()
+    real = tmp_path / "kept.jpg"
+    real.write_bytes(b"old")
+    (out / "astronaut_annotated.jpg").symlink_to(real)
+    again = tmp_path / "again.jpg"
+    cv2.imwrite(str(again), astronaut_bgr)
+    assert main(["predict", str(photo), str(again), "--out", str(out), "--model",
+                 str(model_path)]) == 0
+    assert (out / "astronaut_annotated.jpg").is_symlink()
+    assert cv2.imread(str(real)).shape == astronaut_bgr.shape
