@@ -7,7 +7,7 @@ import streamlit as st
 
 from emotion import photo, registry
 from emotion.app import formatting, ui, webrtc
-from emotion.config import PROJECT_ROOT
+from emotion.config import PROJECT_ROOT, environment_problems
 
 # (file, title, icon, what it does): the sidebar and the home page's links both come from here.
 # No Material icons: Streamlit fetches their favicons from Google's font host, which an offline
@@ -74,6 +74,9 @@ def home() -> None:
         st.page_link(page, label=label, icon=icon)
         st.caption(what[:1].upper() + what[1:] + ".")
 
+
+for problem in environment_problems():  # a setting the operator mistyped: said on every page
+    st.error(problem)
 
 navigation = [st.Page(home, title="Home", icon=None, default=True)]
 navigation += [st.Page(page, title=label, icon=icon, url_path=label) for page, label, icon, _ in PAGES]

@@ -119,7 +119,7 @@ downloads.download_button(
 
 left, right = st.columns([2, 1])
 left.image(
-    result.annotated_rgb(),
+    ui.displayable(result.annotated_rgb()),
     caption=f"{result.name} ({result.width}x{result.height})",
     width="stretch",
 )

@@ -20,6 +20,8 @@ if reason:
         "promoted by the people who run it; the other pages work as usual."
     )
     st.stop()
+if not ui.admin_gate():  # a shared server's administrators only, when the operator set a token
+    st.stop()
 
 manager = jobs.MANAGER
 job = manager.current

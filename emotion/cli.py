@@ -11,10 +11,11 @@ import csv
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 
 from .config import DEFAULT_MODEL
-from .files import os_error_line, replace_atomically, temp_beside, write_bytes_atomic
+from .files import os_error_line
 from .labels import EMOTIONS
 
 HEADLESS_MESSAGE = (
@@ -23,6 +24,10 @@ HEADLESS_MESSAGE = (
 )
 WINDOW = "Emotions (q to quit)"
 CSV_HEADER = ["frame", "time_s", "face", "x", "y", "w", "h", "label", "confidence", *EMOTIONS]
+
+
+MAX_BLOCKS, MAX_WIDTH, MAX_CONVS = 5, 4096, 16
+MAX_LR = 10.0  # far above any useful rate (1e-3 for Adam, 1e-2 for SGD); beyond it Keras fails
 
 
 def _blocks(text: str) -> tuple[tuple[int, int], ...]:
@@ -37,7 +42,7 @@ def _blocks(text: str) -> tuple[tuple[int, int], ...]:
     return blocks
 
 
-class UserError(Exception):
+class UserError(ValueError):
     """A mistake in what the user gave: printed as one line, exit status 2."""
 
 
@@ -51,8 +56,19 @@ def _check_train_options(args) -> None:
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size}: give at least 1 (the default is "
                         f"{default.batch_size})")
-    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
-        raise UserError(f"--lr {args.lr}: give a positive learning rate, such as 1e-3")
+    if args.lr is not None and not (math.isfinite(args.lr) and 0 < args.lr <= MAX_LR):
+        raise UserError(f"--lr {args.lr:g}: give a positive learning rate up to {MAX_LR:g}, "
+                        "such as 1e-3")
+    if args.tiny and args.blocks:
+        raise UserError("--tiny and --blocks both set the network's size: give one of them")
+    blocks = args.blocks or ()
+    if len(blocks) > MAX_BLOCKS:
+        # Each block halves the 48 px face: 24, 12, 6, 3, 1, and a sixth would leave nothing.
+        raise UserError(f"--blocks: {len(blocks)} blocks, at most {MAX_BLOCKS} (each halves the "
+                        "48x48 face)")
+    if any(w > MAX_WIDTH or n > MAX_CONVS for w, n in blocks):
+        raise UserError(f"--blocks: at most {MAX_WIDTH} filters and {MAX_CONVS} convolutions a "
+                        "block")
     if args.patience < 0:
         raise UserError(f"--patience {args.patience}: give 0 or more epochs (the default is "
                         f"{default.patience})")
@@ -151,41 +167,52 @@ def _cmd_calibrate(args) -> int:
 def _cmd_predict(args) -> int:
     from .draw import annotate
     from .faces import DetectionSettings
-    from .images import read_image
+    from .images import MultiFrameWarning, check_image_file, read_image
+    from .outputs import report_stream
     from .recognizer import EmotionRecognizer
 
-    # Read every image and plan every output first, so a bad path or an unusable --out fails
-    # fast, before the model loads and before anything is written (an ImageError is a
-    # ValueError: main() prints it as one line).
-    images = [read_image(path) for path in args.images]
-    targets = _annotated_targets(args.out, args.images) if args.out else [None] * len(images)
+    # Check every image (without decoding it) and plan every output first, so a bad path or an
+    # unusable --out fails fast, before the model loads and before anything is written (an
+    # ImageError is a ValueError: main() prints it as one line).
+    for path in args.images:
+        check_image_file(path)
+    targets = _annotated_targets(args.out, args.images) if args.out else [None] * len(args.images)
+    report = report_stream([t for t in targets if t is not None])
     recognizer = EmotionRecognizer(args.model, DetectionSettings(profiles=args.profiles),
                                    tta=not args.no_tta)
     results = []
-    for path, image, target in zip(args.images, images, targets):
+    # One image decoded at a time, after the model: memory does not grow with the inputs.
+    for path, target in zip(args.images, targets):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", MultiFrameWarning)
+            image = read_image(path)
+        for warning in caught:
+            print(f"note: {warning.message}", file=sys.stderr)
         faces = recognizer.recognize(image)
         results.append({"image": path, "faces": [f.to_dict() for f in faces]})
         if not faces:
             print(f"{path}: no face found (try a brighter, larger face, or --profiles)", file=sys.stderr)
         if target is not None:
             try:
-                # A folder --out is made here, at the first write; one file's folder was checked.
-                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.target is not None:
+                    # A folder --out is made here, at the first write; one file's folder was checked.
+                    target.target.parent.mkdir(parents=True, exist_ok=True)
                 written = cv2_write(target, annotate(image, faces))
             except OSError as exc:
-                raise UserError(f"{target}: could not write the annotated image "
+                raise UserError(f"{target.given}: could not write the annotated image "
                                 f"({exc.strerror or exc}): check the folder's space and permissions"
                                 ) from None
             if not written:
-                raise UserError(f"{target}: could not write the annotated image (use .jpg or .png)")
-            print(f"{path}: annotated image written to {target}", file=sys.stderr)
+                raise UserError(f"{target.given}: could not write the annotated image (use .jpg or .png)")
+            print(f"{path}: annotated image written to {target.given}", file=sys.stderr)
+        del image
         if not args.json:
-            print(f"{path}: {len(faces)} face(s)")
+            print(f"{path}: {len(faces)} face(s)", file=report)
             for f in faces:
                 x, y, w, h = f.box.as_list()
-                print(f"  [{x}, {y}, {w}, {h}] {f.label} {f.confidence:.0%}")
+                print(f"  [{x}, {y}, {w}, {h}] {f.label} {f.confidence:.0%}", file=report)
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps(results), file=report)
     return 0
 
 
@@ -195,32 +222,37 @@ def _same_file_key(path: str | Path) -> str:
     return str(Path(path).resolve()).casefold()
 
 
-def _annotated_targets(out: str, images: list[str]) -> list[Path]:
-    """Where each image's annotated copy goes; UserError, before anything is written, when --out
-    cannot take them.
+def _annotated_targets(out: str, images: list[str]):
+    """Where each image's annotated copy goes (an `outputs.OutputPlan` each); UserError, before
+    anything is written, when --out cannot take them.
 
-    One image and --out not a folder: that file, whose folder must exist. Otherwise --out is a
-    folder (made when first written to) and image k gets STEM_annotated.jpg, or
-    STEM_annotated-2.jpg and so on when an input or an earlier image of this run has that name.
+    One image and --out not a folder: that file (whose folder must exist), or a stream ('-', a
+    pipe). Otherwise --out is a folder (made when first written to) and image k gets
+    STEM_annotated.jpg, or STEM_annotated-2.jpg and so on when an input or an earlier image of
+    this run has that name.
     """
     import cv2
+
+    from .outputs import OutputPlan, plan_output
 
     out_path = Path(out)
     inputs = {_same_file_key(p) for p in images}
     if len(images) == 1 and not out_path.is_dir():
-        if _same_file_key(out_path) in inputs:
+        plan = plan_output(out, "--out")
+        if plan.stream:
+            if plan.suffix and not cv2.haveImageWriter(f"x{plan.suffix}"):
+                raise UserError(f"--out {out}: cannot write {plan.suffix} images, use .jpg or .png")
+            return [plan]
+        if _same_file_key(plan.target) in inputs:
             raise UserError(f"--out {out} is one of the input images: choose another name")
-        if not out_path.suffix:
+        if not plan.target.suffix:
             raise UserError(f"--out {out}: give an image file name ending in .jpg or .png, "
                             "or an existing folder")
-        if not cv2.haveImageWriter(str(out_path)):
-            raise UserError(f"--out {out}: cannot write {out_path.suffix} images, use .jpg or .png")
-        if not out_path.parent.is_dir():
-            raise UserError(f"--out {out}: the folder {out_path.parent} does not exist: "
-                            "create it first or choose another folder")
-        return [out_path]
-    if out_path.exists() and not out_path.is_dir():
-        raise UserError(f"--out {out} is a file: with several images give a folder instead")
+        if not cv2.haveImageWriter(str(plan.target)):
+            raise UserError(f"--out {out}: cannot write {plan.target.suffix} images, use .jpg or .png")
+        return [plan]
+    if out == "-" or (out_path.exists() and not out_path.is_dir()):
+        raise UserError(f"--out {out} is not a folder: with several images give a folder instead")
     if out_path.suffix and not out_path.exists():
         raise UserError(f"--out {out} names one file: with several images give a folder instead")
     taken = set(inputs)
@@ -232,27 +264,39 @@ def _annotated_targets(out: str, images: list[str]) -> list[Path]:
             n += 1
             target = out_path / f"{stem}_annotated-{n}.jpg"
         taken.add(_same_file_key(target))
-        targets.append(target)
+        # Something already there (a link, a pipe) is planned like any --out; else a new file.
+        exists = target.exists() or target.is_symlink()
+        targets.append(plan_output(str(target), "--out") if exists
+                       else OutputPlan("--out", str(target), target))
     return targets
 
 
-def cv2_write(path: Path, image) -> bool:
-    """Write an image atomically; False when OpenCV cannot encode to the file's extension.
+def cv2_write(path, image) -> bool:
+    """Write an image to a file path or an `outputs.OutputPlan`; False when OpenCV cannot encode
+    to its extension.
 
-    The image is encoded in memory, written to a temporary file beside `path` and renamed over
-    it, so a failure (a full disk, Ctrl-C) leaves no partial file and `path` as it was. OSError
-    when the file cannot be written.
+    The image is encoded in memory and written to a temporary file, then renamed over a regular
+    file (so a failure, a full disk or Ctrl-C, leaves no partial file and the old one as it was)
+    or copied into a stream. OSError when it cannot be written.
     """
     import cv2
 
-    path = Path(path)
+    from .outputs import OutputPlan, commit, staging_file
+
+    plan = path if isinstance(path, OutputPlan) else OutputPlan("--out", str(path), Path(path))
+    suffix = plan.suffix or ".jpg"  # '-' and a pipe without an extension get a JPEG
     try:
-        ok, encoded = cv2.imencode(path.suffix, image)
+        ok, encoded = cv2.imencode(suffix, image)
     except cv2.error:
         return False
     if not ok:
         return False
-    write_bytes_atomic(path, encoded.tobytes())
+    tmp = staging_file(plan, suffix)
+    try:
+        tmp.write_bytes(encoded.tobytes())
+        commit(plan, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
     return True
 
 
@@ -375,9 +419,19 @@ def display_available() -> bool:
     return True
 
 
+MAX_CAMERA_INDEX = 9999  # OpenCV's indices are small (a backend adds multiples of 100)
+
+
 def camera_source(text: str) -> int | str:
     """A camera index ('0', '1') as an int; anything else (a file, an rtsp:// URL) as given."""
-    return int(text) if text.strip().isdigit() else text
+    if not text.strip().isdigit():
+        return text
+    index = int(text)
+    if index > MAX_CAMERA_INDEX:
+        raise argparse.ArgumentTypeError(
+            f"camera {text.strip()[:24]}: give a camera number from 0 to {MAX_CAMERA_INDEX} "
+            "(0 is the first camera), or a video file or stream URL")
+    return index
 
 
 def cmd_webcam(args: argparse.Namespace) -> int:
@@ -397,9 +451,16 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     try:
         if not capture.isOpened():
             raise ValueError(f"camera {args.camera} could not be opened (try --camera 1)")
+        from .videos import check_frame_size
+
+        check_frame_size(capture, f"camera {args.camera}")
         processor = LiveProcessor(recognizer)
+        from_file = isinstance(args.camera, str) and Path(args.camera).is_file()
         while True:
             ok, frame = capture.read()
+            if not ok and from_file:  # a video file that ends is done, not broken
+                print(f"{args.camera}: end of the video", file=sys.stderr)
+                break
             if not ok:
                 raise ValueError(f"camera {args.camera} stopped sending frames")
             result = processor.process(frame)
@@ -431,71 +492,102 @@ def _writer_for(path: Path, fps: float, size: tuple[int, int], shown: Path):
     return writer
 
 
-def _check_outputs(source: Path, outputs: dict[str, str | None]) -> None:
-    """ValueError, before anything is written, for an output that is the input, a folder, or
-    the same file as another output."""
-    seen: dict[Path, str] = {}
-    for option, value in outputs.items():
+def _video_source(source: Path):
+    """The opened capture of `source`, its first frame, frame rate and announced frame count;
+    ValueError, before the first frame is decoded, for a file that is not a readable video or
+    whose frames are over the size limit."""
+    import cv2
+
+    from .videos import check_frame_size, check_video_file, frame_size_problem
+
+    check_video_file(source)
+    capture = cv2.VideoCapture(str(source))
+    try:
+        if capture.isOpened():
+            check_frame_size(capture, str(source))
+        ok, frame = capture.read() if capture.isOpened() else (False, None)
+        if not ok:
+            raise ValueError(f"{source}: not a readable video (expected mp4, avi, mov, mkv or webm)")
+        # The container may not say the size: the first frame does.
+        if problem := frame_size_problem(frame.shape[1], frame.shape[0], str(source)):
+            raise ValueError(problem)
+    except BaseException:
+        capture.release()
+        raise
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    fps = fps if fps and fps > 0 else 25.0  # some containers do not say; 25 keeps times sensible
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    return capture, frame, fps, (total if total > 0 else None)
+
+
+def _video_outputs(source: Path, out: str | None, csv_name: str | None):
+    """The plans for --out and --csv, checked before anything is read or written."""
+    from .outputs import plan_output
+    from .videos import video_output_problem
+
+    plans = {}
+    for option, value in (("--out", out), ("--csv", csv_name)):
         if not value:
             continue
-        path = Path(value)
-        if path.is_dir():
-            raise ValueError(f"{option} {value} is a folder: give a file name")
-        if path.exists() and path.resolve() == source.resolve():
-            raise ValueError(f"{option} {value} is the input video: choose another name")
-        if path.resolve() in seen:
-            raise ValueError(f"{option} and {seen[path.resolve()]} name the same file: {value}")
-        seen[path.resolve()] = option
+        plan = plan_output(value, option)
+        if option == "--out" and (
+                problem := video_output_problem(option, value, plan.suffix, plan.stream)):
+            raise UserError(problem)
+        if plan.target is not None and plan.target.exists() \
+                and _same_file_key(plan.target) == _same_file_key(source):
+            raise UserError(f"{option} {value} is the input video: choose another name")
+        for other in plans.values():
+            if other.key() == plan.key():
+                raise UserError(f"{option} and {other.option} name the same file: {value}")
+        plans[option] = plan
+    return plans
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    """Annotate every frame of a video; progress on stderr, a one-line JSON summary on stdout."""
-    import cv2
+    """Annotate every frame of a video; progress on stderr, a one-line JSON summary on stdout
+    (on stderr when an output goes to standard output)."""
     from tqdm import tqdm
 
     from .live import LiveProcessor
+    from .outputs import commit, report_stream, staging_file
     from .recognizer import EmotionRecognizer
+    from .videos import check_written, frame_time
 
     source = Path(args.input)
-    if not source.is_file():
-        raise FileNotFoundError(f"{source}: no such file")
-    _check_outputs(source, {"--out": args.out, "--csv": args.csv})
-    capture = cv2.VideoCapture(str(source))
-    ok, frame = capture.read() if capture.isOpened() else (False, None)
-    if not ok:
-        capture.release()
-        raise ValueError(f"{source}: not a readable video (expected mp4, avi, mov, mkv or webm)")
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    fps = fps if fps and fps > 0 else 25.0  # some containers do not say; 25 keeps times sensible
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    plans = _video_outputs(source, args.out, args.csv)
+    out_plan, csv_plan = plans.get("--out"), plans.get("--csv")
+    capture, frame, fps, total = _video_source(source)
 
     processor = LiveProcessor(EmotionRecognizer(args.model), draw_fps=False)
-    out_path = Path(args.out) if args.out else None
-    csv_path = Path(args.csv) if args.csv else None
-    # Outputs are written to temporary files beside their targets and renamed only once every
-    # frame is in: a failure or Ctrl-C removes them and leaves whatever was at the targets.
-    pending: dict[Path, Path] = {}  # temporary file -> its target
+    # Outputs are written to temporary files and put in place (renamed over a file, copied into a
+    # stream) only once every frame is in: a failure or Ctrl-C removes them and leaves whatever
+    # was at the targets.
+    pending: dict[Path, object] = {}  # temporary file -> its plan
     writer = rows = None
     frames = faces_seen = 0
     labels: dict[str, int] = {}
+    current = None  # the output being written, for the message if writing fails
     try:
         with contextlib.ExitStack() as closing:
-            if out_path:
-                out_path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = temp_beside(out_path)
-                pending[tmp] = out_path
-                writer = _writer_for(tmp, fps, (frame.shape[1], frame.shape[0]), shown=out_path)
+            if out_plan:
+                current = out_plan
+                tmp = staging_file(out_plan, ".mp4")
+                pending[tmp] = out_plan
+                writer = _writer_for(tmp, fps, (frame.shape[1], frame.shape[0]), shown=out_plan.given)
                 closing.callback(writer.release)
-            if csv_path:
-                csv_path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = temp_beside(csv_path)
-                pending[tmp] = csv_path
+            if csv_plan:
+                current = csv_plan
+                tmp = staging_file(csv_plan, ".csv")
+                pending[tmp] = csv_plan
                 rows = csv.writer(closing.enter_context(open(tmp, "w", newline="")))
                 rows.writerow(CSV_HEADER)
+            current = None
             with tqdm(total=total, unit="frame", file=sys.stderr, desc=source.name) as bar:
+                ok = True
                 while ok:
-                    # Times come from the frame number, so smoothing follows the video, not the CPU.
-                    t = frames / fps
+                    # The frame's own timestamp (a variable frame rate keeps it right), so
+                    # smoothing follows the video, not the CPU.
+                    t = frame_time(capture, frames, fps)
                     result = processor.process(frame, t=t)
                     if writer:
                         writer.write(result.frame)
@@ -510,30 +602,47 @@ def cmd_video(args: argparse.Namespace) -> int:
                     frames += 1
                     bar.update(1)
                     ok, frame = capture.read()
-        # Both were closed above, before the rename: the mp4's index is written on release.
-        for tmp, target in list(pending.items()):
-            replace_atomically(tmp, target)
+        # Both were closed above: the mp4's index is written on release, and checked here.
+        for tmp, plan in pending.items():
+            if plan is out_plan:
+                check_written(tmp, frames, out_plan.given)
+        for tmp, plan in list(pending.items()):
+            current = plan
+            commit(plan, tmp)
             del pending[tmp]
     except OSError as exc:
         # A full disk or a folder we may not write to: one line; the partial files go below.
-        names = ", ".join(str(t) for t in pending.values()) or "the outputs"
+        failed = current or next(iter(pending.values()), None)
+        names = failed.given if failed else ", ".join(p.given for p in plans.values())
         raise ValueError(f"{names}: could not be written ({exc.strerror or exc}): "
-                         "check the folder's space and permissions") from None
+                         "check the folder's free space and permissions") from None
     finally:
         capture.release()
         for tmp in pending:
             tmp.unlink(missing_ok=True)
     stats = processor.stats()
-    print(json.dumps({"input": str(source), "frames": frames, "fps": round(fps, 3),
-                      "frames_with_faces": stats.frames_with_faces, "faces": faces_seen,
-                      "labels": labels, "mean_process_ms": round(stats.mean_process_ms, 1),
-                      "out": str(out_path) if out_path else None, "csv": args.csv}))
+    summary = {"input": str(source), "frames": frames, "fps": round(fps, 3),
+               "frames_with_faces": stats.frames_with_faces, "faces": faces_seen,
+               "labels": labels, "mean_process_ms": round(stats.mean_process_ms, 1),
+               "out": args.out, "csv": args.csv}
+    if total and frames < total:
+        # A file cut short reads as a shorter video: say so rather than report success quietly.
+        summary["frames_announced"] = total
+        print(f"warning: {source}: only {frames} of the {total} frames it announces could be read; "
+              "the file may be cut short or damaged", file=sys.stderr)
+    print(json.dumps(summary), file=report_stream(list(plans.values())))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .config import environment_problems
     from .data import DataError
+
+    if problems := environment_problems():  # a mistyped switch, said before any work
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
 
     try:
         return args.func(args)

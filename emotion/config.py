@@ -63,3 +63,68 @@ def app_threads(environ: dict | None = None) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{THREADS_ENV}={value!r}: expected a whole number of threads, 1 or more")
     return int(value)
+
+
+# --- on/off switches from the environment ----------------------------------------------------
+
+DISABLE_TRAINING_ENV = "EMOTION_DISABLE_TRAINING"
+TTS_OFFLINE_ENV = "EMOTION_TTS_OFFLINE"
+ADMIN_TOKEN_ENV = "EMOTION_ADMIN_TOKEN"
+# Every on/off switch the package reads; each takes the spellings below and nothing else.
+SWITCHES = (DISABLE_TRAINING_ENV, TTS_OFFLINE_ENV)
+_ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def parse_switch(name: str, value: str | None, default: bool = False) -> bool:
+    """An on/off setting: 1/true/yes/on or 0/false/no/off in any case, unset or empty for
+    `default`; ValueError, one line, for anything else (`y` once left training on)."""
+    text = (value or "").strip().lower()
+    if not text:
+        return default
+    if text in _ON:
+        return True
+    if text in _OFF:
+        return False
+    raise ValueError(f"{name}={value!r} is not understood: give one of {'/'.join(_ON)} to turn "
+                     f"it on or {'/'.join(_OFF)} to turn it off")
+
+
+def env_switch(name: str, default: bool = False, environ: dict | None = None) -> bool:
+    """$`name` as an on/off switch (parse_switch); ValueError for a value it does not know."""
+    return parse_switch(name, (os.environ if environ is None else environ).get(name), default)
+
+
+def environment_problems(environ: dict | None = None) -> list[str]:
+    """One line for each setting in the environment that is set to something unusable: for the
+    app and the command line to say at start."""
+    problems = []
+    for name in SWITCHES:
+        try:
+            env_switch(name, environ=environ)
+        except ValueError as exc:
+            problems.append(str(exc))
+    try:
+        app_threads(environ)
+    except ValueError as exc:
+        problems.append(str(exc))
+    return problems
+
+
+def admin_token(environ: dict | None = None, secrets: object = None) -> str | None:
+    """The token an administrator must give to train or change the app's model on a shared
+    server: $EMOTION_ADMIN_TOKEN, else `admin_token` in the app's secrets; None when not set."""
+    value = (os.environ if environ is None else environ).get(ADMIN_TOKEN_ENV, "").strip()
+    if not value and secrets is not None:
+        try:
+            value = str(secrets.get("admin_token", "") or "").strip()
+        except Exception:  # noqa: BLE001 - no secrets.toml: no token
+            value = ""
+    return value or None
+
+
+def admin_token_matches(given: str | None, expected: str) -> bool:
+    """Whether `given` is the administrator token, compared in constant time."""
+    import hmac
+
+    return bool(given) and hmac.compare_digest(given.strip().encode("utf-8"),
+                                               expected.encode("utf-8"))

@@ -115,7 +115,8 @@ def _first_bad_pixel_row(rows: list[str]) -> tuple[int, str] | None:
     """The first row with a value that is not a whole number from 0 to 255, and what is wrong."""
     for i, row in enumerate(rows):
         for value in row.split(" "):
-            if not value.isdigit():
+            # ASCII digits only: '²' and full-width digits pass str.isdigit.
+            if not (value.isascii() and value.isdigit()):
                 return i, f"pixels contain a value that is not a whole number ({_short(value)!r})"
             if len(value) > 3 or int(value) > 255:
                 return i, f"a pixel value is outside 0..255 ({_short(value)})"
@@ -123,6 +124,30 @@ def _first_bad_pixel_row(rows: list[str]) -> tuple[int, str] | None:
 
 
 # ---------------------------------------------------------------- fer2013.csv
+
+HEADER_LIMIT = 4096  # "emotion,pixels,Usage" and a little room
+
+
+def _check_csv_header(path: Path) -> None:
+    """DataError unless the file's first line names the emotion and pixels columns: read on its
+    own, so a 900 MB file of something else is refused from its first 4 kB (it took 6.6 GB)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HEADER_LIMIT)
+    except OSError as exc:
+        raise DataError(_os_problem(path, exc)) from None
+    line = head.split(b"\n", 1)[0]
+    if b"\n" not in head and len(head) == HEADER_LIMIT:
+        raise DataError(f"{path}: the first line is over {HEADER_LIMIT} bytes, not the header "
+                        "emotion,pixels,Usage of a fer2013.csv")
+    names = [n.strip().strip('"').lower() for n in
+             line.decode("utf-8-sig", errors="replace").strip().split(",")]
+    missing = [c for c in ("emotion", "pixels") if c not in names]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected the header emotion,pixels,Usage"
+        )
+
 
 def load_csv(path: str | Path) -> Dataset:
     """Read `fer2013.csv` (emotion,pixels,Usage), vectorised; a bad row stops with its row number."""
@@ -138,6 +163,7 @@ def load_csv(path: str | Path) -> Dataset:
         raise DataError(f"{path}: {size / 1024 / 1024:.0f} MB is over the "
                         f"{max_csv_bytes() // 1024 // 1024} MB limit for a CSV (fer2013.csv is "
                         f"287 MB); give the real file (or raise {MAX_CSV_MB_ENV})")
+    _check_csv_header(path)  # before the body: a large file of something else fails at once
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except OSError as exc:
@@ -158,7 +184,7 @@ def load_csv(path: str | Path) -> Dataset:
         return DataError(f"{path}, row {i + 2}: {what}")
 
     label_text = frame["emotion"].str.strip()
-    numeric = label_text.str.fullmatch(r"\d+")
+    numeric = label_text.str.fullmatch(r"[0-9]+")  # \d would take full-width digits
     if not numeric.all():
         i = int(np.flatnonzero(~numeric.to_numpy())[0])
         raise fail(i, f"emotion {_short(label_text.iloc[i])!r} is not a label id 0..6")
@@ -413,6 +439,10 @@ def load(data: str | Path, cache: bool = True) -> Dataset:
     if text == "kaggle" or text.startswith("kaggle:"):
         data = download_kaggle(text.partition(":")[2] or KAGGLE_DATASET)
     path = Path(data)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        # A pipe or a device is not "no such file": reading it would wait or never end.
+        raise DataError(f"{path} is not a regular file (a device, pipe or socket): give a "
+                        "fer2013.csv, an image folder, or 'kaggle'")
     if path.is_file():
         if path.suffix.lower() != ".csv":
             raise DataError(f"{path}: expected a fer2013.csv file or a folder of images")

@@ -7,22 +7,25 @@ whatever was at the target as it was.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import Callable
 
 
 def temp_beside(target: str | Path) -> Path:
-    """A new, empty, hidden file in `target`'s folder, ending in its extension (OpenCV and Keras
-    pick the format by it), for writing `target` atomically; its folder must exist.
+    """A new, empty, hidden file in `target`'s folder, ending in its whole name (OpenCV and Keras
+    pick the format by the extension, Keras's weights even by `.weights.h5`), for writing
+    `target` atomically; its folder must exist.
 
     Made with the usual permissions (umask), not tempfile.mkstemp's owner-only ones, since it
     becomes the output.
     """
     target = Path(target)
     for _ in range(100):
-        tmp = target.with_name(f".{target.stem}.partial-{secrets.token_hex(4)}{target.suffix}")
+        tmp = target.with_name(f".partial-{secrets.token_hex(4)}.{target.name}")
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:
@@ -32,7 +35,9 @@ def temp_beside(target: str | Path) -> Path:
 
 
 def replace_atomically(tmp: str | Path, target: str | Path) -> None:
-    """Rename the finished `tmp` over `target`: readers see the old file or the whole new one."""
+    """Rename the finished `tmp` over `target` (over its end, when `target` is a symlink): readers
+    see the old file or the whole new one. OSError for a folder, pipe or device at `target`."""
+    target = rename_target(target)
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)  # the data reaches the disk before the rename does, so a crash cannot swap in a hole
@@ -41,13 +46,33 @@ def replace_atomically(tmp: str | Path, target: str | Path) -> None:
     os.replace(tmp, target)
 
 
+def rename_target(path: str | Path) -> Path:
+    """What a rename must replace to write `path`: the file at the end of a symlink (renaming
+    over the link would cut it), else `path`. IsADirectoryError for a folder; OSError for a
+    device, pipe or socket, which a rename would replace for every other user of it."""
+    path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return path
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+    if not stat.S_ISREG(mode):
+        raise OSError(errno.EINVAL, "is not a regular file (a device, pipe or socket); "
+                      "it is never renamed over", str(path))
+    return path
+
+
 def write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """`write(tmp)` fills a temporary file beside `path`, which is then renamed over `path`.
+    """`write(tmp)` fills a temporary file beside `path`, which is then renamed over `path` (over
+    its target, when `path` is a symlink).
 
     If `write` raises (or the rename fails) the temporary file is removed and `path` is left as
-    it was. The folder must exist.
+    it was. The folder must exist. A folder, device, pipe or socket at `path` is refused.
     """
-    path = Path(path)
+    path = rename_target(path)
     tmp = temp_beside(path)
     try:
         write(tmp)

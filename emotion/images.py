@@ -82,6 +82,11 @@ def decode_image(data: bytes, name: str = "upload") -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ImageError(f"{name}: not a readable image (expected jpg, png, webp or bmp)")
+    if (frames := frame_count(data)) > 1:
+        # Only the first frame of an animation or the first page of a TIFF is read: say so
+        # (a MultiFrameWarning; the command line prints it as a note).
+        warnings.warn(f"{name}: it holds {frames} frames (an animation or a multi-page file); "
+                      "only the first is used", MultiFrameWarning, stacklevel=2)
     return image
 
 
@@ -111,9 +116,9 @@ def hidden(path: str | Path, what: str) -> str | None:
     return None
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as BGR; ImageError naming the file when it is missing or not an image."""
-    path = Path(path)
+def _stat_image(path: Path) -> int:
+    """The size of the image file at `path`; ImageError naming it when it is not a readable
+    regular file under max_bytes()."""
     try:
         # One stat says it all: Path.is_file() would call a symlink loop or an unreadable
         # folder "no such file".
@@ -125,9 +130,60 @@ def read_image(path: str | Path) -> np.ndarray:
     if not stat.S_ISREG(info.st_mode):  # a pipe or /dev/zero would block or never end
         raise ImageError(f"{path} is not a regular file (a device, pipe or socket): "
                          "give an image file")
-    limit = max_bytes()
-    if info.st_size > limit:
+    if info.st_size > max_bytes():
         raise too_large(str(path), info.st_size)
+    return info.st_size
+
+
+# JPEG (OpenCV's and Pillow's, which st.image uses) stops at 65,500 px a side.
+MAX_JPEG_SIDE = 65_500
+
+
+def fit_side(image: np.ndarray, max_side: int = MAX_JPEG_SIDE) -> np.ndarray:
+    """`image` scaled down so that no side is over `max_side` (a 1x100000 picture is under the
+    pixel limit but cannot be a JPEG); the image itself when it fits."""
+    height, width = image.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def check_image_file(path: str | Path) -> None:
+    """Every check of read_image that needs no decoding (the kind of file, its size, the picture
+    size in its header), reading only the header: ImageError naming the file."""
+    path = Path(path)
+    _stat_image(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError as exc:
+        raise ImageError(unreadable(path, exc)) from None
+    if not head:
+        raise ImageError(f"{path}: the file is empty")
+    check_dimensions(head, str(path))
+
+
+def frame_count(data: bytes) -> int:
+    """How many frames (pages) an image file holds: over 1 for an animated GIF or WebP or a
+    multi-page TIFF, of which only the first is read. 1 when the format does not say."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as picture:
+                return int(getattr(picture, "n_frames", 1) or 1)
+    except Exception:
+        return 1
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as BGR; ImageError naming the file when it is missing or not an image."""
+    path = Path(path)
+    _stat_image(path)
+    limit = max_bytes()
     try:
         # open() reads paths that cv2.imread cannot (non-ASCII names on some systems); at most
         # one byte over the limit, in case the file grew since the stat.
@@ -138,3 +194,7 @@ def read_image(path: str | Path) -> np.ndarray:
     if len(data) > limit:
         raise too_large(str(path), len(data))
     return decode_image(data, str(path))
+
+
+class MultiFrameWarning(UserWarning):
+    """An image file with several frames, of which only the first is read."""

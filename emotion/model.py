@@ -120,8 +120,11 @@ def check_probabilities(out, path: str | Path) -> None:
     out = np.asarray(out, dtype=np.float64)
     if out.ndim != 2 or out.shape[1] != NUM_CLASSES:
         raise _wrong_outputs(path, out.shape[-1] if out.ndim else 0)
-    if not (np.isfinite(out).all() and (out >= -1e-6).all()
-            and np.allclose(out.sum(axis=1), 1.0, atol=1e-3)):
+    if not np.isfinite(out).all():
+        # NaN or huge weights: a softmax overflows to NaN, so "needs a softmax" would mislead.
+        raise ModelError(f"{path}: the model's outputs are not numbers (NaN or infinity): its "
+                         "weights are damaged or diverged; use another model or train again")
+    if not ((out >= -1e-6).all() and np.allclose(out.sum(axis=1), 1.0, atol=1e-3)):
         raise ModelError(f"{path}: the model's outputs are not probabilities (they must be "
                          "0..1 and add up to 1); its last layer needs a softmax")
 
@@ -139,6 +142,9 @@ def check_readable(path: str | Path) -> None:
     if not path.is_file():
         if problem := hidden(path, "the .keras file itself"):
             raise ModelError(problem)
+        if path.exists():  # a pipe or a device: reading it would wait or never end
+            raise ModelError(f"{path} is not a regular file (a device, pipe or socket): give "
+                             "the .keras file itself")
         raise FileNotFoundError(
             f"no model at {path}: train one with `python -m emotion train --data DATA`"
             " or pass --model PATH"
@@ -147,11 +153,45 @@ def check_readable(path: str | Path) -> None:
         # Keras calls an unreadable or truncated file "File not found": say what it is instead.
         with open(path, "rb") as f:
             is_zip = zipfile.is_zipfile(f)
+            if is_zip:
+                _check_archive(f, path)
     except OSError as exc:
         raise ModelError(unreadable(path, exc, "a .keras model")) from None
+    except zipfile.BadZipFile:
+        is_zip = False
     if not is_zip:
         raise ModelError(f"{path} is not a readable Keras model (damaged or incomplete file); "
                          "copy it again or train a new one")
+
+
+# A .keras file is a zip: config.json (the layers, a few kB for this network), metadata.json,
+# and the weights. Keras reads config.json whole into memory and parses it: a 2 MB file holding a
+# 2 GiB config.json took 5 GB and 20 s before this check. The sizes are read from the zip's
+# directory, and zipfile never reads more than the size stated there.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+MAX_MODEL_UNPACKED_MB_ENV = "EMOTION_MAX_MODEL_MB"
+DEFAULT_MAX_MODEL_UNPACKED_MB = 1024  # this project's model unpacks to 7 MB
+
+
+def _check_archive(f, path: Path) -> None:
+    """ModelError when the zip's directory states a config over MAX_CONFIG_BYTES or contents
+    over the unpacked limit: checked before Keras reads anything."""
+    import zipfile
+
+    from .images import env_limit
+
+    with zipfile.ZipFile(f) as archive:
+        entries = archive.infolist()
+    for entry in entries:
+        if entry.filename in ("config.json", "metadata.json") and entry.file_size > MAX_CONFIG_BYTES:
+            raise ModelError(f"{path}: its {entry.filename} is {entry.file_size / 1024 / 1024:.0f} MB, "
+                             f"over the {MAX_CONFIG_BYTES // 1024 // 1024} MB a model's description "
+                             "may take; it is not a model this app made")
+    limit_mb = env_limit(MAX_MODEL_UNPACKED_MB_ENV, DEFAULT_MAX_MODEL_UNPACKED_MB)
+    total = sum(entry.file_size for entry in entries)
+    if total > limit_mb * 1024 * 1024:
+        raise ModelError(f"{path}: it unpacks to {total / 1024 / 1024:.0f} MB, over the {limit_mb} MB "
+                         f"limit for a model (raise {MAX_MODEL_UNPACKED_MB_ENV} for a larger one)")
 
 
 def load_model(path: str | Path):

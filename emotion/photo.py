@@ -14,7 +14,7 @@ import numpy as np
 from .config import IMAGES_DIR
 from .draw import annotate_photo
 from .faces import DetectionSettings, crop
-from .images import ImageError, decode_image
+from .images import ImageError, decode_image, fit_side
 from .labels import EMOTIONS
 from .recognizer import EmotionRecognizer, Face
 
@@ -74,7 +74,9 @@ class PhotoResult:
         if ext is None:
             raise ValueError(f"unknown image format {fmt!r}: expected png or jpeg")
         params = [cv2.IMWRITE_JPEG_QUALITY, 92] if ext == ".jpg" else []
-        ok, buffer = cv2.imencode(ext, self.annotated, params)
+        # A JPEG has at most 65,500 px a side: a wider picture's JPEG is scaled down to fit.
+        image = fit_side(self.annotated) if ext == ".jpg" else self.annotated
+        ok, buffer = cv2.imencode(ext, image, params)
         if not ok:
             raise ImageError(f"could not encode the annotated photo as {fmt}")
         return buffer.tobytes()

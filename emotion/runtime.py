@@ -6,14 +6,15 @@
 ONNX Runtime runs one face in about 60% of Keras's time, with the same probabilities to 1e-6
 (scripts/compare_runtimes.py measures it; LiteRT, the other candidate, was slower).
 The ONNX file is exported from the `.keras` by a small exporter for the layers
-`emotion.model.build_model` uses, cached beside the model (else in `CACHE_DIR`), and rebuilt when
-the `.keras` file's content changes. With a current cache nothing imports Keras or TensorFlow.
+`emotion.model.build_model` uses, cached beside the model (else in `CACHE_DIR`) with a record of
+the `.keras` and `.onnx` bytes' hashes, and rebuilt when either does not match. With a current cache nothing imports Keras or TensorFlow.
 Whenever ONNX Runtime cannot be used, `load_classifier` falls back to Keras and says why.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -38,6 +39,7 @@ ONNX_SUFFIX = ".onnx"
 CONVERTER = "emotion.runtime/1"
 _KEY_SOURCE = "source_sha256"
 _KEY_CONVERTER = "converter"
+_KEY_ONNX = "onnx_sha256"  # in the record beside the file: the hash of the converted bytes
 OPSET = 17
 IR_VERSION = 8  # the oldest IR that opset 17 allows, so older ONNX Runtimes can read the file too
 
@@ -204,7 +206,7 @@ def load_onnx(model_path: str | Path, threads: int | None = None) -> OnnxClassif
             if session is not None:
                 return OnnxClassifier(session, path, threads)
         data = export_onnx_bytes(model_path, digest)
-        path = _store(data, model_path)
+        path = _store(data, model_path, digest)
     # Unstorable anywhere still runs: ONNX Runtime takes the model's bytes as well as a path.
     return OnnxClassifier(_session(path or data, threads), path, threads)
 
@@ -218,9 +220,9 @@ def convert(model_path: str | Path) -> Path:
     with _CONVERT_LOCK:
         digest = file_sha256(model_path)
         for path in cache_candidates(model_path):
-            if _stored_key(path) == _cache_key(digest):
+            if _read_current(path, digest) is not None:
                 return path
-        path = _store(export_onnx_bytes(model_path, digest), model_path)
+        path = _store(export_onnx_bytes(model_path, digest), model_path, digest)
     if path is None:
         raise OSError(f"cannot write the ONNX model beside {model_path} nor in {config.CACHE_DIR}")
     return path
@@ -275,12 +277,45 @@ def _session(model: Path | bytes, threads: int | None):
                                 providers=["CPUExecutionProvider"])
 
 
-def _open_if_current(path: Path, digest: str, threads: int | None):
-    """A session on `path` when it exists and was converted from this `.keras`, else None."""
+def record_path(path: Path) -> Path:
+    """The record beside a converted model: what it was made from and the hash of its bytes."""
+    return path.with_name(path.name + ".json")
+
+
+def _record(data: bytes, digest: str) -> bytes:
+    return json.dumps({**_cache_key(digest), _KEY_ONNX: hashlib.sha256(data).hexdigest()},
+                      indent=1).encode()
+
+
+def _read_current(path: Path, digest: str) -> bytes | None:
+    """The converted model's bytes when its record says they were made from the `.keras` of this
+    `digest` by this converter and they hash as recorded, else None.
+
+    Metadata inside the file is not enough: an `.onnx` of another model with this one's metadata
+    copied in was trusted ("disgust 100%" where Keras scored 63%).
+    """
     if not path.is_file():
         return None
     try:
-        session = _session(path, threads)
+        record = json.loads(record_path(path).read_text(encoding="utf-8"))
+        data = path.read_bytes()
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        log.info("ignoring %s: no readable record (%s)", path, exc)
+        return None
+    expected = {**_cache_key(digest), _KEY_ONNX: hashlib.sha256(data).hexdigest()}
+    if not isinstance(record, dict) or {k: record.get(k) for k in expected} != expected:
+        log.info("%s is stale or not the one recorded: converting again", path)
+        return None
+    return data
+
+
+def _open_if_current(path: Path, digest: str, threads: int | None):
+    """A session on `path` when it exists and was converted from this `.keras`, else None."""
+    data = _read_current(path, digest)
+    if data is None:
+        return None
+    try:
+        session = _session(data, threads)  # the very bytes just checked
     except Exception as exc:  # a truncated or foreign file: convert again
         log.info("ignoring unreadable %s: %s", path, exc)
         return None
@@ -291,26 +326,14 @@ def _open_if_current(path: Path, digest: str, threads: int | None):
     return session
 
 
-def _stored_key(path: Path) -> dict[str, str] | None:
-    """The cache key in a converted file's metadata, or None (missing or unreadable)."""
-    if not path.is_file():
-        return None
-    try:
-        import onnx
-
-        props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-    except Exception as exc:
-        log.info("ignoring unreadable %s: %s", path, exc)
-        return None
-    return {k: props.get(k) for k in (_KEY_SOURCE, _KEY_CONVERTER)}
-
-
-def _store(data: bytes, model_path: Path) -> Path | None:
+def _store(data: bytes, model_path: Path, digest: str) -> Path | None:
     """Write the converted model to the first writable candidate, atomically; None if none is."""
     for path in cache_candidates(model_path):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_bytes_atomic(path, data)
+            # After the model: a kill between the two leaves a record that no longer matches.
+            write_bytes_atomic(record_path(path), _record(data, digest))
         except OSError as exc:
             log.info("cannot write %s (%s)", path, exc)
             continue

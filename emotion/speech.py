@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import threading
 import time
 import wave
@@ -128,6 +127,17 @@ def cached_path(emotion: str, lang: str) -> Path:
     return AUDIO_DIR / lang / f"{emotion}.mp3"
 
 
+def _tts_offline() -> bool:
+    """$EMOTION_TTS_OFFLINE as a switch; a value it does not know counts as offline (no network
+    call the operator may not have wanted) and is reported at start (config.environment_problems)."""
+    from .config import TTS_OFFLINE_ENV, env_switch
+
+    try:
+        return env_switch(TTS_OFFLINE_ENV)
+    except ValueError:
+        return True
+
+
 def wav_duration(data: bytes) -> float:
     with wave.open(io.BytesIO(data)) as w:
         return w.getnframes() / w.getframerate()
@@ -139,7 +149,7 @@ class ClipSource:
     def __init__(self, online: bool | None = None, timeout_s: float = GTTS_TIMEOUT_S,
                  audio_dir: Path = AUDIO_DIR, offline_dir: Path = OFFLINE_DIR):
         # EMOTION_TTS_OFFLINE=1 skips the network entirely (CI, air-gapped machines).
-        self.online = os.environ.get("EMOTION_TTS_OFFLINE", "") in ("", "0") if online is None else online
+        self.online = (not _tts_offline()) if online is None else online
         self.timeout_s = timeout_s
         self.audio_dir = audio_dir
         self.offline_dir = offline_dir

@@ -38,6 +38,12 @@ FILES = {
     "one_row.csv": "a single valid Training row",
     "single_class.csv": "20 Training rows, all happy",
     "unreadable_images": "class folders of .png files that are not images",
+    "superscript_pixel.csv": "row 3 has the pixel '\u00b2' (a digit to str.isdigit, not to int)",
+    "fullwidth_pixel.csv": "row 2 has the pixel '\uff11\uff12' (full-width digits)",
+    "fullwidth_label.csv": "row 2's label is '\uff13' (a full-width 3)",
+    "not_fer_header.csv": "a CSV whose header is name,value",
+    "animated.gif": "a 3-frame animated GIF: only its first frame is read",
+    "wide.png": "a 1x70000 PNG: a side over 65,535 px, under the pixel limit",
 }
 MODELS = {
     "tiny.keras": "a valid 48x48x1 -> 7-way softmax model (the control)",
@@ -46,6 +52,9 @@ MODELS = {
     "ten_outputs.keras": "a 10-way softmax",
     "wrong_input.keras": "takes 64x64 colour images",
     "not_softmax.keras": "7 outputs, no softmax",
+    "nan_weights.keras": "the control's shape and softmax, its weights NaN",
+    "big_config.keras": "the control with a 17 MB config.json (deflated to a few kB)",
+    "tiny_padded.keras": "the control with its config.json padded to 2 MB: valid, and loads",
 }
 
 
@@ -111,6 +120,17 @@ def make_corpus(folder: str | Path) -> dict[str, Path]:
     _csv(paths["one_row.csv"], [face_row()])
     _csv(paths["single_class.csv"], [face_row(value=str(v)) for v in range(20)])
 
+    _csv(paths["superscript_pixel.csv"], [face_row(), face_row(odd_value="\u00b2"), face_row()])
+    _csv(paths["fullwidth_pixel.csv"], [face_row(odd_value="\uff11\uff12"), face_row()])
+    _csv(paths["fullwidth_label.csv"], [face_row(label="\uff13"), face_row()])
+    paths["not_fer_header.csv"].write_text("name,value\nx,1\n")
+    from PIL import Image
+
+    frames = [Image.new("RGB", (32, 32), (80 * i, 0, 0)) for i in range(3)]
+    frames[0].save(paths["animated.gif"], save_all=True, append_images=frames[1:])
+    ok, wide = cv2.imencode(".png", np.zeros((1, 70_000), np.uint8))
+    paths["wide.png"].write_bytes(wide.tobytes())
+
     images = paths["unreadable_images"]
     for split in ("train", "test"):
         for cls in ("happy", "sad"):
@@ -145,7 +165,26 @@ def make_models(folder: str | Path) -> dict[str, Path]:
          layers.Dense(7, activation="softmax"))
     save("not_softmax.keras", (48, 48, 1), layers.MaxPooling2D(8), layers.Flatten(),
          layers.Dense(7))
+    nan = keras.Sequential([keras.Input((48, 48, 1)), layers.MaxPooling2D(8), layers.Flatten(),
+                            layers.Dense(7, activation="softmax")])
+    nan.set_weights([np.full(w.shape, np.nan, w.dtype) for w in nan.get_weights()])
+    nan.save(paths["nan_weights.keras"])
+    _pad_config(paths["tiny.keras"], paths["big_config.keras"], 17 * 1024 * 1024)
+    _pad_config(paths["tiny.keras"], paths["tiny_padded.keras"], 2 * 1024 * 1024)
     return paths
+
+
+def _pad_config(source: Path, target: Path, size: int) -> None:
+    """A copy of the model `source` whose config.json is padded with spaces to `size` bytes:
+    still valid JSON, a few kilobytes once deflated."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                data = data + b" " * (size - len(data))
+            dst.writestr(item.filename, data)
 
 
 def is_root() -> bool:

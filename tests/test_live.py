@@ -348,7 +348,7 @@ def test_video_command_end_to_end(astronaut_video, tmp_path, model_path, capsys)
 def test_video_command_user_errors(tmp_path, model_path):
     parser = build_parser()
     missing = parser.parse_args(["video", str(tmp_path / "nope.mp4"), "--model", str(model_path)])
-    with pytest.raises(FileNotFoundError, match="nope.mp4"):
+    with pytest.raises(ValueError, match="nope.mp4: no such file"):
         missing.func(missing)
     junk = tmp_path / "junk.mp4"
     junk.write_text("this is not a video")

@@ -327,3 +327,51 @@ def test_eight_threads_get_exactly_the_single_threaded_results(model_copy, many_
     for a, b in zip(alone, together):
         np.testing.assert_array_equal(a, b)
 
+
+
+def _foreign_onnx(keras_model, real_digest: str) -> bytes:
+    """Another network exported to ONNX with the real model's cache metadata copied in."""
+    proto = runtime.export_onnx(keras_model)
+    for key, value in runtime._cache_key(real_digest).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    return proto.SerializeToString()
+
+
+@needs_ort
+@pytest.mark.parametrize("foreign", ["another_network", "ten_outputs"])
+def test_an_onnx_file_swapped_in_with_copied_metadata_is_converted_again(
+        tmp_path, model_path, hostile_models, count_conversions, astronaut_faces, foreign):
+    """The cache is checked against the bytes it was made from, not its own metadata: another
+    network's file (or a 10-output one) with the real one's metadata is rebuilt, not trusted."""
+    import keras
+
+    from emotion.model import build_model
+
+    path = tmp_path / "m.keras"
+    shutil.copy(model_path, path)
+    runtime.convert(path)
+    onnx_path = path.with_suffix(".onnx")
+    assert runtime.record_path(onnx_path).is_file()
+    other = (build_model(blocks=((8, 1), (16, 1)), dense=16) if foreign == "another_network"
+             else keras.models.load_model(hostile_models["ten_outputs.keras"], compile=False))
+    onnx_path.write_bytes(_foreign_onnx(other, runtime.file_sha256(path)))
+    classifier = runtime.load_classifier(path, runtime="onnxruntime")
+    assert count_conversions == [path, path] and classifier.num_classes == 7
+    want = runtime.load_classifier(path, runtime="keras").predict(astronaut_faces)
+    np.testing.assert_allclose(classifier.predict(astronaut_faces), want, rtol=0, atol=TOLERANCE)
+    # Rebuilt in place: the next load trusts it again without converting.
+    runtime.load_classifier(path, runtime="onnxruntime")
+    assert count_conversions == [path, path]
+
+
+@needs_ort
+def test_a_cache_without_its_record_is_converted_again(tmp_path, model_path, count_conversions):
+    path = tmp_path / "m.keras"
+    shutil.copy(model_path, path)
+    runtime.convert(path)
+    runtime.record_path(path.with_suffix(".onnx")).unlink()
+    runtime.load_classifier(path, runtime="onnxruntime")
+    runtime.record_path(path.with_suffix(".onnx")).write_text("[]")
+    runtime.load_classifier(path, runtime="onnxruntime")
+    assert count_conversions == [path, path, path]

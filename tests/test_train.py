@@ -383,6 +383,8 @@ def test_average_option_must_be_a_fraction(tiny_folder, tmp_path, fraction):
     ("--batch-size", "0", "--batch-size 0"), ("--batch-size", "-5", "--batch-size -5"),
     ("--minutes", "-5", "--minutes -5"), ("--minutes", "0", "--minutes 0"),
     ("--patience", "-1", "--patience -1"), ("--average", "nan", "--average nan"),
+    ("--lr", "1e39", "--lr 1e+39"), ("--lr", "11", "up to 10"),
+    ("--blocks", "8x1,8x1,8x1,8x1,8x1,8x1", "at most 5"), ("--tiny", "--blocks=8x1", "give one of them"),
 ])
 def test_train_refuses_options_that_cannot_train_before_touching_anything(
         tmp_path, capsys, option, value, says):

@@ -9,9 +9,8 @@ from pathlib import Path
 import streamlit as st
 
 from .. import registry
-from ..config import SHARED_FER2013
-
-DISABLE_TRAINING_ENV = "EMOTION_DISABLE_TRAINING"
+from ..config import (ADMIN_TOKEN_ENV, DISABLE_TRAINING_ENV, SHARED_FER2013, admin_token,
+                      admin_token_matches, env_switch, parse_switch)
 
 
 _heap_frozen = False
@@ -98,24 +97,95 @@ def data_path_input(key: str) -> str | None:
 
 
 def missing_data(path: str) -> str | None:
-    """What is wrong with a data path that does not exist, and what to give instead."""
-    if Path(path).exists():
+    """What is wrong with a data path that is not there, and what to give instead.
+
+    A path this server may not read gets the same words as one that does not exist, so that
+    the page does not tell a visitor which of the server's paths exist.
+    """
+    p = Path(path)
+    try:
+        readable = p.exists() and os.access(p, os.R_OK | (os.X_OK if p.is_dir() else 0))
+    except OSError:  # a symlink loop, a folder above it without permission
+        readable = False
+    if readable:
         return None
-    return (f"{path}: no such file or folder. Give a FER2013 folder (train/, test/, one "
-            "sub-folder per emotion) or a fer2013.csv file.")
+    return (f"{path}: no such file or folder that this app may read. Give a FER2013 folder "
+            "(train/, test/, one sub-folder per emotion) or a fer2013.csv file.")
+
+
+def _secrets():
+    try:
+        return st.secrets
+    except Exception:  # noqa: BLE001 - no secrets.toml
+        return None
 
 
 def training_disabled() -> str | None:
-    """Why training is off on this deployment (env var or st.secrets), or None when it is on."""
-    if os.environ.get(DISABLE_TRAINING_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
-        return f"the environment variable {DISABLE_TRAINING_ENV} is set"
+    """Why training is off on this deployment (env var or st.secrets), or None when it is on.
+    A switch set to a value it does not know turns training off and says so."""
+    try:
+        if env_switch(DISABLE_TRAINING_ENV):
+            return f"the environment variable {DISABLE_TRAINING_ENV} is set"
+    except ValueError as exc:
+        return str(exc)
     try:
         value = st.secrets.get("disable_training", False)
     except Exception:  # noqa: BLE001 - no secrets.toml (the usual case) means "not disabled"
         value = False
-    if str(value).strip().lower() in ("1", "true", "yes", "on"):
-        return "disable_training is set in the app's secrets"
+    try:
+        if parse_switch("disable_training", str(value) if value is not None else ""):
+            return "disable_training is set in the app's secrets"
+    except ValueError as exc:
+        return f"{exc} (in the app's secrets)"
     return None
+
+
+MAX_DISPLAY_SIDE = 4096  # more than any screen shows; st.image scales to the column anyway
+MAX_DISPLAY_RATIO = 100  # st.image scales a wider picture to a height of 0 px and fails
+
+
+def displayable(image):
+    """`image` as st.image can show it: scaled down to sides of at most MAX_DISPLAY_SIDE (Pillow's
+    JPEG stops at 65,500; a 1x100000 photo, under the pixel limit, crashed the Photo page), and a
+    picture over 100 times wider than high (or higher than wide) padded with white to that
+    ratio. The image itself when it fits; the results are computed on the full image regardless."""
+    import cv2
+
+    from ..images import fit_side
+
+    image = fit_side(image, MAX_DISPLAY_SIDE)
+    height, width = image.shape[:2]
+    pad_rows = max(0, -(-width // MAX_DISPLAY_RATIO) - height)
+    pad_cols = max(0, -(-height // MAX_DISPLAY_RATIO) - width)
+    if pad_rows or pad_cols:
+        image = cv2.copyMakeBorder(image, pad_rows // 2, pad_rows - pad_rows // 2, pad_cols // 2,
+                                   pad_cols - pad_cols // 2, cv2.BORDER_CONSTANT,
+                                   value=(255, 255, 255))
+    return image
+
+
+ADMIN_KEY = "admin_token_ok"
+
+
+def admin_gate() -> bool:
+    """On a server whose operator set an administrator token ($EMOTION_ADMIN_TOKEN or
+    `admin_token` in the secrets): True once this session has given it, checked here on the
+    server; until then a password box. Without a token, True: anyone may train."""
+    expected = admin_token(secrets=_secrets())
+    if expected is None:
+        return True
+    if st.session_state.get(ADMIN_KEY) == expected:
+        return True
+    st.info("Training and changing the app's model are for this server's administrators.")
+    given = st.text_input("Administrator token", type="password", key="admin_token_input",
+                          help=f"Set by whoever runs the server ({ADMIN_TOKEN_ENV}).")
+    if given and admin_token_matches(given, expected):
+        # The token itself, so that a new token set by the operator ends old sessions' access.
+        st.session_state[ADMIN_KEY] = expected
+        return True
+    if given:
+        st.error("That is not the administrator token.")
+    return False
 
 
 @st.cache_resource(show_spinner="Loading and auditing the data...", max_entries=2)

@@ -26,7 +26,7 @@ from .config import (CANDIDATE_DIR, COSINE_FLOOR, EpochPlan, Progress, Stage, Tr
                      TrainError, TrainResult)
 from .datasets import Batches, trainable
 from .selection import choose_model, is_finite, keeps_previous, load_initial_weights
-from .state import RunState
+from .state import AtomicBackup, BestCheckpoint, RunState, run_lock
 
 
 def train(
@@ -35,7 +35,13 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     dataset: data_module.Dataset | None = None,
 ) -> TrainResult:
-    """Train a model on `config.data` and write it with its metrics and plots into `config.out`."""
+    """Train a model on `config.data` and write it with its metrics and plots into `config.out`;
+    one run at a time in a folder (TrainError when another holds it)."""
+    with run_lock(Path(config.out)):
+        return _train(config, on_progress, should_stop, dataset)
+
+
+def _train(config: TrainConfig, on_progress, should_stop, dataset) -> TrainResult:
     keras.utils.set_random_seed(config.seed)
     out, state = Path(config.out), RunState(Path(config.out))
     if config.resume:
@@ -163,8 +169,8 @@ def make_callbacks(config: TrainConfig, *, state: RunState, plan: EpochPlan, bat
     """Backup for --resume, the best epoch, early stopping, the ledger's clock, a stop on NaN,
     progress, the per-epoch randomness, and the schedule, time budget and average when asked."""
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(state.backup), delete_checkpoint=False),
-        keras.callbacks.ModelCheckpoint(str(state.best), monitor="val_accuracy", save_best_only=True),
+        AtomicBackup(str(state.backup), delete_checkpoint=False),
+        BestCheckpoint(state.best, best=state.best_so_far() if config.resume else None),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience),
         keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: state.record(time.monotonic() - started)),

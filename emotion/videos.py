@@ -1,0 +1,97 @@
+"""Video files in and out: the input checked before its first frame is decoded (the kind of file,
+the frame size), frame times from the container, and the written video checked once closed."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from .images import env_limit, unreadable
+
+MAX_VIDEO_PIXELS_ENV = "EMOTION_MAX_VIDEO_PIXELS"
+# 8K UHD (7680x4320), 33 megapixels: a frame is decoded, copied to gray and drawn on, several
+# full-size buffers at once; a 16000x16000 clip took 4.6 GB before this limit.
+DEFAULT_MAX_VIDEO_PIXELS = 7680 * 4320
+VIDEO_SUFFIXES = (".mp4", ".avi")
+WHAT = "a video file"
+
+
+def max_video_pixels() -> int:
+    """The largest video frame read, in pixels: $EMOTION_MAX_VIDEO_PIXELS, else 8K UHD's."""
+    return env_limit(MAX_VIDEO_PIXELS_ENV, DEFAULT_MAX_VIDEO_PIXELS)
+
+
+def check_video_file(path: Path) -> None:
+    """ValueError, one line, unless `path` is a regular file that can be opened: a folder, a
+    pipe or device, a symlink loop, a missing or unreadable file are each called what they are."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise ValueError(unreadable(path, exc, WHAT)) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ValueError(f"{path} is a folder: give {WHAT}")
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path} is not a regular file (a device, pipe or socket): give {WHAT}")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"cannot read {path}: permission denied (check its permissions and its "
+                         "folder's)")
+
+
+def frame_size_problem(width: int, height: int, name: str) -> str | None:
+    """The one line for a frame over max_video_pixels(), else None."""
+    limit = max_video_pixels()
+    if width * height > limit:
+        return (f"{name}: its frames are {width}x{height} pixels, over the "
+                f"{limit / 1e6:.1f}-megapixel limit for video; use a smaller copy "
+                f"(ffmpeg -i IN -vf scale=1920:-2 OUT) or raise {MAX_VIDEO_PIXELS_ENV}")
+    return None
+
+
+def check_frame_size(capture, name: str) -> None:
+    """ValueError when the container says its frames are over the limit: checked before the
+    first frame is decoded."""
+    import cv2
+
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    if problem := frame_size_problem(width, height, name):
+        raise ValueError(problem)
+
+
+def frame_time(capture, index: int, fps: float) -> float:
+    """The time of the frame just read, in seconds: its timestamp in the container (right for a
+    variable frame rate), else its number over the frame rate."""
+    import cv2
+
+    ms = capture.get(cv2.CAP_PROP_POS_MSEC)
+    if ms is not None and ms >= 0 and (ms > 0 or index == 0):
+        return ms / 1000
+    return index / fps
+
+
+def check_written(path: Path, frames: int, shown: str) -> None:
+    """ValueError unless the video at `path` opens and holds `frames` frames: a full disk leaves
+    an mp4 without its index, which no player opens, and OpenCV's writer does not say so."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        ok = capture.isOpened() and capture.read()[0]
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if ok else 0
+    finally:
+        capture.release()
+    if not ok or (count and count < frames):
+        got = f"{count} of {frames} frames" if ok else "an unreadable file"
+        raise ValueError(f"{shown}: the video could not be written completely ({got}): check the "
+                         "folder's free space and permissions")
+
+
+def video_output_problem(option: str, given: str, suffix: str, stream: bool) -> str | None:
+    """The one line for a --out that cannot be a video file (an image name, an image sequence)."""
+    if "%" in Path(given).name:
+        return (f"{option} {given}: a % in the name would write a numbered image sequence; give "
+                "one video file ending in .mp4 or .avi")
+    if suffix.lower() in VIDEO_SUFFIXES or (stream and not suffix):
+        return None
+    return f"{option} {given}: give a video file name ending in .mp4 or .avi"
