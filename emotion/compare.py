@@ -121,7 +121,9 @@ def compare_models(new_model: Path, app_model: Path, val: Split, test: Split | N
     new = load_model(new_model)
     try:
         app, problem = load_model(app_model), None
-    except (OSError, ValueError) as exc:  # no model yet, damaged, or not a face classifier
+    except FileNotFoundError:
+        app, problem = None, "there is no app's model yet"
+    except (OSError, ValueError) as exc:  # damaged, or not a face classifier
         app, problem = None, str(exc)
     comparison = Comparison(str(new_model), str(app_model), app_problem=problem, app_stamp=stamp)
     for name, split in ((VALIDATION, val), (TEST, test)):

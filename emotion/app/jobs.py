@@ -107,6 +107,7 @@ class Job:
     epoch_ends: list[float] = field(default_factory=list)  # elapsed_s at each epoch's end
     cancel_requested: float | None = None  # time.monotonic() of the click on Cancel
     _first_step: tuple[int, float] | None = field(default=None, repr=False)
+    _compare_lock: Any = field(default_factory=threading.Lock, repr=False)
     _stop: Any = field(default=None, repr=False)  # a multiprocessing Event
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -185,7 +186,7 @@ class Job:
         if self.state == JobState.CANCELLED:
             if p is None or p.stage != Stage.TRAINING:
                 return "cancelled"
-            return f"cancelled at epoch {p.epoch}/{p.epochs}, batch {p.step}/{p.steps}"
+            return f"stopped at epoch {p.epoch}/{p.epochs}, batch {p.step}/{p.steps}"
         return f"failed: {self.error}"
 
     def cancel(self) -> None:
@@ -194,6 +195,20 @@ class Job:
         if self._stop is not None and self.active and self.cancel_requested is None:
             self.cancel_requested = time.monotonic()
             self._stop.set()
+
+    def compare_again(self, app_model: Path) -> Comparison:
+        """Score this run's model and the app's model at `app_model` again on the run's faces
+        (the app's model changed since the run ended), in this process; kept in metrics.json."""
+        from ..compare import compare_on_data, record
+
+        with self._compare_lock:  # two sessions on the page compare once
+            if self.comparison is None or not self.comparison.is_current(app_model):
+                dataset = run_dataset(self.config.data, self.faces)
+                known = {self.evaluated_on: self.evaluation} if self.evaluation else None
+                self.comparison = compare_on_data(self.result.model_path, app_model, dataset, known)
+                record(self.comparison, self.result.model_path.with_name("metrics.json"))
+                self.comparison_error = None
+            return self.comparison
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run ends (or `timeout` seconds pass); True if it has ended."""

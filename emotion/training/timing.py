@@ -25,6 +25,7 @@ from ..model import DEFAULT_BLOCKS
 CACHE_FILE = "training-speed.json"
 TIMED_STEPS = 4  # after one step that compiles; medians of these
 MEASURE_TIMEOUT_S = 240
+MAX_AGE_S = 24 * 3600  # the machine's load changes: measure again after a day
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Speed:
     step_s: float  # one training step of a batch, once compiled (median)
     first_step_s: float  # the first step, which also compiles
     face_s: float  # scoring one face (validation, the choice, the comparison), in batches of 512
+    measured_at: float = 0.0  # time.time()
 
 
 @dataclass
@@ -145,18 +147,33 @@ def measure(key: SpeedKey, steps: int = TIMED_STEPS) -> Speed:
         model.predict(faces, batch_size=512, verbose=0)
         scoring.append(time.perf_counter() - start)
     return Speed(step_s=float(np.median(times[1:])), first_step_s=times[0],
-                 face_s=scoring[-1] / len(faces))
+                 face_s=scoring[-1] / len(faces), measured_at=time.time())
 
 
-_lock = threading.Lock()
+_lock = threading.Lock()  # one measurement at a time, and the cache file written by one
+_pending_lock = threading.Lock()
+_pending: dict[str, threading.Thread] = {}
+_failed: set[str] = set()
+
+
+def _cache_path(cache_dir: Path | None) -> Path:
+    return Path(cache_dir or CACHE_DIR) / CACHE_FILE
+
+
+def known_speed(key: SpeedKey, cache_dir: Path | None = None) -> Speed | None:
+    """The cached speed for `key` when one was measured within MAX_AGE_S, else None."""
+    speed = _read_cache(_cache_path(cache_dir)).get(key.text())
+    if speed is not None and time.time() - speed.measured_at < MAX_AGE_S:
+        return speed
+    return None
 
 
 def cached_speed(key: SpeedKey, cache_dir: Path | None = None) -> Speed | None:
     """The speed for `key` from the cache, or measured now in a separate process and cached;
     None when the measurement fails (the page then shows no estimate)."""
-    path = Path(cache_dir or CACHE_DIR) / CACHE_FILE
+    path = _cache_path(cache_dir)
     with _lock:  # several sessions asking at once measure once
-        if (speed := _read_cache(path).get(key.text())) is not None:
+        if (speed := known_speed(key, cache_dir)) is not None:
             return speed
         speed = measure_in_subprocess(key)
         if speed is not None:
@@ -168,6 +185,33 @@ def cached_speed(key: SpeedKey, cache_dir: Path | None = None) -> Speed | None:
             except OSError:
                 pass  # a read-only cache folder: measured again next time
         return speed
+
+
+def speed_or_measure(key: SpeedKey, cache_dir: Path | None = None) -> Speed | None:
+    """The known speed for `key`, or None while a background thread measures it (started here,
+    once however many callers ask); `measuring` and `measure_failed` say which."""
+    if (speed := known_speed(key, cache_dir)) is not None:
+        return speed
+    with _pending_lock:
+        thread = _pending.get(key.text())
+        if (thread is None or not thread.is_alive()) and key.text() not in _failed:
+            def run() -> None:
+                if cached_speed(key, cache_dir) is None:
+                    _failed.add(key.text())
+
+            thread = threading.Thread(target=run, name="emotion-speed", daemon=True)
+            _pending[key.text()] = thread
+            thread.start()
+    return None
+
+
+def measuring(key: SpeedKey) -> bool:
+    thread = _pending.get(key.text())
+    return thread is not None and thread.is_alive()
+
+
+def measure_failed(key: SpeedKey) -> bool:
+    return key.text() in _failed
 
 
 def _read_cache(path: Path) -> dict[str, Speed]:
