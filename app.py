@@ -35,7 +35,7 @@ def home() -> None:
     info = registry.model_info()
     st.subheader("Model")
     if info.exists:
-        measured = [("Test accuracy", info.accuracy_text)]
+        measured = [(info.accuracy_label, info.accuracy_text)]
         if info.macro_f1 is not None:
             measured.append(("Macro-F1", f"{info.macro_f1:.3f}"))
         if info.test_images:
@@ -49,7 +49,7 @@ def home() -> None:
             if info.init:
                 about += f", starting from the weights of `{info.init}`"
         st.caption(about)
-        if info.test_accuracy is None:
+        if info.test_accuracy is None and info.val_accuracy is None:
             st.info(
                 f"No test metrics next to the model ({registry.metrics_path(info.path).name}), "
                 "so its accuracy is not measured."
