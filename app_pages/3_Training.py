@@ -211,6 +211,9 @@ def promotion(job: jobs.Job) -> None:
     """The comparison with the app's model, then "Use this model": the primary button for a
     model at least as good, a deliberate second step for a worse one."""
     target = registry.app_model_path()
+    if registry.is_app_model(job.run_dir, target):
+        st.caption("This run's model is the app's model.")
+        return
     comparison = job.comparison
     if comparison is not None and not comparison.is_current(target):
         with st.spinner("The app's model changed since this run ended: scoring both again on "

@@ -166,6 +166,15 @@ def has_backup(model_path: Path | None = None) -> bool:
     return (backup_dir(model_path) / MODEL_FILE).is_file()
 
 
+def is_app_model(run_dir: Path, model_path: Path | None = None) -> bool:
+    """Whether the model in `run_dir` is the app's model now (it was promoted)."""
+    source, target = Path(run_dir) / MODEL_FILE, Path(model_path or app_model_path())
+    try:
+        return filecmp.cmp(source, target, shallow=True)
+    except OSError:
+        return False
+
+
 def _check_model(path: Path) -> None:
     from .model import load_model
 

@@ -206,7 +206,7 @@ def test_training_page_trains_shows_the_confusion_matrix_and_promotes(training_p
     assert not at.exception
     assert any(m.startswith("**Confusion matrix**") for m in texts(at, "markdown"))
     assert len(at.get("imgs")) + len(at.image) >= 1  # the heat map
-    per_class = at.dataframe[0].value
+    per_class = at.dataframe[-1].value  # after the comparison table
     assert list(per_class.index) == list(EMOTIONS)
     assert {"precision", "recall", "f1", "support"} <= set(per_class.columns)
     assert len(job.history) == 2

@@ -384,6 +384,8 @@ def test_a_worse_model_gets_a_warning_and_a_deliberate_second_step(models, faces
     assert not at.exception
     assert app_model.read_bytes() == (run / registry.MODEL_FILE).read_bytes()
     assert any("now the app's model" in s for s in texts(at, "success"))
+    assert "This run's model is the app's model." in texts(at, "caption")  # not offered again
+    assert not [b for b in at.button if b.key == "promote"]
 
     # Home shows the figure it was judged by, not "not measured".
     home = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=TIMEOUT).run()

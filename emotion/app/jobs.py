@@ -148,6 +148,8 @@ class Job:
             step0, elapsed0 = self._first_step
             per_batch = (p.elapsed_s - elapsed0) / (p.step - step0)
             left = ((p.steps - p.step) + (p.epochs - 1) * p.steps) * per_batch
+        elif self.estimate_s is not None:
+            left = self.estimate_s - p.elapsed_s  # nothing timed yet: the page's estimate
         else:
             return None
         if self.config.minutes:
