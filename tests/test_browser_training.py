@@ -155,16 +155,28 @@ def _menu(driver, label: str) -> None:
     raise AssertionError(f"no {label!r} in the menu")
 
 
+def _set_viewport(driver, width: int, height: int) -> None:
+    """The page's layout size, as a phone or a desktop window of that size would have it."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    time.sleep(2)  # Streamlit lays the page out again
+
+
 def _overflow(driver) -> int:
-    """How many pixels the page is wider than the window (0: nothing to scroll sideways)."""
-    return driver.execute_script(
-        "return document.documentElement.scrollWidth - document.documentElement.clientWidth;")
+    """How many pixels the page's content is wider than the window (0: no sideways scrolling)."""
+    return driver.execute_script("""
+        const main = document.querySelector('[data-testid="stMain"]') || document.documentElement;
+        return Math.max(document.documentElement.scrollWidth - document.documentElement.clientWidth,
+                        main.scrollWidth - main.clientWidth);""")
 
 
 def _shoot(driver, path: Path, width: int) -> None:
-    height = driver.execute_script("return document.body.scrollHeight;")
-    driver.set_window_size(width, max(800, min(int(height) + 200, 6000)))
-    time.sleep(2)
+    """The whole page at `width` px: the viewport made as tall as Streamlit's content."""
+    _set_viewport(driver, width, 900)
+    height = driver.execute_script("""
+        const main = document.querySelector('[data-testid="stMain"]');
+        return main ? main.scrollHeight : document.body.scrollHeight;""")
+    _set_viewport(driver, width, min(int(height) + 50, 8000))
     driver.save_screenshot(str(path))
 
 
@@ -185,11 +197,9 @@ def test_training_page_in_a_browser_keeps_settings_and_compares_at_both_widths(
     assert _input(browser, "Epochs").get_attribute("value") == "7"
     assert _input(browser, "Path").get_attribute("value") == str(fer_sample_csv)
 
-    browser.set_window_size(420, 900)
-    time.sleep(2)
-    assert _overflow(browser) <= 1, "the settings do not fit 420 px"
     _shoot(browser, tmp_path / "training-settings-420.png", 420)
-    browser.set_window_size(1400, 1000)
+    assert _overflow(browser) <= 1, "the settings do not fit 420 px"
+    _set_viewport(browser, 1400, 1000)
 
     _click(browser, f"{'Quick test'}: 2 epochs on 2,000 faces, to try the settings")
     time.sleep(1.5)
