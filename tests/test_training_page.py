@@ -279,33 +279,38 @@ def test_a_cancelled_run_keeps_its_bar_where_it_stopped_and_says_so_once():
 
 
 @pytest.mark.slow
-def test_cancel_returns_within_seconds_and_stops_between_batches(tmp_path, fer_sample_csv):
+def test_the_training_process_stops_between_batches(tmp_path, fer_sample_csv, monkeypatch):
+    """The run stops by itself at the next batch, not at the end of the epoch: with the grace
+    made long, the stop is the child's own (its result says cancelled) and the bar is still in
+    the first epoch where it was. (scripts/time_cancel.py times it.)"""
+    monkeypatch.setattr(jobs, "CANCEL_GRACE_S", 600.0)
     manager = jobs.JobManager(tmp_path / "runs")
     job = manager.start(TrainConfig(data=str(fer_sample_csv), epochs=3, batch_size=16))
-    deadline = time.monotonic() + 300
-    while not (job.progress and job.progress.step >= 2) and time.monotonic() < deadline:
+    while job.active and not (job.progress and job.progress.step >= 2):
         time.sleep(0.05)
     assert job.progress is not None, job.error
     at = job.fraction
     job.cancel()
     assert job.stopping and job.status_text == "stopping..."
-    assert job.wait(jobs.CANCEL_GRACE_S + 3)  # not the end of the epoch, nor the child's exit
+    assert job.wait(300)
     assert job.state == jobs.JobState.CANCELLED
-    assert at <= job.fraction < 1 / 3  # still in epoch 1: it stopped between batches
+    assert job.result is not None and job.result.cancelled  # the child stopped, not ended
+    assert at <= job.fraction < 1 / 3  # still in epoch 1 of 3, where it was
+    assert job.history == []  # epoch 1 was not finished (no validation, no checkpoint)
     assert not (job.run_dir / registry.MODEL_FILE).exists()
 
 
 def test_a_run_busy_where_it_cannot_check_is_ended_after_the_grace(tmp_path, monkeypatch):
-    """A child stuck before its first batch (here: sleeping) is ended CANCEL_GRACE_S after Cancel."""
+    """A child stuck before its first batch (here: asleep for 10 minutes) is ended
+    CANCEL_GRACE_S after Cancel, and the job says cancelled."""
     monkeypatch.setattr(jobs, "_child", _sleeping_child)
     manager = jobs.JobManager(tmp_path / "runs")
     job = manager.start(TrainConfig(data="x"))
     time.sleep(0.5)
-    started = time.monotonic()
     job.cancel()
-    assert job.wait(jobs.CANCEL_GRACE_S + 5)
-    assert job.state == jobs.JobState.CANCELLED
-    assert time.monotonic() - started < jobs.CANCEL_GRACE_S + 5
+    assert job.wait(120), "the job waited for its sleeping process"
+    assert job.state == jobs.JobState.CANCELLED and job.result is None
+    assert job.status_text == "cancelled"
 
 
 def _sleeping_child(config, messages, stop, app_model=None, faces=None) -> None:
