@@ -216,7 +216,7 @@ def test_durations_read_as_a_person_says_them():
 
 
 def test_the_estimate_counts_batches_validation_and_the_scoring_after():
-    speed = timing.Speed(step_s=0.25, first_step_s=5.25, face_s=0.001)
+    speed = timing.Speed(step_s=0.25, first_step_s=5.25, face_s=0.001, startup_s=7.0)
     faces = {"train": 28709, "test": 3589}
     est = timing.estimate(speed, faces=faces, epochs=60, batch_size=64)
     val = round(28709 * 0.1)
@@ -224,13 +224,13 @@ def test_the_estimate_counts_batches_validation_and_the_scoring_after():
     epoch_s = steps * 0.25 + val * 0.001
     assert est.epoch_s == pytest.approx(epoch_s)
     after = 0.001 * ((28709 - val) + 3 * val + 3589 + 2 * (val + 3589))
-    assert est.seconds == pytest.approx(5.0 + 60 * epoch_s + after)
+    assert est.seconds == pytest.approx(7.0 + 5.0 + 60 * epoch_s + after)
     assert est.text == f"{timing.duration_text(est.seconds)} for 60 epochs on 28,709 faces"
     quick = timing.estimate(speed, faces=faces, epochs=2, batch_size=64, limit=2000)
     assert quick.faces == 2000 and quick.seconds < est.seconds / 20
     limited = timing.estimate(speed, faces=faces, epochs=60, batch_size=64, minutes=30)
     assert limited.limited and "the time limit" in limited.text
-    assert limited.seconds == pytest.approx(30 * 60 + after)
+    assert limited.seconds == pytest.approx(7.0 + 30 * 60 + after)
 
 
 def test_the_speed_is_measured_on_this_machine_and_cached(tmp_path, monkeypatch):
