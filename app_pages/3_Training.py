@@ -135,7 +135,8 @@ with st.container(border=True):
         st.markdown(f"**Estimated time: {estimate.text}**")
         st.caption(
             f"From {timing.TIMED_STEPS} batches of {int(batch_size)} faces timed on this machine "
-            f"({speed.step_s:.2f} s a batch); other work on the machine slows a run down, and "
+            f"({speed.step_s:.2f} s a batch), with each epoch's validation and the scoring at "
+            "the end, but not loading the data; other work on the machine slows a run down, and "
             "early stopping can end it sooner."
         )
 
