@@ -247,6 +247,28 @@ def test_the_speed_is_measured_on_this_machine_and_cached(tmp_path, monkeypatch)
     assert timing.known_speed(key, tmp_path) is None
 
 
+def test_sessions_asking_at_once_time_the_machine_once(tmp_path, monkeypatch, in_threads):
+    """Eight sessions open the page together: one measurement (here in this process, so the
+    test can count it), and every one of them then gets the same speed."""
+    key = timing.SpeedKey(batch_size=4, blocks=TINY_BLOCKS)
+    measured = []
+
+    def measure_here(asked: timing.SpeedKey) -> timing.Speed:
+        measured.append(asked)
+        return timing.measure(asked, steps=1)
+
+    monkeypatch.setattr(timing, "measure_in_subprocess", measure_here)
+    first = in_threads(lambda _: timing.speed_or_measure(key, tmp_path), 8)
+    assert first.count(None) >= 1  # the first callers are told it is being measured
+    deadline = time.monotonic() + 120
+    while timing.measuring(key) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert measured == [key]
+    speeds = in_threads(lambda _: timing.speed_or_measure(key, tmp_path), 8)
+    assert len({json.dumps(asdict(s)) for s in speeds}) == 1 and speeds[0] is not None
+    assert not timing.measure_failed(key)
+
+
 def test_faces_are_counted_without_decoding(tmp_path, fer_sample_csv):
     from emotion.data import count_faces
 
