@@ -495,3 +495,14 @@ def test_the_calibration_is_read_when_there_is_one(tmp_path):
         "test": {"ece_before": 0.109, "ece_after": 0.021, "n": 3589}}})
     assert "2.1 points away from how often it is right on 3,589 test faces" in text
     assert "0.021" in text and "0.109 before calibration" in text and "1.42" in text
+
+
+def test_a_quick_run_trains_on_a_stratified_seeded_subset(faces):
+    from emotion.data import limit_training_faces
+
+    small = limit_training_faces(faces, 35)
+    again = limit_training_faces(faces, 35)
+    assert len(small["train"]) == 35 and set(small["train"].counts().values()) == {5}
+    assert small["train"].sources == again["train"].sources  # drawn from the seed
+    assert small["val"] is faces["val"] and small["test"] is faces["test"]
+    assert limit_training_faces(faces, 10_000) is faces  # fewer faces than the limit: all
