@@ -1,6 +1,7 @@
 """The Training page in headless Chromium, as a user meets it: settings that survive a trip to
-another page through the menu, a quick test that ends in the comparison with the app's model,
-and the page at 1400 px and at a phone's 420 px (screenshots in the test's tmp_path)."""
+another page through the menu, a run followed and cancelled, a quick test that ends in the
+comparison with the app's model, and the page at 1400 px and at a phone's 420 px (screenshots in
+the test's tmp_path)."""
 
 from __future__ import annotations
 
@@ -200,6 +201,19 @@ def test_training_page_in_a_browser_keeps_settings_and_compares_at_both_widths(
     _shoot(browser, tmp_path / "training-settings-420.png", 420)
     assert _overflow(browser) <= 1, "the settings do not fit 420 px"
     _set_viewport(browser, 1400, 1000)
+
+    # A full run, followed and then cancelled: the bar stops where it was, said once.
+    _click(browser, "Start training")
+    _wait_text(browser, "epoch 1/7, batch", timeout=600)
+    _shoot(browser, tmp_path / "training-running-420.png", 420)
+    _set_viewport(browser, 1400, 1000)
+    _click(browser, "Cancel training")
+    _wait_text(browser, "Training was cancelled", timeout=120)
+    _wait_text(browser, "stopped at epoch 1/7, batch", timeout=30)  # after the page's rerun
+    body = _body(browser)
+    assert body.lower().count("cancel") == 1, body  # the one message, no "Cancel" button left
+    _click(browser, "Clear this run from the page")
+    _wait_text(browser, "Start training")
 
     _click(browser, f"{'Quick test'}: 2 epochs on 2,000 faces, to try the settings")
     time.sleep(1.5)
