@@ -170,11 +170,12 @@ with st.container(border=True):
                 average=average / 100,
             )
             try:
-                job = manager.start(config, faces=run_faces, app_model=registry.app_model_path(),
-                                    estimate_s=estimate.seconds if estimate else None)
-                busy = True
+                manager.start(config, faces=run_faces, app_model=registry.app_model_path(),
+                              estimate_s=estimate.seconds if estimate else None)
             except (jobs.JobError, OSError) as exc:
                 st.error(formatting.start_problem(exc))
+            else:
+                st.rerun()  # drawn again with "Start training" off while the run goes
 
 # ---------------------------------------------------------------- the run
 

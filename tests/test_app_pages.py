@@ -247,6 +247,7 @@ def test_training_page_passes_a_time_limit_and_weight_averaging(training_page):
     epochs = TrainConfig(data="").epochs
     assert any(f"{epochs} epochs or 2 minutes, whichever ends first" in c for c in captions)
     assert any("weights averaged over the last 25% of the epochs" in c for c in captions)
+    assert at.button(key="start").disabled  # one run at a time, and the page shows it
     job = jobs.MANAGER.current
     job.cancel()
     assert job.wait(120)
