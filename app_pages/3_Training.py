@@ -38,7 +38,7 @@ SETTINGS = {
     "preset": FULL.name,
     "epochs": defaults.epochs,
     "minutes": int(defaults.minutes or 0),
-    "optimizer": defaults.optimizer.capitalize() if defaults.optimizer == "adam" else "SGD",
+    "optimizer": {"adam": "Adam", "sgd": "SGD"}[defaults.optimizer],
     "lr-Adam": jobs.default_learning_rate("Adam"),
     "lr-SGD": jobs.default_learning_rate("SGD"),
     "batch_size": defaults.batch_size,
