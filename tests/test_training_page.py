@@ -506,3 +506,22 @@ def test_a_quick_run_trains_on_a_stratified_seeded_subset(faces):
     assert small["train"].sources == again["train"].sources  # drawn from the seed
     assert small["val"] is faces["val"] and small["test"] is faces["test"]
     assert limit_training_faces(faces, 10_000) is faces  # fewer faces than the limit: all
+
+
+def test_the_results_show_the_calibration_when_the_run_has_one(models, faces, app_model, tmp_path,
+                                                               monkeypatch):
+    import cv2
+
+    app_model.parent.mkdir()
+    app_model.write_bytes(models["good"].read_bytes())
+    calibration = {"temperature": 1.5, "test": {"ece_before": 0.11, "ece_after": 0.02, "n": 28}}
+    run = run_folder(tmp_path / "runs" / "r1", models["poor"], {"test": None,
+                                                                "calibration": calibration})
+    cv2.imwrite(str(run / "reliability.png"), np.full((60, 60, 3), 255, np.uint8))
+    monkeypatch.setattr(jobs.MANAGER, "_job", finished_job(run, faces, app_model, ONE_EPOCH))
+    at = page().run()
+    assert not at.exception
+    assert any("2.0 points away from how often it is right on 28 test faces" in m
+               for m in texts(at, "markdown"))
+    images = at.get("imgs") + list(at.image)
+    assert len(images) == 2  # the confusion matrix and the reliability diagram
