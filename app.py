@@ -48,7 +48,7 @@ def home() -> None:
         said = formatting.quality_sentences(registry.read_metrics(registry.metrics_path(info.path)))
         if said:
             st.markdown(" ".join(said))
-        measured = [("Test accuracy", info.accuracy_text)]
+        measured = [(info.accuracy_label, info.accuracy_text)]
         if info.macro_f1 is not None:
             measured.append(("Macro-F1", f"{info.macro_f1:.3f}"))
         if info.test_images:
@@ -57,7 +57,7 @@ def home() -> None:
         for label, value in measured:
             figures.metric(label, value, width="content")
         st.caption(formatting.model_caption(info))
-        if info.test_accuracy is None:
+        if info.test_accuracy is None and info.val_accuracy is None:
             st.info(
                 f"No test metrics next to the model ({registry.metrics_path(info.path).name}), "
                 "so its accuracy is not measured."

@@ -499,3 +499,48 @@ def training_splits(dataset: Dataset) -> tuple[Split, Split, Split | None]:
     else:
         train, val = split_validation(dataset["train"])
     return train, val, dataset.splits.get("test")
+
+
+def count_faces(data: str | Path) -> dict[str, int] | None:
+    """Faces per split of a source without decoding any image (file names or CSV rows), for a
+    time estimate; None for kagglehub (not downloaded yet) or a source that cannot be read."""
+    text = str(data)
+    if text == "kaggle" or text.startswith("kaggle:"):
+        return None
+    path = Path(data)
+    try:
+        if path.is_dir() and not (sorted(path.glob("*.csv")) and not any(
+                p.is_dir() for p in path.iterdir())):
+            counts: dict[str, int] = {}
+            for split, _, _ in _image_files(path):
+                counts[split] = counts.get(split, 0) + 1
+            return counts
+        csv_path = path if path.is_file() else sorted(path.glob("*.csv"))[0]
+        if csv_path.suffix.lower() != ".csv" or csv_path.stat().st_size > max_csv_bytes():
+            return None
+        import pandas as pd
+
+        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False,
+                            usecols=lambda c: c == "Usage")
+        if "Usage" not in frame.columns:
+            return {"train": len(frame)}
+        usage = frame["Usage"].str.strip().map(CSV_SPLITS).value_counts()
+        return {str(k): int(v) for k, v in usage.items()}
+    except (OSError, ValueError, IndexError):  # DataError is a ValueError
+        return None
+
+
+def limit_training_faces(dataset: Dataset, n: int, seed: int = SEED) -> Dataset:
+    """The dataset with at most `n` training faces, drawn stratified by emotion from the seed
+    (a quick trial run); validation and test splits stay whole."""
+    train = dataset.splits.get("train")
+    if train is None or len(train) <= n:
+        return dataset
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(train))
+    counts = np.bincount(train.labels, minlength=NUM_CLASSES)
+    stratify = train.labels if counts[counts > 0].min() >= 2 else None
+    keep, _ = train_test_split(index, train_size=n, random_state=seed, stratify=stratify)
+    splits = dict(dataset.splits, train=train.take(np.sort(keep)))
+    return Dataset(splits, dataset.report)

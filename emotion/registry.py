@@ -11,10 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import config
 from .config import MODEL_FILE
 from .files import write_atomically
+
+if TYPE_CHECKING:
+    from .compare import Comparison
 
 # What travels with a model: the page shows these beside it, so they move together.
 COMPANIONS = ("metrics.json", "history.csv", "training_curves.png", "confusion_matrix.png",
@@ -37,6 +41,10 @@ class ModelInfo:
     test_accuracy: float | None = None
     macro_f1: float | None = None
     test_images: int | None = None
+    # Without test scores: the validation scores measured when the model was compared with the
+    # app's model before it was used (metrics.json "comparison").
+    val_accuracy: float | None = None
+    val_images: int | None = None
     epochs_run: int | None = None
     data_source: str | None = None
     init: str | None = None  # the model whose weights that training started from, if any
@@ -52,8 +60,19 @@ class ModelInfo:
             return str(path)
 
     @property
+    def accuracy_label(self) -> str:
+        """What `accuracy_text` measures: test accuracy, or validation accuracy without a test."""
+        if self.test_accuracy is None and self.val_accuracy is not None:
+            return "Validation accuracy"
+        return "Test accuracy"
+
+    @property
     def accuracy_text(self) -> str:
-        return f"{self.test_accuracy:.1%}" if self.test_accuracy is not None else "not measured"
+        if self.test_accuracy is not None:
+            return f"{self.test_accuracy:.1%}"
+        if self.val_accuracy is not None:
+            return f"{self.val_accuracy:.1%} on {self.val_images:,} validation faces"
+        return "not measured"
 
 
 def app_model_path() -> Path:
@@ -92,6 +111,13 @@ def model_info(model_path: Path | None = None) -> ModelInfo:
         info.macro_f1 = float(test["macro_f1"])
     if isinstance(test.get("n_images"), int):
         info.test_images = test["n_images"]
+    if info.test_accuracy is None:
+        from .compare import VALIDATION, recorded
+
+        comparison = recorded(metrics)
+        val = next((s for s in comparison.splits if s.split == VALIDATION), None) if comparison else None
+        if val is not None:
+            info.val_accuracy, info.val_images = val.new_accuracy, val.n_images
     if isinstance(metrics.get("epochs_run"), int):
         info.epochs_run = metrics["epochs_run"]
     source = (metrics.get("data") or {}).get("source")
@@ -117,15 +143,19 @@ def _snapshot(target: Path) -> Path:
 
 
 def _install(folder: Path, target: Path) -> None:
-    """Copy a model folder's files over the app's, the model last."""
+    """Copy a model folder's files over the app's, the model last.
+
+    copy2 keeps each file's modification time: the model shows when it was saved by its run, not
+    when it was copied (with plain copies a restored model and the one it replaced, both copied
+    a moment apart, showed the same "saved" time)."""
     for name in COMPANIONS:
         if (folder / name).is_file():
-            write_atomically(target.parent / name, partial(shutil.copyfile, folder / name))
+            write_atomically(target.parent / name, partial(shutil.copy2, folder / name))
         else:
             # Metrics of the old model must not be shown as the new model's.
             (target.parent / name).unlink(missing_ok=True)
     # The model last: until here the app still has the old one whole.
-    write_atomically(target, partial(shutil.copyfile, folder / MODEL_FILE))
+    write_atomically(target, partial(shutil.copy2, folder / MODEL_FILE))
 
 
 def backup_dir(model_path: Path | None = None) -> Path:
@@ -134,6 +164,15 @@ def backup_dir(model_path: Path | None = None) -> Path:
 
 def has_backup(model_path: Path | None = None) -> bool:
     return (backup_dir(model_path) / MODEL_FILE).is_file()
+
+
+def is_app_model(run_dir: Path, model_path: Path | None = None) -> bool:
+    """Whether the model in `run_dir` is the app's model now (it was promoted)."""
+    source, target = Path(run_dir) / MODEL_FILE, Path(model_path or app_model_path())
+    try:
+        return filecmp.cmp(source, target, shallow=True)
+    except OSError:
+        return False
 
 
 def _check_model(path: Path) -> None:
@@ -145,8 +184,12 @@ def _check_model(path: Path) -> None:
         raise PromotionError(f"not promoted: {exc}") from exc
 
 
-def promote(run_dir: Path, model_path: Path | None = None, verify: bool = True) -> Path:
-    """Make the model in `run_dir` the app's model; the current one and its files go to backup/."""
+def promote(run_dir: Path, model_path: Path | None = None, verify: bool = True,
+            comparison: Comparison | None = None) -> Path:
+    """Make the model in `run_dir` the app's model; the current one and its files go to backup/.
+
+    `comparison` (the scores it was judged by against the app's model) is first written into the
+    run's metrics.json, so the app's model keeps them: its test (or validation) accuracy."""
     run_dir = Path(run_dir)
     target = Path(model_path or app_model_path())
     source = run_dir / MODEL_FILE
@@ -157,6 +200,10 @@ def promote(run_dir: Path, model_path: Path | None = None, verify: bool = True) 
         raise PromotionError("this model is already the app's model")
     if verify:
         _check_model(source)  # never replace a working model with one that cannot load
+    if comparison is not None:
+        from .compare import record
+
+        record(comparison, run_dir / "metrics.json")
     target.parent.mkdir(parents=True, exist_ok=True)
     backup = backup_dir(target)
     if target.is_file():

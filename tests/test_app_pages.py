@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
 import sys
+import time
 
 import cv2
 import pytest
@@ -159,6 +161,14 @@ def test_photo_page_samples_and_the_no_face_tips():
 def training_page(app_model, tmp_path, monkeypatch):
     monkeypatch.setattr(jobs.MANAGER, "runs_dir", tmp_path / "runs")
     monkeypatch.delenv("EMOTION_DISABLE_TRAINING", raising=False)
+    # A known speed for the default settings: the page does not time the machine during tests.
+    from emotion.training import timing
+
+    monkeypatch.setattr(timing, "CACHE_DIR", tmp_path / "cache")
+    (tmp_path / "cache").mkdir()
+    speed = timing.Speed(step_s=0.5, first_step_s=8.0, face_s=0.002, measured_at=time.time())
+    (tmp_path / "cache" / timing.CACHE_FILE).write_text(
+        json.dumps({timing.SpeedKey().text(): dataclasses.asdict(speed)}))
     yield page("app_pages/3_Training.py")
     job = jobs.MANAGER.current
     if job is not None:
@@ -191,18 +201,27 @@ def test_training_page_trains_shows_the_confusion_matrix_and_promotes(training_p
     assert not at.exception
     assert any(m.startswith("**Confusion matrix**") for m in texts(at, "markdown"))
     assert len(at.get("imgs")) + len(at.image) >= 1  # the heat map
-    per_class = at.dataframe[0].value
+    per_class = at.dataframe[-1].value  # after the comparison table
     assert list(per_class.index) == list(EMOTIONS)
     assert {"precision", "recall", "f1", "support"} <= set(per_class.columns)
     assert len(job.history) == 2
     kept = [c for c in texts(at, "caption") if c.startswith("Kept: ")]
     assert len(kept) == 1 and "validation accuracy" in kept[0] and "best epoch" in kept[0]
 
+    # Two epochs on 350 faces against the shipped model, on the sample's 70 validation faces.
+    assert job.comparison is not None and job.comparison.worse, job.comparison_error
+    assert any("worse than the app's model" in w and "on the same 70 validation faces" in w
+               for w in texts(at, "warning"))
+    at.checkbox(key="promote-anyway").check().run()
     at.button(key="promote").click().run()
     assert not at.exception
     assert any("now the app's model" in s for s in texts(at, "success"))
     assert app_model.read_bytes() == (job.run_dir / registry.MODEL_FILE).read_bytes()
     assert (registry.backup_dir(app_model) / registry.MODEL_FILE).read_bytes() == before
+    # The sample has no test split: the app's model now shows its validation figure.
+    info = registry.model_info(app_model)
+    assert info.accuracy_label == "Validation accuracy"
+    assert info.accuracy_text == f"{job.comparison.deciding.new_accuracy:.1%} on 70 validation faces"
 
     at.button(key="restore").click().run()
     assert not at.exception
@@ -223,6 +242,7 @@ def test_training_page_passes_a_time_limit_and_weight_averaging(training_page):
     epochs = TrainConfig(data="").epochs
     assert any(f"{epochs} epochs or 2 minutes, whichever ends first" in c for c in captions)
     assert any("weights averaged over the last 25% of the epochs" in c for c in captions)
+    assert at.button(key="start").disabled  # one run at a time, and the page shows it
     job = jobs.MANAGER.current
     job.cancel()
     assert job.wait(120)

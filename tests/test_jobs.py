@@ -150,11 +150,11 @@ def test_a_cancelled_job_stops_and_leaves_no_model(tmp_path):
     )
     with pytest.raises(jobs.JobError, match="already"):
         manager.start(TrainConfig(data="x"))
-    job.cancel()  # stops after the first batch
+    job.cancel()  # stops at the next batch, or is ended jobs.CANCEL_GRACE_S later
     assert job.wait(300)
     assert job.state == jobs.JobState.CANCELLED, job.error
     assert not (job.run_dir / registry.MODEL_FILE).exists()
-    assert "cancelled" in job.status_text
+    assert job.status_text == "cancelled" or job.status_text.startswith("stopped at epoch 1/5")
 
 
 def test_uploads_are_stored_once_under_a_safe_name(tmp_path):

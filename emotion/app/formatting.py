@@ -283,3 +283,83 @@ def _uncertain_caption() -> str:
 
 
 UNCERTAIN_CAPTION = _uncertain_caption()
+
+
+HISTORY_SERIES = {"loss": "training", "val_loss": "validation",
+                  "accuracy": "training", "val_accuracy": "validation"}
+HISTORY_COLOURS = ["#1f77b4", "#ff7f0e"]  # training blue, validation orange: told apart at a glance
+
+
+def history_chart(history: list[dict[str, float]], metric: str, height: int = 220):
+    """The training and validation curves of `metric` ("loss" or "accuracy") per epoch, lines
+    with a point at every epoch: after one epoch a line alone draws nothing. None when empty."""
+    import altair as alt
+    import pandas as pd
+
+    columns = [c for c in (metric, f"val_{metric}") if any(c in row for row in history)]
+    rows = [{"epoch": int(row["epoch"]), "split": HISTORY_SERIES[c], metric: float(row[c])}
+            for row in history for c in columns if c in row]
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    value_format = ".1%" if metric == "accuracy" else ".3f"
+    return (
+        alt.Chart(frame, height=height)
+        .mark_line(point=alt.OverlayMarkDef(size=60, filled=True))
+        .encode(
+            x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1, format="d"), title="epoch",
+                    scale=alt.Scale(domainMin=1, nice=False)),
+            y=alt.Y(f"{metric}:Q", title=None,
+                    axis=alt.Axis(format="%") if metric == "accuracy" else alt.Axis()),
+            color=alt.Color("split:N", title=None, legend=alt.Legend(orient="top"),
+                            scale=alt.Scale(domain=["training", "validation"],
+                                            range=HISTORY_COLOURS)),
+            tooltip=["epoch", "split", alt.Tooltip(f"{metric}:Q", format=value_format)],
+        )
+    )
+
+
+def comparison_frame(comparison):
+    """Both models' accuracy per split, with the number of faces, as a small table."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [{"faces": f"{s.n_images:,} {s.split}",
+          "this model": f"{s.new_accuracy:.1%}",
+          "the app's model": f"{s.app_accuracy:.1%}" if s.app_accuracy is not None else "-"}
+         for s in comparison.splits]
+    ).set_index("faces")
+
+
+def calibration_text(metrics: dict | None) -> str | None:
+    """The calibration recorded in metrics.json, in plain words, or None when there is none.
+
+    {"temperature": T, "val": {"ece_before", "ece_after", "nll_before", "nll_after", "n"},
+    "test": {...}}: the test faces are quoted when present (no part in fitting T)."""
+    calibration = (metrics or {}).get("calibration")
+    if not isinstance(calibration, dict):
+        return None
+    for split, name in (("test", "test"), ("val", "validation")):
+        part = calibration.get(split)
+        if isinstance(part, dict) and isinstance(part.get("ece_after"), (int, float)):
+            break
+    else:
+        return None
+    n = part.get("n")
+    faces = f" on {n:,} {name} faces" if isinstance(n, int) else f" on the {name} faces"
+    text = (f"How far to trust the confidence: on average, the confidence the model shows is "
+            f"{part['ece_after'] * 100:.1f} points away from how often it is right{faces} "
+            f"(expected calibration error {part['ece_after']:.3f}")
+    if isinstance(part.get("ece_before"), (int, float)):
+        text += f"; {part['ece_before']:.3f} before calibration"
+    temperature = calibration.get("temperature")
+    if isinstance(temperature, (int, float)):
+        text += f", temperature {temperature:.2f}"
+    return text + ")."
+
+
+def run_metrics(job: Job) -> dict | None:
+    """The finished run's metrics.json."""
+    if job.result is None:
+        return None
+    return read_metrics(job.result.model_path.with_name("metrics.json"))

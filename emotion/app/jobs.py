@@ -17,6 +17,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from ..compare import Comparison
 from ..config import MODELS_DIR
 from ..evaluate import Evaluation
 from ..training.config import Progress, Stage, TrainConfig, TrainResult
@@ -36,6 +37,24 @@ class JobState(str, Enum):
 
 # The Training page's settings start from these, as the command line's do.
 TRAIN_DEFAULTS = TrainConfig(data="")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A run the Training page offers in one click."""
+
+    name: str
+    epochs: int
+    faces: int | None  # at most this many training faces; None: all of them
+
+
+QUICK_TEST = Preset("Quick test", epochs=2, faces=2000)
+FULL_RUN = Preset("Full training", epochs=TRAIN_DEFAULTS.epochs, faces=None)
+
+# After Cancel, the training process has this long to stop by itself (it checks between
+# batches); one busy elsewhere (loading data, compiling its first batch, choosing the model) is
+# then ended, so the page never waits on it for longer.
+CANCEL_GRACE_S = 2.0
 
 
 def default_learning_rate(optimizer: str) -> float:
@@ -79,6 +98,16 @@ class Job:
     evaluated_on: str | None = None
     started: datetime = field(default_factory=datetime.now)
     finished: datetime | None = None
+    faces: int | None = None  # a quick test: at most this many training faces
+    estimate_s: float | None = None  # how long the page estimated the run to take
+    # The new model against the app's model on the same faces, measured after training.
+    comparison: Comparison | None = None
+    comparison_error: str | None = None
+    comparing: bool = False
+    epoch_ends: list[float] = field(default_factory=list)  # elapsed_s at each epoch's end
+    cancel_requested: float | None = None  # time.monotonic() of the click on Cancel
+    _first_step: tuple[int, float] | None = field(default=None, repr=False)
+    _compare_lock: Any = field(default_factory=threading.Lock, repr=False)
     _stop: Any = field(default=None, repr=False)  # a multiprocessing Event
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -87,8 +116,14 @@ class Job:
         return self.state in (JobState.QUEUED, JobState.RUNNING)
 
     @property
+    def stopping(self) -> bool:
+        """Cancel was asked for and the run has not stopped yet."""
+        return self.active and self.cancel_requested is not None
+
+    @property
     def fraction(self) -> float:
-        """How far the run is, 0..1, counting batches over all epochs."""
+        """How far the run is, 0..1, counting batches over all epochs; a cancelled run stays
+        where it stopped."""
         p = self.progress
         if self.state == JobState.DONE:
             return 1.0
@@ -97,8 +132,37 @@ class Job:
         return min(1.0, ((p.epoch - 1) * p.steps + p.step) / (p.epochs * p.steps))
 
     @property
+    def time_left_s(self) -> float | None:
+        """Seconds of training left, from the epochs (or, in the first one, batches) done so far;
+        None before there is anything to go by, or once training proper is over."""
+        p = self.progress
+        if self.state != JobState.RUNNING or p is None or p.stage != Stage.TRAINING or self.stopping:
+            return None
+        ends = self.epoch_ends
+        if ends:
+            per_epoch = (ends[-1] - ends[0]) / (len(ends) - 1) if len(ends) > 1 else ends[0]
+            into_epoch = min(max(0.0, p.elapsed_s - ends[-1]), per_epoch)
+            left = max(0, p.epochs - len(ends)) * per_epoch - into_epoch
+        elif self._first_step is not None and p.step > self._first_step[0]:
+            # Within the first epoch: batches timed after the first one seen (which compiles).
+            step0, elapsed0 = self._first_step
+            per_batch = (p.elapsed_s - elapsed0) / (p.step - step0)
+            left = ((p.steps - p.step) + (p.epochs - 1) * p.steps) * per_batch
+        elif self.estimate_s is not None:
+            left = self.estimate_s - p.elapsed_s  # nothing timed yet: the page's estimate
+        else:
+            return None
+        if self.config.minutes:
+            left = min(left, self.config.minutes * 60 - p.elapsed_s)
+        return max(0.0, left)
+
+    @property
     def status_text(self) -> str:
         p = self.progress
+        if self.stopping:
+            return "stopping..."
+        if self.comparing and self.state == JobState.RUNNING:
+            return "scoring the new model and the app's model on the same faces..."
         if self.state == JobState.QUEUED or (self.state == JobState.RUNNING and p is None):
             return "loading data and building the model..."
         if self.state == JobState.RUNNING and p.stage != Stage.TRAINING:
@@ -112,19 +176,41 @@ class Job:
             if acc is not None:
                 parts.append(f"accuracy {acc:.1%}")
             parts.append(f"{p.elapsed_s:.0f} s")
+            if (left := self.time_left_s) is not None:
+                from ..training.timing import duration_text
+
+                parts.append(f"{duration_text(left)} left")
             return ", ".join(parts)
         if self.state == JobState.DONE and self.evaluation:
             return f"finished: {self.evaluated_on} accuracy {self.evaluation.accuracy:.1%}"
         if self.state == JobState.DONE:
             return "finished"
         if self.state == JobState.CANCELLED:
-            return "cancelled: nothing was written to the app's model"
+            if p is None or p.stage != Stage.TRAINING:
+                return "cancelled"
+            return f"stopped at epoch {p.epoch}/{p.epochs}, batch {p.step}/{p.steps}"
         return f"failed: {self.error}"
 
     def cancel(self) -> None:
-        """Ask the run to stop after the current batch."""
-        if self._stop is not None:
+        """Ask the run to stop after the current batch (it is ended if it has not stopped
+        CANCEL_GRACE_S later)."""
+        if self._stop is not None and self.active and self.cancel_requested is None:
+            self.cancel_requested = time.monotonic()
             self._stop.set()
+
+    def compare_again(self, app_model: Path) -> Comparison:
+        """Score this run's model and the app's model at `app_model` again on the run's faces
+        (the app's model changed since the run ended), in this process; kept in metrics.json."""
+        from ..compare import compare_on_data, record
+
+        with self._compare_lock:  # two sessions on the page compare once
+            if self.comparison is None or not self.comparison.is_current(app_model):
+                dataset = run_dataset(self.config.data, self.faces)
+                known = {self.evaluated_on: self.evaluation} if self.evaluation else None
+                self.comparison = compare_on_data(self.result.model_path, app_model, dataset, known)
+                record(self.comparison, self.result.model_path.with_name("metrics.json"))
+                self.comparison_error = None
+            return self.comparison
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run ends (or `timeout` seconds pass); True if it has ended."""
@@ -132,10 +218,15 @@ class Job:
             self._thread.join(timeout)
         return not self.active
 
-    def _watch(self, process, messages, poll_s: float = 0.5) -> None:
+    def _watch(self, process, messages, poll_s: float = 0.2) -> None:
         """Runs in the background thread: relay the child's messages into this job until it ends."""
         try:
             while True:
+                if (self.cancel_requested is not None
+                        and time.monotonic() - self.cancel_requested > CANCEL_GRACE_S):
+                    process.terminate()  # busy where it cannot check: its files are its own
+                    self.state = JobState.CANCELLED
+                    return
                 try:
                     kind, payload = messages.get(timeout=poll_s)
                 except queue.Empty:
@@ -154,16 +245,24 @@ class Job:
                         continue
                 if kind == "progress":
                     self.state = JobState.RUNNING
+                    if self.progress is None and not payload.epoch_end:
+                        self._first_step = (payload.step, payload.elapsed_s)
                     self.progress = payload
                     if payload.epoch_end or len(payload.history) != len(self.history):
                         self.history = list(payload.history)
+                    if payload.stage == Stage.TRAINING and len(payload.history) > len(self.epoch_ends):
+                        self.epoch_ends.append(payload.elapsed_s)
+                elif kind == "comparing":
+                    self.comparing = True
                 elif kind == "done":
-                    result, evaluation, evaluated_on = payload
+                    result, evaluation, evaluated_on, comparison, comparison_error = payload
                     self.result, self.evaluation, self.evaluated_on = (
                         result,
                         evaluation,
                         evaluated_on,
                     )
+                    self.comparison, self.comparison_error = comparison, comparison_error
+                    self.comparing = False
                     self.history = result.history or self.history
                     self.state = JobState.CANCELLED if result.cancelled else JobState.DONE
                     return
@@ -178,8 +277,10 @@ class Job:
         self.error, self.details, self.state = message, details, JobState.FAILED
 
 
-def _child(config: TrainConfig, messages, stop) -> None:
-    """The training process: train, score, and report everything through `messages`."""
+def _child(config: TrainConfig, messages, stop, app_model: str | None = None,
+           faces: int | None = None) -> None:
+    """The training process: train, score, compare with the app's model at `app_model`, and
+    report everything through `messages`."""
     from .. import data as data_module
 
     last = [0.0]
@@ -194,16 +295,43 @@ def _child(config: TrainConfig, messages, stop) -> None:
     try:
         from ..training.loop import train  # Keras loads here: a failure is reported like any other
 
-        dataset = data_module.load(config.data)
+        dataset = run_dataset(config.data, faces)
         result = train(config, on_progress, stop.is_set, dataset=dataset)
         evaluation, evaluated_on = result.evaluation, "test"
         if evaluation is None and not result.cancelled:
             evaluation, evaluated_on = _evaluate_validation(result, dataset)
-        messages.put(("done", (result, evaluation, evaluated_on)))
+        comparison, comparison_error = None, None
+        if app_model and not result.cancelled:
+            messages.put(("comparing", None))
+            comparison, comparison_error = _compare(result, dataset, Path(app_model),
+                                                    {evaluated_on: evaluation})
+        messages.put(("done", (result, evaluation, evaluated_on, comparison, comparison_error)))
     except (data_module.DataError, FileNotFoundError) as exc:
         messages.put(("error", (str(exc), None)))  # a mistake in the data: the message says it all
     except Exception as exc:  # noqa: BLE001 - the page must show any failure, not lose it
         messages.put(("error", (failure_message(exc, Path(config.out)), traceback.format_exc())))
+
+
+def run_dataset(data: str, faces: int | None = None):
+    """The faces a run trains on: the source, with at most `faces` training faces (a quick test)."""
+    from .. import data as data_module
+
+    dataset = data_module.load(data)
+    return data_module.limit_training_faces(dataset, faces) if faces else dataset
+
+
+def _compare(result: TrainResult, dataset, app_model: Path,
+             known: dict[str, Evaluation]) -> tuple[Comparison | None, str | None]:
+    """The new model against the app's on the same faces, kept in the run's metrics.json; or
+    why that could not be done (the page then asks for the deliberate step)."""
+    from ..compare import compare_on_data, record
+
+    try:
+        comparison = compare_on_data(result.model_path, app_model, dataset, known)
+        record(comparison, result.model_path.with_name("metrics.json"))
+        return comparison, None
+    except Exception as exc:  # noqa: BLE001 - the run's model is fine; say why it was not compared
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 def _raised_in(exc: BaseException) -> str:
@@ -254,13 +382,16 @@ class JobManager:
     def current(self) -> Job | None:
         return self._job
 
-    def start(self, config: TrainConfig) -> Job:
-        """Start training `config` into a new run folder; JobError while another job runs."""
+    def start(self, config: TrainConfig, *, faces: int | None = None,
+              app_model: Path | None = None, estimate_s: float | None = None) -> Job:
+        """Start training `config` into a new run folder, on at most `faces` training faces, and
+        compare the new model with `app_model` when it ends; JobError while another job runs."""
         with self._lock:
             if self._job is not None and self._job.active:
                 raise JobError("a training run is already going: wait for it or cancel it first")
             run_dir = self._new_run_dir()
-            job = Job(replace(config, out=str(run_dir), resume=False, verbose=0), run_dir)
+            job = Job(replace(config, out=str(run_dir), resume=False, verbose=0), run_dir,
+                      faces=faces, estimate_s=estimate_s)
             # Training runs in its own process: Streamlit calls keras.backend.clear_session()
             # after every script run, which would reset Keras' state under a training thread.
             # spawn, not fork: forking a process that has TensorFlow loaded can deadlock.
@@ -268,7 +399,8 @@ class JobManager:
             messages, job._stop = context.Queue(), context.Event()
             process = context.Process(
                 target=_child,
-                args=(job.config, messages, job._stop),
+                args=(job.config, messages, job._stop,
+                      str(app_model) if app_model is not None else None, faces),
                 name="emotion-training",
                 daemon=True,
             )

@@ -84,7 +84,8 @@ def recognizer_or_stop(model_path: Path | None = None):
 
 def data_path_input(key: str) -> str | None:
     """A text box for a FER2013 folder or fer2013.csv, filled in with ../shared/fer2013 if present."""
-    default = str(SHARED_FER2013) if SHARED_FER2013.exists() else ""
+    # A value kept in the session (restore_settings) wins over the default.
+    default = None if key in st.session_state else default_data_path()
     path = st.text_input(
         "Path",
         default,
@@ -94,6 +95,11 @@ def data_path_input(key: str) -> str | None:
         "has, or the original fer2013.csv.",
     ).strip()
     return path or None
+
+
+def default_data_path() -> str:
+    """../shared/fer2013 when it is there, else nothing."""
+    return str(SHARED_FER2013) if SHARED_FER2013.exists() else ""
 
 
 def missing_data(path: str) -> str | None:
@@ -212,7 +218,8 @@ def data_source_picker(key: str, label: str = "Data", *, kaggle: bool = False,
     unusable upload is shown as an error and gives None.
     """
     choices = [LOCAL_DATA, UPLOADED_DATA] + ([KAGGLE_DATA] if kaggle else [])
-    choice = st.radio(label, choices, horizontal=horizontal, label_visibility=label_visibility)
+    choice = st.radio(label, choices, horizontal=horizontal, label_visibility=label_visibility,
+                      key=f"{key}-source")
     if choice == LOCAL_DATA:
         return data_path_input(key)
     if choice == UPLOADED_DATA:
@@ -282,3 +289,32 @@ def keep_upload() -> None:
     upload = st.session_state.get(PHOTO_UPLOAD)
     st.session_state[PHOTO_KEPT_UPLOAD] = (
         None if upload is None else (upload.name, upload.getvalue()))
+
+
+KEPT_SETTINGS = "_kept_settings"  # not a widget key, so Streamlit keeps it across pages
+
+
+def restore_settings(defaults: dict[str, object]) -> None:
+    """Before a page's widgets: give back the values Streamlit dropped when the user went to
+    another page (it forgets the state of widgets that were not drawn); first visits get
+    `defaults`. The widgets then take their value from their key, with no value of their own."""
+    kept = st.session_state.setdefault(KEPT_SETTINGS, {})
+    for key, default in defaults.items():
+        if key not in st.session_state:
+            st.session_state[key] = kept.get(key, default)
+
+
+def keep_settings(keys) -> None:
+    """After a page's widgets: remember their values for `restore_settings`."""
+    kept = st.session_state.setdefault(KEPT_SETTINGS, {})
+    for key in keys:
+        if key in st.session_state:
+            kept[key] = st.session_state[key]
+
+
+@st.cache_data(ttl=300, max_entries=8, show_spinner=False)
+def face_counts(source: str) -> dict[str, int] | None:
+    """Faces per split of a data source, counted without decoding (for the time estimate)."""
+    from ..data import count_faces
+
+    return count_faces(source)

@@ -34,6 +34,10 @@ def log(config: TrainConfig, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+class TrainingCancelled(Exception):
+    """Raised between batches when the caller asks a run to stop; `train` returns cancelled."""
+
+
 class ProgressReporter(keras.callbacks.Callback):
     """Relays progress to a plain function, keeps the history on disk, and stops when asked to."""
 
@@ -64,14 +68,27 @@ class ProgressReporter(keras.callbacks.Callback):
                 logs={}, history=list(self.history), epoch_end=True,
                 elapsed_s=time.monotonic() - self.start, stage=stage))
 
+    def _check_stop(self) -> None:
+        # Raising, not `stop_training`: Keras would still validate the epoch and run every
+        # epoch-end callback (checkpoints, the backup) before it stopped, which took most of the
+        # ~13 s a cancel used to take on the full data.
+        if self.should_stop and self.should_stop():
+            self.cancelled = True
+            raise TrainingCancelled()
+
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
+        self._check_stop()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._check_stop()
 
     def on_train_batch_end(self, batch, logs=None):
         self._send(batch + 1, logs)
-        if self.should_stop and self.should_stop():
-            self.cancelled = True
-            self.model.stop_training = True
+        self._check_stop()
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._check_stop()  # the validation of a large split takes seconds too
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}

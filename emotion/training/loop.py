@@ -21,7 +21,7 @@ from ..evaluate import predict_probabilities, score
 from ..model import build_model
 from .artifacts import build_metrics, write_artifacts
 from .callbacks import (CosineSchedule, EpochRandomness, ProgressReporter, TimeBudget,
-                        WeightAverager, log)
+                        TrainingCancelled, WeightAverager, log)
 from .config import (CANDIDATE_DIR, COSINE_FLOOR, EpochPlan, Progress, Stage, TrainConfig,
                      TrainError, TrainResult)
 from .datasets import Batches, trainable
@@ -73,6 +73,8 @@ def _train(config: TrainConfig, on_progress, should_stop, dataset) -> TrainResul
                    epochs=config.epochs, shuffle=False, verbose=config.verbose,
                    callbacks=make_callbacks(config, state=state, plan=plan, batches=batches,
                                             reporter=reporter, averager=averager, started=started))
+    except TrainingCancelled:
+        state.after_failure(config)  # the finished epochs stay resumable, as after Ctrl-C
     except BaseException:
         state.after_failure(config)
         raise
