@@ -123,7 +123,9 @@ def test_run_lock_lets_one_of_many_threads_in(tmp_path):
     for t in threads:
         t.join(30)
     assert len(inside) == 1 and len(refused) == 7
-    assert not out.exists()  # made for the run and removed again, as it stayed empty
+    # Made for the runs and left empty: removed again when the run that made it also got the
+    # lock; when another thread won the lock, an empty folder may stay, never a file in it.
+    assert not out.exists() or not any(out.iterdir())
 
 
 def test_the_best_model_is_not_replaced_by_a_worse_resumed_epoch(tmp_path):

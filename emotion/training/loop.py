@@ -95,7 +95,7 @@ def _train(config: TrainConfig, on_progress, should_stop, dataset) -> TrainResul
         raise TrainError(f"training diverged (loss {history[-1]['loss'] if history else 'nan'}): "
                          f"nothing was written and {out} is as it was; train again with a lower "
                          f"--lr (this run used {config.learning_rate:g})")
-    calibration = None
+    calibrated = None
     if len(val_split):
         # Last, on the chosen weights: T is folded into them, so what is written is calibrated.
         calibrated = calibrate(model, val_split.images, val_split.labels)
@@ -105,9 +105,8 @@ def _train(config: TrainConfig, on_progress, should_stop, dataset) -> TrainResul
     if test_split:
         test_probs = predict_probabilities(model, test_split.images)
         evaluation = score(test_split.labels, test_probs.argmax(axis=1), probs=test_probs)
-    if len(val_split):
-        calibration = calibration_summary(calibrated, test_probs,
-                                          test_split.labels if test_split else None)
+    calibration = calibration_summary(calibrated, test_probs, test_split.labels if test_split
+                                      else None) if calibrated else None
     metrics = build_metrics(config=config, dataset=dataset, splits=(train_split, val_split, test_split),
                             evaluation=evaluation, history=history, seconds=seconds,
                             stopped_early=len(history) < plan.epochs, commands=state.commands,

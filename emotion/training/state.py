@@ -65,8 +65,12 @@ def run_lock(out: Path):
     except ImportError:  # not on Windows: no lock
         yield
         return
-    made = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir()
+        made = True
+    except FileExistsError:
+        made = False
     fd = os.open(out, os.O_RDONLY)
     try:
         try:
