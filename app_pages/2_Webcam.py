@@ -1,4 +1,4 @@
-"""Webcam page: live emotions from the browser's camera, with FPS, a timeline and spoken feedback."""
+"""Webcam page: live emotions from the browser's camera, one steady readout, a timeline and spoken feedback."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from emotion import live, speech
-from emotion.app import ui, webrtc
-from emotion.labels import EMOTIONS
+from emotion.app import formatting, ui, webrtc
+from emotion.app.sessions import WebcamSession
+from emotion.config import UNCERTAIN_BELOW
 
 st.set_page_config(page_title="Webcam · Facial emotion recognition", page_icon="🎥", layout="wide")
 st.title("Live emotions from your webcam")
@@ -19,14 +20,12 @@ except webrtc.IceConfigError as exc:
     st.error(f"ICE server configuration: {exc}")
     st.stop()
 
-# One processor per browser session; the webrtc worker thread calls it, this script only reads it.
-if "live_processor" not in st.session_state:
-    st.session_state.live_processor = live.LiveProcessor(recognizer)
-    st.session_state.speaker = speech.BrowserSpeaker()
-    st.session_state.stats_file = webrtc.stats_file_from_env()  # only the browser test sets one
-processor: live.LiveProcessor = st.session_state.live_processor
+# One session per browser tab, kept on the server under the key in the page's address, so a
+# refresh finds its timeline; the webrtc worker thread feeds the processor, this script reads it.
+session: WebcamSession = ui.webcam_session(lambda: WebcamSession(
+    live.LiveProcessor(recognizer), speech.BrowserSpeaker(), webrtc.stats_file_from_env()))
+processor = session.processor
 processor.recognizer = recognizer  # a model reloaded on another page is used from the next frame
-speaker: speech.BrowserSpeaker = st.session_state.speaker
 
 video, side = st.columns([3, 2])
 with video:
@@ -34,21 +33,30 @@ with video:
         key="webcam",
         mode=WebRtcMode.SENDRECV,
         rtc_configuration=rtc_configuration,
-        queued_video_frames_callback=webrtc.frames_callback(
-            processor, st.session_state.get("stats_file")),
+        queued_video_frames_callback=webrtc.frames_callback(processor, session.stats_file),
         media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}},
                                   "audio": False},
         async_processing=True,
     )
-    st.caption("Your video goes only to this app's server. A face once found is looked for again "
-               "only around where it was, and the whole frame is scanned over every half second "
-               "for new ones; labels are averaged over the last few frames so they do not flicker.")
+    playing = ctx.state.playing
+    last_frame = processor.last_frame()
+    if not playing and last_frame is not None:
+        st.image(last_frame, channels="BGR", caption="The session's last frame",
+                 width="stretch")
+    st.caption(
+        "Your video goes only to this app's server. Each face's emotion is averaged over about "
+        "the last second, and the label changes only once a new emotion has led that average "
+        f"for half a second, so it does not flicker; under {UNCERTAIN_BELOW:.0%} confidence the "
+        "face is shown as uncertain and nothing is said. The box, \"Main face\" (the largest "
+        "face), the voice and the timeline all show this one reading. The session stays on this "
+        "server while you keep this page's address: a refresh finds it again.")
 
 with side:
-    speak = st.toggle("Speak the emotion", help="Says the main face's emotion when it changes and holds.")
-    lang = st.selectbox("Language", speech.LANGUAGES, disabled=not speak)
-
-playing = ctx.state.playing
+    speak = st.toggle("Speak the emotion aloud",
+                      help="Says the main face's emotion when it changes and holds; never "
+                           "says \"uncertain\".")
+    lang = st.selectbox("Voice language", speech.LANGUAGES, format_func=speech.language_name,
+                        disabled=not speak)
 
 
 @st.fragment(run_every=1.0 if playing else None)
@@ -56,22 +64,31 @@ def live_panel() -> None:
     stats = processor.stats()
     with side:
         a, b, c = st.columns(3)
-        a.metric("FPS", f"{stats.fps:.1f}" if playing else "-")
-        b.metric("Main face", stats.main_label or "none")
+        a.metric("Main face", stats.main_label or "none")
+        b.metric("FPS", f"{stats.fps:.1f}" if playing else "-")
         c.metric("ms per frame", f"{stats.recent_process_ms:.0f}" if stats.frames else "-")
         if speak and playing:
-            clip = speaker.clip_to_play(stats.main_label, lang)
-            if clip is not None:
+            clip = session.speaker.clip_to_play(stats.main_label, lang)
+            if clip is not None:  # no empty player before the first phrase
                 st.audio(clip.data, format=clip.mime, autoplay=True)
 
     st.subheader("Emotion timeline")
-    series = processor.timeline.series()
-    if not series["time_s"]:
-        st.info("Start the camera: the main face's emotions will be charted here.")
+    bands = processor.timeline.main_bands()
+    if not bands:
+        st.info("Start the camera: the main face's emotion will be drawn here as coloured "
+                "bands over time.")
         return
-    st.line_chart(series, x="time_s", y=list(EMOTIONS), height=260,
-                  x_label="seconds", y_label="probability")
+    st.altair_chart(formatting.timeline_chart(bands), width="stretch")
+    if st.toggle("Show the smoothed probabilities", key="show_shares",
+                 help="The main face's seven probabilities over time, averaged as the readout is."):
+        st.altair_chart(formatting.shares_chart(processor.timeline.series(max_points=400)),
+                        width="stretch")
     if not playing:
+        summary = processor.timeline.summary()
+        st.subheader("Session summary")
+        st.write(formatting.session_sentence(summary))
+        if summary.shares:
+            st.dataframe(formatting.summary_frame(summary), width="stretch")
         left, right = st.columns(2)
         left.download_button("Timeline (CSV)", processor.timeline.to_csv(), "emotion-timeline.csv",
                              "text/csv", on_click="ignore")

@@ -320,8 +320,11 @@ class Timeline:
         for i, row in enumerate(rows):
             end = rows[i + 1].time_s if i + 1 < len(rows) else now
             end = min(end, row.time_s + self.interval_s * 1.5 + 0.25)
-            if end <= row.time_s:
+            # The latest row starts a band even before it has a length: the timeline's last
+            # label is always the readout's.
+            if end <= row.time_s and i + 1 < len(rows):
                 continue
+            end = max(end, row.time_s)
             last = bands[-1] if bands else None
             if last and last.label == row.label and row.time_s - last.end_s < 1e-6:
                 bands[-1] = Band(last.start_s, end, row.label)

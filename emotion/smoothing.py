@@ -21,11 +21,12 @@ from .labels import EMOTIONS, UNCERTAIN
 SMOOTHING_S = 0.5
 # How long a new label must lead the average before it is shown. Measured on talking_face_clip
 # (emotion.clips; README "One readout on the Webcam page") at 10, 15 and 30 fps: with no hold
-# the readout changed 1.5 to 2.4 times as often as the expression did; from 0.25 s only the
-# deliberate changes were left on a face the model reads as happy in 92% of its frames, and
-# from 0.5 s (0.75 s at 10 fps) on one it reads as happy in half of them and neutral in the
-# rest. Each 0.1 s more delays every real change by 0.1 s: 0.5 s follows a change within a
-# second (0.9 s median, 1.0 s at most, at 15 fps).
+# the readout changed 1.5 to 2.3 times as often as the expression did on a face the model reads
+# as happy in 92% of its frames, 5 to 7 times on one it reads as happy in half of them and
+# neutral in the rest. From 0.25 s only the deliberate changes were left on the first; on the
+# second from 0.5 s at 15 and 30 fps (0.75 s at 10 fps). Each 0.1 s more delays every real
+# change by 0.1 s: with 0.5 s the readout follows one within about a second (0.9 s median,
+# 1.0 s at most at 15 fps, on the first face).
 HOLD_S = 0.5
 
 

@@ -130,3 +130,102 @@ def probability_chart(probabilities: dict[str, float], height: int = 190):
             tooltip=["emotion", alt.Tooltip("probability:Q", format=".1%")],
         )
     )
+
+
+def _shown_scale():
+    """Altair's colour scale for shown labels: the seven emotions and "uncertain", one palette."""
+    import altair as alt
+
+    from ..labels import palette
+    from ..live import SHOWN_LABELS
+
+    return alt.Scale(domain=list(SHOWN_LABELS), range=palette(SHOWN_LABELS))
+
+
+def timeline_chart(bands, height: int = 110):
+    """The main face's shown emotion as coloured bands over the session's seconds."""
+    import altair as alt
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "start": [b.start_s for b in bands],
+            "end": [b.end_s for b in bands],
+            "emotion": [b.label for b in bands],
+            "seconds": [round(b.seconds, 1) for b in bands],
+        }
+    )
+    return (
+        alt.Chart(frame, height=height)
+        .mark_rect()
+        .encode(
+            x=alt.X("start:Q", title="seconds"),
+            x2="end:Q",
+            color=alt.Color(
+                "emotion:N",
+                scale=_shown_scale(),
+                legend=alt.Legend(orient="bottom", title=None, columns=4, symbolType="square"),
+            ),
+            tooltip=["emotion", alt.Tooltip("start:Q", format=".1f"),
+                     alt.Tooltip("end:Q", format=".1f"), "seconds"],
+        )
+    )
+
+
+def shares_chart(series: dict[str, list], height: int = 200):
+    """The main face's smoothed probabilities over time, stacked to 100%, one colour per emotion."""
+    import altair as alt
+    import pandas as pd
+
+    from ..labels import palette
+
+    frame = pd.DataFrame(series).melt("time_s", var_name="emotion", value_name="probability")
+    return (
+        alt.Chart(frame, height=height)
+        .mark_area()
+        .encode(
+            x=alt.X("time_s:Q", title="seconds"),
+            y=alt.Y("probability:Q", stack="normalize", axis=alt.Axis(format="%"), title=None),
+            color=alt.Color(
+                "emotion:N",
+                scale=alt.Scale(domain=list(EMOTIONS), range=palette()),
+                legend=alt.Legend(orient="bottom", title=None, columns=4, symbolType="square"),
+            ),
+            order=alt.Order("emotion_order:Q"),
+            tooltip=["emotion", alt.Tooltip("time_s:Q", format=".1f"),
+                     alt.Tooltip("probability:Q", format=".0%")],
+        )
+        .transform_calculate(emotion_order=f"indexof({list(EMOTIONS)!r}, datum.emotion)")
+    )
+
+
+def duration_text(seconds: float) -> str:
+    """'1 min 05 s' or '42 s'."""
+    whole = int(round(seconds))
+    minutes, rest = divmod(whole, 60)
+    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
+
+
+def session_sentence(summary) -> str:
+    """The session in one sentence: its length, how long a face was seen, the main emotion."""
+    if summary.face_s <= 0:
+        return f"{duration_text(summary.duration_s)}; no face was seen."
+    shares = summary.shares
+    top, share = next(iter(shares.items()))
+    seen = summary.face_s / summary.duration_s if summary.duration_s > 0 else 1.0
+    return (f"{duration_text(summary.duration_s)}, a face in view {min(seen, 1.0):.0%} of it; "
+            f"the main face looked mostly {top} ({share:.0%} of that time).")
+
+
+def summary_frame(summary):
+    """Share of time and seconds per shown emotion, largest first, as a DataFrame."""
+    import pandas as pd
+
+    shares = summary.shares
+    return pd.DataFrame(
+        {
+            "emotion": list(shares),
+            "share of time": [f"{s:.0%}" for s in shares.values()],
+            "seconds": [round(summary.seconds[label], 1) for label in shares],
+        }
+    ).set_index("emotion")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import streamlit as st
 
@@ -12,6 +13,7 @@ from .. import registry
 from ..config import SHARED_FER2013
 
 DISABLE_TRAINING_ENV = "EMOTION_DISABLE_TRAINING"
+T = TypeVar("T")
 
 
 _heap_frozen = False
@@ -166,3 +168,30 @@ def data_source_picker(key: str, label: str = "Data", *, kaggle: bool = False,
         "needs the network and, for some accounts, Kaggle credentials."
     )
     return "kaggle"
+
+
+# The Webcam page's session key travels in its address (?session=...), so a refresh finds it.
+SESSION_PARAM = "session"
+
+
+@st.cache_resource
+def _live_sessions():
+    from .sessions import LiveSessions
+
+    return LiveSessions()
+
+
+def webcam_session(make: Callable[[], T]) -> T:
+    """This browser tab's webcam session (made by `make` the first time), found again after a
+    refresh through the key in the page's address."""
+    from .sessions import new_key, valid_key
+
+    key = st.session_state.get("webcam_session_key")
+    if not valid_key(key):
+        key = st.query_params.get(SESSION_PARAM)
+    if not valid_key(key):
+        key = new_key()
+    st.session_state.webcam_session_key = key
+    if st.query_params.get(SESSION_PARAM) != key:
+        st.query_params[SESSION_PARAM] = key
+    return _live_sessions().get_or_create(key, make)
