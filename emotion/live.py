@@ -409,6 +409,7 @@ class LiveProcessor:
         self._last_faces: list[LiveFace] = []
         self._last_frame: np.ndarray | None = None
         self._main_id: int | None = None
+        self._missing_since: float | None = None
         # The model's first call may build its graph (seconds on a small CPU): pay that now, not
         # on the first video frame, where it would freeze the picture.
         recognizer.classify([np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)])
@@ -460,14 +461,24 @@ class LiveProcessor:
             for f in faces:
                 s.labels[f.shown_label] = s.labels.get(f.shown_label, 0) + 1
         shown = main.shown_label if main else None
+        # A face missed by the detector for a frame or two is not "none": like a new label, the
+        # absence must last hold_s before the readout says so.
+        if main is None and s.main_label is not None:
+            if self._missing_since is None:
+                self._missing_since = now
+            if now - self._missing_since < self.settings.hold_s:
+                shown = s.main_label
+        else:
+            self._missing_since = None
         raw = main.raw_label or main.label if main else None
         if not s.main_changes or s.main_changes[-1][1] != shown:
             s.main_changes = [*s.main_changes[-(CHANGES_KEPT - 1):], [round(now, 3), shown]]
         if not s.raw_changes or s.raw_changes[-1][1] != raw:
             s.raw_changes = [*s.raw_changes[-(CHANGES_KEPT - 1):], [round(now, 3), raw]]
-        s.main_label = shown
-        s.main_confidence = main.confidence if main else 0.0
-        s.main_id = main.face_id if main else None
+        if main is not None or shown is None:
+            s.main_label = shown
+            s.main_confidence = main.confidence if main else 0.0
+            s.main_id = main.face_id if main else None
 
     def stats(self) -> LiveStats:
         """A copy of the session's counters."""
@@ -509,3 +520,4 @@ class LiveProcessor:
             self._last_faces = []
             self._last_frame = None
             self._main_id = None
+            self._missing_since = None

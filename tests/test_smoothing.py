@@ -192,6 +192,22 @@ def test_overlay_readout_and_timeline_agree_on_the_main_face(recognizer, astrona
     assert [c[1] for c in processor.stats().main_changes] == seen
 
 
+def test_a_face_missed_for_a_frame_keeps_the_readout(recognizer, astronaut_bgr):
+    """The detector missing the face for a frame does not flash "none"; gone for longer, it does."""
+    frame = cv2.resize(astronaut_bgr, (640, 480))
+    boxes = recognizer.detector.detect(frame)
+    processor = LiveProcessor(ScriptedRecognizer(recognizer, lambda t: one_hot("happy")))
+    present = [True] * 10 + [False] * 2 + [True] * 5 + [False] * 15
+    readout = []
+    for i, here in enumerate(present):
+        processor.follower.detect = lambda gray, here=here: list(boxes) if here else []
+        processor.process(frame, t=i / 10)
+        readout.append(processor.stats().main_label)
+    assert readout[:17] == ["happy"] * 17
+    assert readout[-1] is None and readout.index(None) >= 17 + 4  # after hold_s of absence
+    assert [c[1] for c in processor.stats().main_changes] == ["happy", None]
+
+
 def test_the_main_face_does_not_swap_between_two_faces_of_about_the_same_size():
     from emotion.live import main_face
 
