@@ -85,16 +85,17 @@ def live_panel() -> None:
                         width="stretch")
     if not playing:
         summary = processor.timeline.summary()
-        st.subheader("Session summary")
-        st.write(formatting.session_sentence(summary))
-        if summary.shares:
-            st.dataframe(formatting.summary_frame(summary), width="stretch")
-        left, right = st.columns(2)
-        left.download_button("Timeline (CSV)", processor.timeline.to_csv(), "emotion-timeline.csv",
-                             "text/csv", on_click="ignore")
-        if right.button("Clear timeline"):
-            processor.reset()
-            st.rerun()
+        with side:  # beside the session's last frame
+            st.subheader("Session summary")
+            st.write(formatting.session_sentence(summary))
+            if summary.shares:
+                st.dataframe(formatting.summary_frame(summary), width="stretch")
+            left, right = st.columns(2)
+            left.download_button("Timeline (CSV)", processor.timeline.to_csv(),
+                                 "emotion-timeline.csv", "text/csv", on_click="ignore")
+            if right.button("Clear timeline"):
+                processor.reset()
+                st.rerun()
 
 
 live_panel()

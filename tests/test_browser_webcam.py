@@ -647,6 +647,12 @@ def test_webcam_page_shows_one_steady_readout(server, browser, fake_camera: Fake
     assert "looked mostly" in body, body
     time.sleep(1)
     browser.save_screenshot(str(tmp_path / "webcam-stopped-1400.png"))
+    full_height = browser.execute_script(
+        "return Math.max(...Array.from(document.querySelectorAll('*'), e => e.scrollHeight))")
+    browser.set_window_size(1400, min(5000, full_height + 150))
+    time.sleep(1)
+    browser.save_screenshot(str(tmp_path / "webcam-stopped-1400-full.png"))
+    browser.set_window_size(1400, 1000)
 
     # A refresh finds the session: same summary, same CSV button, the key in the address.
     assert "session=" in browser.current_url
@@ -661,8 +667,9 @@ def test_webcam_page_shows_one_steady_readout(server, browser, fake_camera: Fake
     width = browser.execute_script("return document.documentElement.scrollWidth")
     assert width <= 420, f"the page is {width} px wide at 420 px"
     browser.save_screenshot(str(tmp_path / "webcam-stopped-420.png"))
-    browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
-    full_height = browser.execute_script("return document.body.scrollHeight")
-    browser.set_window_size(420, min(4000, full_height + 200))
+    # Streamlit scrolls an inner element, not the document: size the window to the tallest.
+    full_height = browser.execute_script(
+        "return Math.max(...Array.from(document.querySelectorAll('*'), e => e.scrollHeight))")
+    browser.set_window_size(420, min(5000, full_height + 150))
     time.sleep(1)
     browser.save_screenshot(str(tmp_path / "webcam-stopped-420-full.png"))
