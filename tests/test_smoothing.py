@@ -90,6 +90,22 @@ def test_hysteresis_needs_a_lead_held_for_hold_s():
         assert smoother.update(one_hot(name), 1.2 + 0.1 * i).shown == "sad"
 
 
+def test_a_small_lead_does_not_take_over():
+    """Two emotions the model splits a face between: a lead under the margin, however long, does
+    not change the label; a clear lead does."""
+    def mix(happy: float, neutral: float) -> np.ndarray:
+        p = np.full(len(EMOTIONS), (1 - happy - neutral) / 5)
+        p[EMOTIONS.index("happy")], p[EMOTIONS.index("neutral")] = happy, neutral
+        return p
+
+    smoother = EmotionSmoother(smoothing_s=0.0, hold_s=0.5, margin=0.05)
+    assert smoother.update(mix(0.5, 0.4), 0.0).shown == "happy"
+    for i in range(1, 30):
+        assert smoother.update(mix(0.44, 0.47), i / 10).shown == "happy"  # neutral ahead by 0.03
+    shown = [smoother.update(mix(0.42, 0.5), 3 + i / 10).shown for i in range(10)]
+    assert shown[-1] == "neutral"
+
+
 def test_a_face_below_the_threshold_is_uncertain_and_names_no_emotion():
     spread = np.full(len(EMOTIONS), 1 / len(EMOTIONS))
     spread[EMOTIONS.index("fear")] += 0.1
