@@ -142,7 +142,7 @@ def _shown_scale():
     return alt.Scale(domain=list(SHOWN_LABELS), range=palette(SHOWN_LABELS))
 
 
-def timeline_chart(bands, height: int = 110):
+def timeline_chart(bands, height: int = 70):
     """The main face's shown emotion as coloured bands over the session's seconds."""
     import altair as alt
     import pandas as pd
@@ -153,6 +153,7 @@ def timeline_chart(bands, height: int = 110):
             "end": [b.end_s for b in bands],
             "emotion": [b.label for b in bands],
             "seconds": [round(b.seconds, 1) for b in bands],
+            "face": "main face",
         }
     )
     return (
@@ -161,6 +162,7 @@ def timeline_chart(bands, height: int = 110):
         .encode(
             x=alt.X("start:Q", title="seconds"),
             x2="end:Q",
+            y=alt.Y("face:N", title=None, axis=None),
             color=alt.Color(
                 "emotion:N",
                 scale=_shown_scale(),
