@@ -66,8 +66,8 @@ class EmotionSmoother:
     The leader is another emotion once its average leads the shown one's by `margin`; "uncertain"
     once the shown emotion's average is under `uncertain_below` (and an emotion leaves
     "uncertain" at `margin / 2` above it). The shown label becomes the leader only once the
-    leader has been the same for `hold_s` (hysteresis in time as well as in value), except on the
-    face's first frame, which shows its leader at once.
+    leader has been the same for `hold_s` (hysteresis in time as well as in value), except in the
+    face's first `hold_s`, when the label follows the average at once.
     """
 
     def __init__(self, smoothing_s: float = SMOOTHING_S, hold_s: float = HOLD_S,
@@ -79,6 +79,8 @@ class EmotionSmoother:
         self.uncertain_below = uncertain_below
         self.margin = margin
         self._mean: np.ndarray | None = None
+        self._frames = 0
+        self._first_t = 0.0
         self._last_t = 0.0
         self._shown: str | None = None
         self._challenger: str | None = None
@@ -100,15 +102,21 @@ class EmotionSmoother:
     def update(self, probabilities, t: float) -> Estimate:
         """Add one frame's probabilities (seconds `t`, not decreasing) and return the estimate."""
         p = np.asarray(probabilities, np.float64)
+        self._frames += 1
         if self._mean is None:
-            self._mean = p.copy()
+            self._mean, self._first_t = p.copy(), t
         else:
             dt = max(0.0, t - self._last_t)
             weight = 1.0 if self.smoothing_s == 0 else 1.0 - math.exp(-dt / self.smoothing_s)
-            self._mean += weight * (p - self._mean)
+            # A new face's first frames get a plain mean (1/n) rather than the exponential's
+            # small weight, so one odd first frame does not hold the average for a second.
+            self._mean += max(weight, 1.0 / self._frames) * (p - self._mean)
         self._last_t = t
         leader = self._leader()
-        if self._shown is None or leader == self._shown:
+        # While the face is new (younger than the hold) its label follows the average at once:
+        # the hold is for changes of a label a person has already been shown for a while.
+        settling = t - self._first_t < self.hold_s
+        if self._shown is None or leader == self._shown or settling:
             self._shown, self._challenger = leader, None
         else:
             if leader != self._challenger:

@@ -78,16 +78,17 @@ def test_noise_is_removed_alike_at_10_and_30_fps():
 def test_hysteresis_needs_a_lead_held_for_hold_s():
     """A blip of another emotion shorter than the hold changes nothing; one that lasts does."""
     smoother = EmotionSmoother(smoothing_s=0.0, hold_s=0.5)  # no averaging: the hold alone
-    assert smoother.update(one_hot("happy"), 0.0).shown == "happy"
-    assert smoother.update(one_hot("sad"), 0.1).shown == "happy"
-    assert smoother.update(one_hot("sad"), 0.4).shown == "happy"
-    assert smoother.update(one_hot("happy"), 0.5).shown == "happy"  # back: the challenge ends
-    assert smoother.update(one_hot("sad"), 0.6).shown == "happy"  # a new challenge starts here
-    assert smoother.update(one_hot("sad"), 1.0).shown == "happy"
-    assert smoother.update(one_hot("sad"), 1.1).shown == "sad"  # led for 0.5 s
+    for i in range(10):  # a face seen for a second
+        assert smoother.update(one_hot("happy"), i / 10).shown == "happy"
+    assert smoother.update(one_hot("sad"), 1.1).shown == "happy"
+    assert smoother.update(one_hot("sad"), 1.4).shown == "happy"
+    assert smoother.update(one_hot("happy"), 1.5).shown == "happy"  # back: the challenge ends
+    assert smoother.update(one_hot("sad"), 1.6).shown == "happy"  # a new challenge starts here
+    assert smoother.update(one_hot("sad"), 2.0).shown == "happy"
+    assert smoother.update(one_hot("sad"), 2.1).shown == "sad"  # led for 0.5 s
     # Alternating challengers never hold the lead long enough.
     for i, name in enumerate(["angry", "fear"] * 5):
-        assert smoother.update(one_hot(name), 1.2 + 0.1 * i).shown == "sad"
+        assert smoother.update(one_hot(name), 2.2 + 0.1 * i).shown == "sad"
 
 
 def test_a_small_lead_does_not_take_over():
@@ -119,8 +120,11 @@ def test_a_face_below_the_threshold_is_uncertain_and_names_no_emotion():
     assert switch_time(times, estimates, UNCERTAIN) >= 2 + HOLD_S - 1e-9
 
 
-def test_the_first_frame_is_shown_at_once():
-    assert EmotionSmoother().update(one_hot("angry"), 7.0).shown == "angry"
+def test_a_new_face_is_shown_at_once_and_an_odd_first_frame_is_soon_forgotten():
+    smoother = EmotionSmoother()
+    assert smoother.update(one_hot("angry"), 7.0).shown == "angry"
+    shown = [smoother.update(one_hot("happy"), 7.0 + i / 15).shown for i in range(1, 15)]
+    assert shown[2:] == ["happy"] * 12, shown  # not held for hold_s: nothing was shown for long
 
 
 def test_bad_settings_are_refused():

@@ -142,8 +142,9 @@ def _shown_scale():
     return alt.Scale(domain=list(SHOWN_LABELS), range=palette(SHOWN_LABELS))
 
 
-def timeline_chart(bands, height: int = 70):
-    """The main face's shown emotion as coloured bands over the session's seconds."""
+def timeline_chart(bands, height: int = 150):
+    """The main face's shown emotion as coloured bands over the session's seconds; `height`
+    includes the axis and the legend (Streamlit fits the whole chart to it)."""
     import altair as alt
     import pandas as pd
 
@@ -174,7 +175,7 @@ def timeline_chart(bands, height: int = 70):
     )
 
 
-def shares_chart(series: dict[str, list], height: int = 200):
+def shares_chart(series: dict[str, list], height: int = 240):
     """The main face's smoothed probabilities over time, stacked to 100%, one colour per emotion."""
     import altair as alt
     import pandas as pd
