@@ -154,7 +154,8 @@ def timeline_chart(bands, height: int = 150):
             "end": [b.end_s for b in bands],
             "emotion": [b.label for b in bands],
             "seconds": [round(b.seconds, 1) for b in bands],
-            "face": "main face",
+            "bottom": 0.0,
+            "top": 1.0,
         }
     )
     return (
@@ -163,7 +164,10 @@ def timeline_chart(bands, height: int = 150):
         .encode(
             x=alt.X("start:Q", title="seconds"),
             x2="end:Q",
-            y=alt.Y("face:N", title=None, axis=None),
+            # A continuous 0-1 height, so the bands fill the plot whatever size Streamlit fits
+            # the chart to (a one-value band scale came out 2 px high).
+            y=alt.Y("bottom:Q", axis=None, scale=alt.Scale(domain=[0, 1])),
+            y2="top:Q",
             color=alt.Color(
                 "emotion:N",
                 scale=_shown_scale(),
