@@ -78,11 +78,13 @@ def live_panel() -> None:
         st.info("Start the camera: the main face's emotion will be drawn here as coloured "
                 "bands over time.")
         return
-    st.altair_chart(formatting.timeline_chart(bands), width="stretch")
+    st.altair_chart(formatting.timeline_chart(bands), width="stretch",
+                    height=formatting.TIMELINE_HEIGHT)
+    st.markdown(formatting.legend_html(), unsafe_allow_html=True)
     if st.toggle("Show the smoothed probabilities", key="show_shares",
                  help="The main face's seven probabilities over time, averaged as the readout is."):
         st.altair_chart(formatting.shares_chart(processor.timeline.series(max_points=400)),
-                        width="stretch")
+                        width="stretch", height=formatting.SHARES_HEIGHT)
     if not playing:
         summary = processor.timeline.summary()
         with side:  # beside the session's last frame

@@ -647,6 +647,11 @@ def test_webcam_page_shows_one_steady_readout(server, browser, fake_camera: Fake
     assert "looked mostly" in body, body
     time.sleep(1)
     browser.save_screenshot(str(tmp_path / "webcam-stopped-1400.png"))
+    # The timeline shows the session as bands of the clip's two emotions, in their colours.
+    chart = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"]')[0]
+    picture = cv2.imdecode(np.frombuffer(chart.screenshot_as_png, np.uint8), cv2.IMREAD_COLOR)
+    shares = {e: _colour_share(picture, COLOURS[e], tolerance=12) for e in TALK_EMOTIONS}
+    assert all(share > 0.03 for share in shares.values()), f"timeline colours: {shares}"
     full_height = browser.execute_script(
         "return Math.max(...Array.from(document.querySelectorAll('*'), e => e.scrollHeight))")
     browser.set_window_size(1400, min(5000, full_height + 150))

@@ -142,9 +142,15 @@ def _shown_scale():
     return alt.Scale(domain=list(SHOWN_LABELS), range=palette(SHOWN_LABELS))
 
 
-def timeline_chart(bands, height: int = 150):
-    """The main face's shown emotion as coloured bands over the session's seconds; `height`
-    includes the axis and the legend (Streamlit fits the whole chart to it)."""
+# Heights to give st.altair_chart (axis and legend included): a height set in the chart itself
+# left the plot of these charts 1 px high in Streamlit 1.67, and so did a legend under the
+# bands, whose legend is therefore legend_html() beside the chart.
+TIMELINE_HEIGHT = 100
+SHARES_HEIGHT = 280
+
+
+def timeline_chart(bands):
+    """The main face's shown emotion as coloured bands over the session's seconds."""
     import altair as alt
     import pandas as pd
 
@@ -154,32 +160,24 @@ def timeline_chart(bands, height: int = 150):
             "end": [b.end_s for b in bands],
             "emotion": [b.label for b in bands],
             "seconds": [round(b.seconds, 1) for b in bands],
-            "bottom": 0.0,
-            "top": 1.0,
+            "face": "main face",
         }
     )
     return (
-        alt.Chart(frame, height=height)
+        alt.Chart(frame)
         .mark_rect()
         .encode(
             x=alt.X("start:Q", title="seconds"),
             x2="end:Q",
-            # A continuous 0-1 height, so the bands fill the plot whatever size Streamlit fits
-            # the chart to (a one-value band scale came out 2 px high).
-            y=alt.Y("bottom:Q", axis=None, scale=alt.Scale(domain=[0, 1])),
-            y2="top:Q",
-            color=alt.Color(
-                "emotion:N",
-                scale=_shown_scale(),
-                legend=alt.Legend(orient="bottom", title=None, columns=4, symbolType="square"),
-            ),
+            y=alt.Y("face:N", axis=None),
+            color=alt.Color("emotion:N", scale=_shown_scale(), legend=None),
             tooltip=["emotion", alt.Tooltip("start:Q", format=".1f"),
                      alt.Tooltip("end:Q", format=".1f"), "seconds"],
         )
     )
 
 
-def shares_chart(series: dict[str, list], height: int = 240):
+def shares_chart(series: dict[str, list]):
     """The main face's smoothed probabilities over time, stacked to 100%, one colour per emotion."""
     import altair as alt
     import pandas as pd
@@ -188,7 +186,7 @@ def shares_chart(series: dict[str, list], height: int = 240):
 
     frame = pd.DataFrame(series).melt("time_s", var_name="emotion", value_name="probability")
     return (
-        alt.Chart(frame, height=height)
+        alt.Chart(frame)
         .mark_area()
         .encode(
             x=alt.X("time_s:Q", title="seconds"),
@@ -236,3 +234,20 @@ def summary_frame(summary):
             "seconds": [round(summary.seconds[label], 1) for label in shares],
         }
     ).set_index("emotion")
+
+
+def legend_html(labels=None) -> str:
+    """The shown labels and their colours as a line of HTML chips that wraps on a narrow screen."""
+    from html import escape
+
+    from ..labels import palette
+    from ..live import SHOWN_LABELS
+
+    labels = list(SHOWN_LABELS if labels is None else labels)
+    chips = (
+        f'<span style="white-space:nowrap;margin-right:0.9em">'
+        f'<span style="display:inline-block;width:0.8em;height:0.8em;background:{colour};'
+        f'border:1px solid #bbb;border-radius:2px;margin-right:0.3em"></span>{escape(label)}</span> '
+        for label, colour in zip(labels, palette(labels))
+    )
+    return f'<div style="font-size:0.85em;line-height:1.8">{"".join(chips)}</div>'
