@@ -69,8 +69,13 @@ def live_panel() -> None:
         c.metric("ms per frame", f"{stats.recent_process_ms:.0f}" if stats.frames else "-")
         if speak and playing:
             clip = session.speaker.clip_to_play(stats.main_label, lang)
-            if clip is not None:  # no empty player before the first phrase
+            if clip is not None:
+                # Heard, not seen: a bare player (0:00 until it loads) only puzzles people, and
+                # a hidden audio element still plays.
+                st.markdown('<style>[data-testid="stAudio"]{display:none}</style>',
+                            unsafe_allow_html=True)
                 st.audio(clip.data, format=clip.mime, autoplay=True)
+                st.caption(f"Said: “{clip.text}”")
 
     st.subheader("Emotion timeline")
     bands = processor.timeline.main_bands()

@@ -133,6 +133,7 @@ class Clip:
     mime: str
     duration_s: float
     source: str  # "gtts" or "offline"
+    text: str = ""  # the phrase it says
 
 
 def offline_path(emotion: str, lang: str) -> Path:
@@ -169,7 +170,7 @@ class ClipSource:
             self._fetch(text, lang, cached)
         if cached.is_file():
             data = cached.read_bytes()
-            return Clip(cached, data, "audio/mpeg", len(data) / GTTS_BYTES_PER_S, "gtts")
+            return Clip(cached, data, "audio/mpeg", len(data) / GTTS_BYTES_PER_S, "gtts", text)
         offline = self.offline_dir / lang / f"{emotion}.wav"
         if not offline.is_file():
             raise FileNotFoundError(
@@ -177,7 +178,7 @@ class ClipSource:
                 " (run scripts/make_offline_audio.py)"
             )
         data = offline.read_bytes()
-        return Clip(offline, data, "audio/wav", wav_duration(data), "offline")
+        return Clip(offline, data, "audio/wav", wav_duration(data), "offline", text)
 
     def _may_try_online(self) -> bool:
         with self._lock:
