@@ -466,7 +466,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
             result = processor.process(frame)
             if speaker:
                 main = result.main_face
-                speaker.update(main.label if main else None)
+                speaker.update(main.shown_label if main else None)
             cv2.imshow(WINDOW, result.frame)
             if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                 break
@@ -593,11 +593,11 @@ def cmd_video(args: argparse.Namespace) -> int:
                         writer.write(result.frame)
                     for face in result.faces:
                         faces_seen += 1
-                        labels[face.label] = labels.get(face.label, 0) + 1
+                        labels[face.shown_label] = labels.get(face.shown_label, 0) + 1
                         if rows:
                             b = face.box
                             rows.writerow([frames, f"{t:.3f}", face.face_id, b.x, b.y, b.w, b.h,
-                                           face.label, f"{face.confidence:.4f}",
+                                           face.shown_label, f"{face.confidence:.4f}",
                                            *(f"{face.probabilities[e]:.4f}" for e in EMOTIONS)])
                     frames += 1
                     bar.update(1)

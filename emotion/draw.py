@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .config import IMAGE_SIZE
+from .config import IMAGE_SIZE, UNCERTAIN_BELOW
 from .labels import COLOURS, EMOTIONS, UNCERTAIN
 from .recognizer import Face
 
@@ -32,7 +32,10 @@ def annotate(image: np.ndarray, faces: list[Face]) -> np.ndarray:
         b = face.box
         colour = COLOURS.get(face.shown_label, (255, 255, 255))
         cv2.rectangle(out, (b.x, b.y), (b.x + b.w, b.y + b.h), colour, thickness + 1)
-        text = face.shown_label if face.uncertain else f"{face.label} {face.confidence:.0%}"
+        # A live face keeps its label for a moment after its average has dropped (hysteresis):
+        # then it is named without a figure that would contradict it.
+        text = (f"{face.label} {face.confidence:.0%}"
+                if not face.uncertain and face.confidence >= UNCERTAIN_BELOW else face.shown_label)
         scale = max(0.4, min(2.0, b.w / 160))
         (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = b.y - th - baseline - 4 if b.y - th - baseline - 4 >= 0 else b.y + b.h

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .faces import CASCADE_WINDOW, Box, DetectionSettings, iou, merge_boxes, min_face_px, scan
+from .smoothing import HOLD_S, SMOOTHING_S
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,10 @@ class LiveSettings:
     # A face missing from its window this many frames in a row is lost: the whole frame is
     # scanned at once to find where it went.
     lost_after: int = 2
-    # Smoothing of labels: probabilities are averaged over this many frames per face.
-    smoothing_window: int = 6
+    # Each face's probabilities are averaged with this time constant in seconds, and a new label
+    # is shown only once it has led that average this long (emotion.smoothing says why).
+    smoothing_s: float = SMOOTHING_S
+    hold_s: float = HOLD_S
 
     def __post_init__(self) -> None:
         if self.full_scan_every < 1 or self.scan_parts < 1 or self.detect_side < CASCADE_WINDOW:

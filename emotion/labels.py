@@ -30,7 +30,7 @@ PALETTE: dict[str, str] = {
 }
 # A face whose calibrated confidence is below config.UNCERTAIN_BELOW is shown so, in this colour.
 UNCERTAIN = "uncertain"
-UNCERTAIN_COLOUR = "#ffffff"
+UNCERTAIN_COLOUR = "#d9d9d9"  # light grey: readable on video, visible on a white chart
 
 
 def _bgr(hex_colour: str) -> tuple[int, int, int]:

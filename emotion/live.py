@@ -19,21 +19,34 @@ from .config import IMAGE_SIZE
 from .draw import annotate, draw_fps
 from .faces import Box, crop, iou
 from .follow import FaceFollower, LiveSettings
-from .labels import EMOTIONS
+from .labels import EMOTIONS, UNCERTAIN
 from .preprocess import to_gray
-from .recognizer import EmotionRecognizer, Face, faces_from_probabilities
+from .recognizer import EmotionRecognizer, Face
+from .smoothing import HOLD_S, SMOOTHING_S, EmotionSmoother
 
 Clock = Callable[[], float]
 
 
 @dataclass
 class LiveFace(Face):
-    """A tracked face: the same id across frames, with probabilities smoothed over recent frames."""
+    """A tracked face: the same id across frames, its probabilities averaged over the last second
+    or so, and `shown`, the label held by hysteresis (emotion.smoothing), which is what the
+    overlay, the page, the speech and the timeline all use. `raw_label`: this frame's alone."""
 
     face_id: int = 0
+    shown: str = ""
+    raw_label: str = ""
+
+    @property
+    def shown_label(self) -> str:
+        return self.shown or super().shown_label
+
+    @property
+    def uncertain(self) -> bool:
+        return self.shown_label == UNCERTAIN if self.shown else super().uncertain
 
     def to_dict(self) -> dict:
-        return {"id": self.face_id, **super().to_dict()}
+        return {"id": self.face_id, **super().to_dict(), "shown": self.shown_label}
 
 
 @dataclass(frozen=True)
@@ -55,15 +68,27 @@ class LiveResult:
     fps: float
     process_ms: float
     stages: StageTimes = field(default_factory=StageTimes)
+    main_id: int | None = None
 
     @property
     def main_face(self) -> LiveFace | None:
-        return main_face(self.faces)
+        """The face the page's readout and the timeline follow."""
+        return next((f for f in self.faces if f.face_id == self.main_id), None)
 
 
-def main_face(faces: list[LiveFace]) -> LiveFace | None:
-    """The largest face (the person nearest the camera), or None."""
-    return max(faces, key=lambda f: f.box.area, default=None)
+# The main face stays the main face until another is this much larger: two people at about the
+# same distance would otherwise swap the readout back and forth as their boxes jitter.
+MAIN_FACE_SWITCH_RATIO = 1.3
+
+
+def main_face(faces: list[LiveFace], previous_id: int | None = None) -> LiveFace | None:
+    """The largest face (the person nearest the camera), or None; the previous main face while
+    no other face is MAIN_FACE_SWITCH_RATIO times its size."""
+    largest = max(faces, key=lambda f: f.box.area, default=None)
+    previous = next((f for f in faces if f.face_id == previous_id), None)
+    if previous is not None and largest.box.area < MAIN_FACE_SWITCH_RATIO * previous.box.area:
+        return previous
+    return largest
 
 
 def centre_distance(a: Box, b: Box) -> float:
@@ -77,16 +102,17 @@ def centre_distance(a: Box, b: Box) -> float:
 class _Track:
     face_id: int
     box: Box
-    history: deque
+    smoother: EmotionSmoother
     last_seen: float
 
 
 class FaceTracker:
-    """Keeps an id per face across frames and averages its probabilities over the last `window` frames."""
+    """Keeps an id per face across frames, and its smoothed estimate (emotion.smoothing)."""
 
-    def __init__(self, window: int = 6, min_iou: float = 0.2, max_centre_shift: float = 0.5,
-                 max_age_s: float = 1.0):
-        self.window = window
+    def __init__(self, smoothing_s: float = SMOOTHING_S, hold_s: float = HOLD_S,
+                 min_iou: float = 0.2, max_centre_shift: float = 0.5, max_age_s: float = 1.0):
+        self.smoothing_s = smoothing_s
+        self.hold_s = hold_s
         self.min_iou = min_iou
         self.max_centre_shift = max_centre_shift
         # A face unseen this long is gone; a blink of the detector (a missed frame) is not.
@@ -111,7 +137,7 @@ class FaceTracker:
         return sorted(pairs, reverse=True)
 
     def update(self, boxes: list[Box], probs: np.ndarray, t: float) -> list[LiveFace]:
-        """Match this frame's boxes to known faces and return them with smoothed probabilities."""
+        """Match this frame's boxes to known faces and return them with their smoothed estimates."""
         self._tracks = [tr for tr in self._tracks if t - tr.last_seen <= self.max_age_s]
         assigned: dict[int, _Track] = {}
         used_tracks: set[int] = set()
@@ -122,7 +148,8 @@ class FaceTracker:
             assigned[bi] = self._tracks[ti]
         for bi, box in enumerate(boxes):
             if bi not in assigned:
-                track = _Track(self._next_id, box, deque(maxlen=self.window), t)
+                track = _Track(self._next_id, box,
+                               EmotionSmoother(self.smoothing_s, self.hold_s), t)
                 self._next_id += 1
                 self._tracks.append(track)
                 assigned[bi] = track
@@ -130,11 +157,11 @@ class FaceTracker:
         for bi, box in enumerate(boxes):
             track = assigned[bi]
             track.box, track.last_seen = box, t
-            track.history.append(np.asarray(probs[bi], np.float32))
-            mean = np.mean(track.history, axis=0)
-            face = faces_from_probabilities([box], mean[None])[0]
-            faces.append(LiveFace(face.box, face.label, face.confidence, face.probabilities,
-                                  face_id=track.face_id))
+            estimate = track.smoother.update(probs[bi], t)
+            faces.append(LiveFace(box, estimate.label, estimate.confidence,
+                                  dict(zip(EMOTIONS, map(float, estimate.probabilities))),
+                                  face_id=track.face_id, shown=estimate.shown,
+                                  raw_label=estimate.raw))
         return faces
 
 
@@ -164,40 +191,80 @@ class FpsMeter:
 
 @dataclass(frozen=True)
 class TimelineEntry:
-    """One face at one moment of a session."""
+    """One face at one moment of a session: its shown label (maybe "uncertain"), the confidence
+    of the emotion behind it, its smoothed probabilities, and whether it was the main face."""
 
     time_s: float
     face_id: int
     label: str
     confidence: float
     probabilities: tuple[float, ...]
+    main: bool = False
 
 
-TIMELINE_HEADER = ["time_s", "face", "label", "confidence", *EMOTIONS]
+TIMELINE_HEADER = ["time_s", "face", "main", "label", "confidence", *EMOTIONS]
+# The shown labels in the order charts and summaries list them.
+SHOWN_LABELS: tuple[str, ...] = (*EMOTIONS, UNCERTAIN)
+
+
+@dataclass(frozen=True)
+class Band:
+    """A stretch of the session during which the main face showed one label."""
+
+    start_s: float
+    end_s: float
+    label: str
+
+    @property
+    def seconds(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """How long the session ran, how long a face was in view, and the seconds per shown label."""
+
+    duration_s: float
+    face_s: float
+    seconds: dict[str, float]
+
+    @property
+    def shares(self) -> dict[str, float]:
+        """Each shown label's share of the time a face was in view, largest first."""
+        if self.face_s <= 0:
+            return {}
+        ranked = sorted(self.seconds.items(), key=lambda kv: -kv[1])
+        return {label: s / self.face_s for label, s in ranked if s > 0}
 
 
 class Timeline:
     """The session's emotions over time, thread-safe, bounded, exportable as CSV."""
 
     def __init__(self, interval_s: float = 0.5, max_entries: int = 50_000, max_faces: int = 64):
-        # One row per face per interval (and on every label change) keeps an hour-long session
-        # small, while the chart still shows every change.
+        # One row per face per interval (and on every change of its shown label or of the main
+        # face) keeps an hour-long session small, while the chart still shows every change.
         self.interval_s = interval_s
         self._entries: deque[TimelineEntry] = deque(maxlen=max_entries)
         # Every face that comes back after a second away gets a new id: the last row per face is
         # kept only for the most recently seen ones, or a long session would grow it for ever.
         self.max_faces = max_faces
         self._last: OrderedDict[int, TimelineEntry] = OrderedDict()
+        self._now = 0.0
         self._lock = threading.Lock()
 
-    def add(self, time_s: float, faces: list[LiveFace]) -> None:
+    def add(self, time_s: float, faces: list[LiveFace], main_id: int | None = None) -> None:
+        """Record this frame's faces (`main_id`: the main face's id) at `time_s` into the session."""
         with self._lock:
+            self._now = max(self._now, time_s)
             for face in faces:
+                is_main = face.face_id == main_id
+                label = face.shown_label
                 last = self._last.get(face.face_id)
-                if last and time_s - last.time_s < self.interval_s and last.label == face.label:
+                if (last and time_s - last.time_s < self.interval_s and last.label == label
+                        and last.main == is_main):
                     continue
-                entry = TimelineEntry(round(time_s, 3), face.face_id, face.label, face.confidence,
-                                      tuple(face.probabilities[e] for e in EMOTIONS))
+                entry = TimelineEntry(round(time_s, 3), face.face_id, label, face.confidence,
+                                      tuple(face.probabilities[e] for e in EMOTIONS), is_main)
                 self._entries.append(entry)
                 self._last[face.face_id] = entry
                 self._last.move_to_end(face.face_id)
@@ -217,30 +284,73 @@ class Timeline:
         with self._lock:
             return len(self._last)
 
+    @property
+    def duration_s(self) -> float:
+        """Seconds from the session's first frame to its latest."""
+        with self._lock:
+            return self._now
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
             self._last.clear()
+            self._now = 0.0
 
     def to_csv(self) -> str:
-        """time_s, face, label, confidence and the seven probabilities, one row per entry."""
+        """time_s, face, main (1 or 0), the shown label, confidence and the seven smoothed
+        probabilities, one row per entry."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(TIMELINE_HEADER)
         for e in self.entries():
-            writer.writerow([f"{e.time_s:.3f}", e.face_id, e.label, f"{e.confidence:.4f}",
-                             *(f"{p:.4f}" for p in e.probabilities)])
+            writer.writerow([f"{e.time_s:.3f}", e.face_id, int(e.main), e.label,
+                             f"{e.confidence:.4f}", *(f"{p:.4f}" for p in e.probabilities)])
         return out.getvalue()
 
-    def series(self, face_id: int | None = None) -> dict[str, list]:
-        """Columns time_s and one per emotion for one face (default: the most seen one), for a chart."""
+    def main_bands(self) -> list[Band]:
+        """The main face's shown label as consecutive stretches of time; none while no face was seen.
+
+        The main face is recorded at least every `interval_s` while it is there, so a longer
+        silence means nobody was in view: a stretch ends at most one interval after its last row.
+        """
+        with self._lock:
+            rows = [e for e in self._entries if e.main]
+            now = self._now
+        bands: list[Band] = []
+        for i, row in enumerate(rows):
+            end = rows[i + 1].time_s if i + 1 < len(rows) else now
+            end = min(end, row.time_s + self.interval_s * 1.5 + 0.25)
+            # The latest row starts a band even before it has a length: the timeline's last
+            # label is always the readout's.
+            if end <= row.time_s and i + 1 < len(rows):
+                continue
+            end = max(end, row.time_s)
+            last = bands[-1] if bands else None
+            if last and last.label == row.label and row.time_s - last.end_s < 1e-6:
+                bands[-1] = Band(last.start_s, end, row.label)
+            else:
+                bands.append(Band(row.time_s, end, row.label))
+        return bands
+
+    def summary(self) -> SessionSummary:
+        """The session in figures: its length, time with a face, seconds per shown label."""
+        seconds = dict.fromkeys(SHOWN_LABELS, 0.0)
+        bands = self.main_bands()
+        for band in bands:
+            seconds[band.label] = seconds.get(band.label, 0.0) + band.seconds
+        return SessionSummary(self.duration_s, sum(b.seconds for b in bands), seconds)
+
+    def series(self, face_id: int | None = None, max_points: int | None = None) -> dict[str, list]:
+        """Columns time_s and one per emotion (smoothed probabilities) for one face, default the
+        main face; at most `max_points` rows, evenly thinned, for a chart."""
         entries = self.entries()
-        if face_id is None and entries:
-            counts: dict[int, int] = {}
-            for e in entries:
-                counts[e.face_id] = counts.get(e.face_id, 0) + 1
-            face_id = max(counts, key=counts.get)
-        chosen = [e for e in entries if e.face_id == face_id]
+        if face_id is None:
+            chosen = [e for e in entries if e.main]
+        else:
+            chosen = [e for e in entries if e.face_id == face_id]
+        if max_points and len(chosen) > max_points:
+            step = len(chosen) / max_points
+            chosen = [chosen[int(i * step)] for i in range(max_points)]
         columns: dict[str, list] = {"time_s": [e.time_s for e in chosen]}
         for i, name in enumerate(EMOTIONS):
             columns[name] = [e.probabilities[i] for e in chosen]
@@ -256,9 +366,20 @@ class LiveStats:
     fps: float = 0.0
     mean_process_ms: float = 0.0
     recent_process_ms: float = 0.0  # moving average of the last ten or so frames
-    labels: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)  # frames per shown label, all faces
+    # The main face's shown label (maybe "uncertain") from the very faces the overlay was drawn
+    # with; the confidence is that of the emotion behind it.
     main_label: str | None = None
     main_confidence: float = 0.0
+    main_id: int | None = None
+    # The latest changes of main_label and of the main face's raw per-frame label, as
+    # [processor clock seconds, label]: how the browser test compares the page with the server.
+    main_changes: list = field(default_factory=list)
+    raw_changes: list = field(default_factory=list)
+
+
+# How many of the latest changes LiveStats keeps.
+CHANGES_KEPT = 64
 
 
 class LiveProcessor:
@@ -274,7 +395,7 @@ class LiveProcessor:
         self.recognizer = recognizer
         self.settings = settings
         self.follower = FaceFollower(settings)
-        self.tracker = FaceTracker(window=settings.smoothing_window)
+        self.tracker = FaceTracker(settings.smoothing_s, settings.hold_s)
         self.fps_meter = FpsMeter()
         self.timeline = Timeline(interval_s=timeline_interval_s)
         self.draw_fps = draw_fps
@@ -286,6 +407,9 @@ class LiveProcessor:
         self._stats = LiveStats()
         self._total_ms = 0.0
         self._last_faces: list[LiveFace] = []
+        self._last_frame: np.ndarray | None = None
+        self._main_id: int | None = None
+        self._missing_since: float | None = None
         # The model's first call may build its graph (seconds on a small CPU): pay that now, not
         # on the first video frame, where it would freeze the picture.
         recognizer.classify([np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)])
@@ -306,7 +430,10 @@ class LiveProcessor:
                     self._start = now
                 faces = self.tracker.update(boxes, probs, now)
                 fps = self.fps_meter.tick(now)
-                self.timeline.add(now - self._start, faces)
+                main = main_face(faces, self._main_id)
+                self._main_id = main.face_id if main else None
+                self.timeline.add(now - self._start, faces, self._main_id)
+                main_id = self._main_id
         drawing = time.perf_counter()
         out = annotate(frame, faces)
         if self.draw_fps:
@@ -316,10 +443,12 @@ class LiveProcessor:
         stages = StageTimes((detected - started) * 1000, (classified - detected) * 1000,
                             (done - drawing) * 1000, full_scan)
         with self._lock:
-            self._update_stats(faces, fps, ms)
-        return LiveResult(out, faces, fps, ms, stages)
+            self._update_stats(faces, main, fps, ms, now)
+            self._last_frame = out
+        return LiveResult(out, faces, fps, ms, stages, main_id)
 
-    def _update_stats(self, faces: list[LiveFace], fps: float, ms: float) -> None:
+    def _update_stats(self, faces: list[LiveFace], main: LiveFace | None, fps: float, ms: float,
+                      now: float) -> None:
         s = self._stats
         s.frames += 1
         s.fps = fps
@@ -330,22 +459,45 @@ class LiveProcessor:
         if faces:
             s.frames_with_faces += 1
             for f in faces:
-                s.labels[f.label] = s.labels.get(f.label, 0) + 1
-        main = main_face(faces)
-        s.main_label = main.label if main else None
-        s.main_confidence = main.confidence if main else 0.0
+                s.labels[f.shown_label] = s.labels.get(f.shown_label, 0) + 1
+        shown = main.shown_label if main else None
+        # A face missed by the detector for a frame or two is not "none": like a new label, the
+        # absence must last hold_s before the readout says so.
+        if main is None and s.main_label is not None:
+            if self._missing_since is None:
+                self._missing_since = now
+            if now - self._missing_since < self.settings.hold_s:
+                shown = s.main_label
+        else:
+            self._missing_since = None
+        raw = main.raw_label or main.label if main else None
+        if not s.main_changes or s.main_changes[-1][1] != shown:
+            s.main_changes = [*s.main_changes[-(CHANGES_KEPT - 1):], [round(now, 3), shown]]
+        if not s.raw_changes or s.raw_changes[-1][1] != raw:
+            s.raw_changes = [*s.raw_changes[-(CHANGES_KEPT - 1):], [round(now, 3), raw]]
+        if main is not None or shown is None:
+            s.main_label = shown
+            s.main_confidence = main.confidence if main else 0.0
+            s.main_id = main.face_id if main else None
 
     def stats(self) -> LiveStats:
         """A copy of the session's counters."""
         with self._lock:
             s = self._stats
+            # The change lists are replaced, never changed in place, so sharing them is safe.
             return LiveStats(s.frames, s.frames_with_faces, s.fps, s.mean_process_ms,
-                             s.recent_process_ms, dict(s.labels), s.main_label, s.main_confidence)
+                             s.recent_process_ms, dict(s.labels), s.main_label, s.main_confidence,
+                             s.main_id, s.main_changes, s.raw_changes)
 
     def faces(self) -> list[LiveFace]:
         """The faces of the latest frame."""
         with self._lock:
             return list(self._last_faces)
+
+    def last_frame(self) -> np.ndarray | None:
+        """The latest annotated frame (BGR), as the overlay showed it; None before the first."""
+        with self._lock:
+            return self._last_frame
 
     def held(self) -> dict[str, int]:
         """How much each store kept between frames holds: all bounded, as a long session (and
@@ -366,3 +518,6 @@ class LiveProcessor:
             self._stats = LiveStats()
             self._total_ms = 0.0
             self._last_faces = []
+            self._last_frame = None
+            self._main_id = None
+            self._missing_since = None

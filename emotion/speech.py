@@ -13,7 +13,7 @@ from typing import Callable
 
 from .config import AUDIO_DIR
 from .files import write_bytes_atomic
-from .labels import EMOTIONS, PHRASES
+from .labels import EMOTIONS, PHRASES, UNCERTAIN
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,18 @@ PHRASES_BY_LANG: dict[str, dict[str, str]] = {
     },
 }
 LANGUAGES: tuple[str, ...] = tuple(PHRASES_BY_LANG)
+# What a person picks from: each language by its name, in English and in itself.
+LANGUAGE_NAMES: dict[str, str] = {
+    "en": "English",
+    "fr": "French (français)",
+    "de": "German (Deutsch)",
+    "es": "Spanish (español)",
+}
+
+
+def language_name(code: str) -> str:
+    """A language's name for a menu ("English" for "en"); the code itself if we have no name."""
+    return LANGUAGE_NAMES.get(code, code)
 OFFLINE_DIR = AUDIO_DIR / "offline"
 # gTTS's service is a network call: give up quickly, and after a failure do not try again for a
 # while, so a machine without internet pays the timeout once, not on every utterance.
@@ -85,8 +97,11 @@ class SpeechPolicy:
     def update(self, emotion: str | None, busy: bool = False) -> str | None:
         """Feed the main face's emotion (None: no face); returns the emotion to announce now, or None.
 
-        `busy` says the player is still playing something, whatever the policy estimated.
+        "uncertain" is never said: it counts as no emotion at all. `busy` says the player is
+        still playing something, whatever the policy estimated.
         """
+        if emotion == UNCERTAIN:
+            emotion = None
         now = self.clock()
         if emotion != self._candidate:
             self._candidate, self._since = emotion, now
@@ -117,6 +132,7 @@ class Clip:
     mime: str
     duration_s: float
     source: str  # "gtts" or "offline"
+    text: str = ""  # the phrase it says
 
 
 def offline_path(emotion: str, lang: str) -> Path:
@@ -164,7 +180,7 @@ class ClipSource:
             self._fetch(text, lang, cached)
         if cached.is_file():
             data = cached.read_bytes()
-            return Clip(cached, data, "audio/mpeg", len(data) / GTTS_BYTES_PER_S, "gtts")
+            return Clip(cached, data, "audio/mpeg", len(data) / GTTS_BYTES_PER_S, "gtts", text)
         offline = self.offline_dir / lang / f"{emotion}.wav"
         if not offline.is_file():
             raise FileNotFoundError(
@@ -172,7 +188,7 @@ class ClipSource:
                 " (run scripts/make_offline_audio.py)"
             )
         data = offline.read_bytes()
-        return Clip(offline, data, "audio/wav", wav_duration(data), "offline")
+        return Clip(offline, data, "audio/wav", wav_duration(data), "offline", text)
 
     def _may_try_online(self) -> bool:
         with self._lock:

@@ -142,7 +142,7 @@ def webcam_shot(url: str, out: Path, camera: Path) -> None:
     driver = browser(1400, 1000, camera)
     try:
         driver.get(f"{url}/Webcam")
-        wait_for_text(driver, "Speak the emotion")
+        wait_for_text(driver, "Speak the emotion aloud")
         driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, 'iframe[title*="webrtc"]'))
         deadline = time.monotonic() + 60
         while not (buttons := [b for b in driver.find_elements(By.TAG_NAME, "button")
@@ -152,7 +152,7 @@ def webcam_shot(url: str, out: Path, camera: Path) -> None:
             time.sleep(0.5)
         buttons[0].click()
         driver.switch_to.default_content()
-        click_text(driver, "Speak the emotion")
+        click_text(driver, "Speak the emotion aloud")
         # The live panel shows the main face's emotion once frames come back labelled.
         deadline = time.monotonic() + 120
         while not any(v.text.strip() in EMOTIONS for v in

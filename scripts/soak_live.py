@@ -11,8 +11,8 @@ loads it (`emotion.app.ui.get_recognizer`: the app's thread budget, the frozen h
 through aiortc's `MediaRelay` as streamlit-webrtc does. Only the browser is missing: the camera is
 a track playing the moving astronaut clip (`emotion.clips`) as yuv420p `av.VideoFrame`s, as
 decoded video arrives, paced at --fps; the encoder is a loop pulling the output track; and a thread
-does what the page's fragment does every second (reads the stats and the timeline's chart
-series; Streamlit's garbage collection after each run).
+does what the page's fragment does every second (reads the stats and the timeline's
+bands; Streamlit's garbage collection after each run).
 
 Every --report-every seconds it prints frames sent, processed and dropped (a newer frame had
 arrived, so the callback skipped it), stale outputs (the out track resent the previous
@@ -122,7 +122,7 @@ def page_reader(processor: live.LiveProcessor, stop: threading.Event) -> None:
     """What the page's fragment does once a second while the camera plays."""
     while not stop.wait(1.0):
         processor.stats()
-        processor.timeline.series()
+        processor.timeline.main_bands()
         gc.collect()  # Streamlit collects after every script and fragment run (see ui.freeze_heap)
 
 

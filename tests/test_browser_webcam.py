@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 import pytest
 
-from emotion.clips import astronaut_clip, write_y4m
-from emotion.config import PROJECT_ROOT
+from emotion.clips import astronaut_clip, pick_talking_face, talking_face_clip, write_y4m
+from emotion.config import PROJECT_ROOT, SHARED_FER2013
 from emotion.labels import COLOURS
 from emotion.app.webrtc import STATS_ENV
 
@@ -46,6 +46,12 @@ WINDOW_S = 22.0
 # between the frames it processes, and the more often the follower must rescan. A follower that
 # loses a moving face would fall far below this floor; a busy machine should not.
 MIN_FACE_SHARE = 0.75
+# The talking-face clip: each expression held this long, then the other (a loop of 10 s).
+TALK_EMOTIONS = ("happy", "surprise")
+TALK_SEGMENT_S = 5.0
+# How far the page's readout may lag the server: the panel reruns every second, and a rerun on
+# a busy 2-core machine takes a while to reach the browser.
+READOUT_LAG_S = 2.5
 
 
 def _missing_tools() -> list[str]:
@@ -86,8 +92,8 @@ class FakeCamera:
 
 @pytest.fixture
 def fake_camera(request: pytest.FixtureRequest, tmp_path: Path,
-                astronaut_bgr: np.ndarray) -> FakeCamera:
-    """The camera source: "still" (default) or "moving", chosen by indirect parametrisation."""
+                astronaut_bgr: np.ndarray, model_path: Path) -> FakeCamera:
+    """The camera source: "still" (default), "moving" or "talking", by indirect parametrisation."""
     kind = getattr(request, "param", "still")
     y4m = tmp_path / f"camera-{kind}.y4m"
     if kind == "still":
@@ -97,6 +103,22 @@ def fake_camera(request: pytest.FixtureRequest, tmp_path: Path,
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-loop", "1", "-i", str(png), "-t", "1",
                         "-r", "15", "-pix_fmt", "yuv420p", str(y4m)], check=True, timeout=60)
         return FakeCamera(kind, y4m, [frame])
+    if kind == "talking":
+        # A talking-face clip from labelled FER2013 test faces, chosen by the model under test:
+        # one it reads as happy for TALK_SEGMENT_S, then one it reads as surprise, looping.
+        from emotion.recognizer import EmotionRecognizer
+
+        if not (SHARED_FER2013 / "test").is_dir():
+            pytest.skip(f"the talking-face clip needs FER2013's test faces at {SHARED_FER2013}/test")
+        recognizer = EmotionRecognizer(model_path)
+        picked = [pick_talking_face(recognizer, SHARED_FER2013 / "test", e) for e in TALK_EMOTIONS]
+        if None in picked:
+            pytest.skip(f"no FER2013 test face qualifies for the clip with this model: {picked}")
+        faces = [cv2.imread(str(p.path), cv2.IMREAD_GRAYSCALE) for p in picked]
+        frames = talking_face_clip(faces, seconds_each=TALK_SEGMENT_S, fps=30)
+        write_y4m(frames, y4m, fps=30)
+        print(f"\ntalking-face clip: {[(p.path.name, p.emotion, round(p.mean_probability, 2), round(p.right_share, 2)) for p in picked]}")
+        return FakeCamera(kind, y4m, frames[::15])
     if kind == "moving":
         # 150 frames at 30 fps: a 5 s loop, ~69 MB of raw YUV in tmp_path.
         frames = astronaut_clip(frames=150, size=FRAME_SIZE)
@@ -342,7 +364,7 @@ def test_webcam_page_returns_annotated_frames(server, browser, fake_camera: Fake
 
     # Spoken feedback: switch it on; once the main face's emotion has held, the page plays a clip.
     browser.switch_to.default_content()
-    browser.find_element(By.XPATH, "//label[.//p[normalize-space()='Speak the emotion']]").click()
+    browser.find_element(By.XPATH, "//label[.//p[normalize-space()='Speak the emotion aloud']]").click()
     audio = WebDriverWait(browser, 30).until(
         EC.presence_of_element_located((By.CSS_SELECTOR, "audio[src]")))
     src = audio.get_attribute("src")
@@ -478,3 +500,181 @@ def test_a_shared_link_shows_the_apps_menu(server, browser):
         By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a[aria-current="page"]')
     assert [c.text.splitlines()[-1] for c in current] == ["Webcam"]
     assert "Page not found" not in browser.find_element(By.TAG_NAME, "body").text
+
+
+MAIN_FACE_JS = """
+for (const m of document.querySelectorAll('[data-testid="stMetric"]')) {
+  const label = m.querySelector('[data-testid="stMetricLabel"]');
+  if (label && label.innerText.trim() === 'Main face')
+    return m.querySelector('[data-testid="stMetricValue"]').innerText.trim();
+}
+return null;
+"""
+
+
+def _label_at(changes: list, t: float) -> str | None:
+    """The label a [[time, label], ...] change list says held at time t (None before the first)."""
+    label = None
+    for when, value in changes:
+        if when > t:
+            break
+        label = value
+    return label
+
+
+def _labels_between(changes: list, start: float, end: float) -> set:
+    """Every label the change list held at some moment of [start, end]."""
+    return {_label_at(changes, start)} | {v for when, v in changes if start < when <= end}
+
+
+def _merge_changes(kept: dict, new: list) -> None:
+    for when, value in new:
+        kept[when] = value
+
+
+def _share_of(changes: list, label: str, start: float, end: float) -> float:
+    """The share of [start, end] during which the change list held `label`."""
+    held, total = 0.0, 0.0
+    times = [start] + [w for w, _ in changes if start < w < end] + [end]
+    for a, b in zip(times, times[1:]):
+        total += b - a
+        held += (b - a) * (_label_at(changes, a) == label)
+    return held / total if total else 0.0
+
+
+def _deliberate_switches(raw: list, emotions: tuple[str, ...], settle_s: float = 1.0,
+                         min_gap_s: float = TALK_SEGMENT_S / 2) -> list:
+    """(time, emotion) when the clip's expression changed, from the raw per-frame labels (which
+    flicker): the first raw frame of an emotion that then holds it for most (70%) of the next
+    `settle_s`, at least `min_gap_s` after the previous change, alternating between `emotions`."""
+    switches: list[tuple[float, str]] = []
+    for when, value in raw:
+        if value not in emotions or (switches and switches[-1][1] == value):
+            continue
+        if switches and when - switches[-1][0] < min_gap_s:
+            continue
+        if raw[-1][0] < when + settle_s:
+            break  # too near the end to tell
+        if _share_of(raw, value, when, when + settle_s) >= 0.7:
+            switches.append((when, value))
+    return switches
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fake_camera", ["talking"], indirect=True)
+def test_webcam_page_shows_one_steady_readout(server, browser, fake_camera: FakeCamera,
+                                             tmp_path: Path):
+    """A talking face, happy then surprised, looping: read twice a second, the page's "Main face"
+    always shows what the server's overlay drew (within the panel's refresh), changes rarely,
+    and follows each change of expression within about a second. Then STOP keeps the last frame
+    with a summary, and a refresh finds the session again; screenshots at 1400 and 420 px."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, stats_path = server
+    _open_and_start(browser, url)
+    first = _fresh_snapshot(stats_path, after=0.0, timeout=120)
+    assert first is not None, "the server processed no frame within 120 s"
+    browser.switch_to.default_content()
+    main_changes: dict[float, str | None] = {}
+    raw_changes: dict[float, str | None] = {}
+    readings: list[tuple[float, str | None]] = []
+    # Warm up 3 s (the first frames of a new face), then read for three loops of the clip.
+    time.sleep(3)
+    window = 3 * 2 * TALK_SEGMENT_S
+    start = time.monotonic()
+    while time.monotonic() - start < window:
+        readings.append((time.monotonic(), browser.execute_script(MAIN_FACE_JS)))
+        stats = _read_stats(stats_path)
+        _merge_changes(main_changes, stats.get("main_changes", []))
+        _merge_changes(raw_changes, stats.get("raw_changes", []))
+        time.sleep(0.5)
+    time.sleep(1.0)
+    stats = _read_stats(stats_path)
+    _merge_changes(main_changes, stats.get("main_changes", []))
+    _merge_changes(raw_changes, stats.get("raw_changes", []))
+    browser.save_screenshot(str(tmp_path / "webcam-talking-1400.png"))
+    server_main = sorted(main_changes.items())
+    server_raw = sorted(raw_changes.items())
+    end = readings[-1][0]
+
+    # The readout agrees with what the server drew: the label of the main face's box at some
+    # moment of the last READOUT_LAG_S seconds.
+    disagreements = [(round(t - start, 1), text, sorted(map(str, _labels_between(
+        server_main, t - READOUT_LAG_S, t)))) for t, text in readings
+        if text not in {(label or "none") for label in _labels_between(
+            server_main, t - READOUT_LAG_S, t)}]
+    page_changes = sum(a[1] != b[1] for a, b in zip(readings, readings[1:]))
+    in_window = [(w, v) for w, v in server_main if start <= w <= end]
+    raw_in_window = [(w, v) for w, v in server_raw if start <= w <= end]
+    switches = [(w, v) for w, v in _deliberate_switches(server_raw, TALK_EMOTIONS)
+                if start <= w <= end - 2]
+    delays = []
+    for when, value in switches:
+        after = [w for w, v in server_main if w >= when - 0.05 and v == value]
+        delays.append(after[0] - when if after else float("inf"))
+    span = end - start
+    print(f"\none readout, {span:.1f} s read twice a second: the page's Main face changed "
+          f"{page_changes} times ({page_changes / span:.3f}/s); the server's shown label "
+          f"{len(in_window)} times ({len(in_window) / span:.3f}/s), its raw per-frame label "
+          f"{len(raw_in_window)} times ({len(raw_in_window) / span:.3f}/s); expression changes "
+          f"{len(switches)} at {[(round(w - start, 2), v) for w, v in switches]}, followed after "
+          f"{[round(d, 2) for d in delays]} s; "
+          f"disagreements {disagreements}\n  readings {[(round(t - start, 1), x) for t, x in readings]}"
+          f"\n  server main {[(round(w - start, 2), v) for w, v in in_window]}\n  final stats "
+          f"{ {k: v for k, v in stats.items() if not k.endswith('changes')} }")
+
+    assert len(readings) >= window, f"too few readings: {readings}"
+    assert all(text not in (None, "none") for _, text in readings[2:]), readings
+    assert not disagreements, f"the page's readout and the overlay disagreed: {disagreements}"
+    assert len(raw_in_window) > len(in_window), "the raw labels never flickered: nothing to smooth"
+    # Changes rarely: at most one every 4 s (the clip itself changes once every 5 s).
+    assert page_changes / span <= 0.25, f"{page_changes} readout changes in {span:.0f} s"
+    assert len(in_window) / span <= 0.25, f"{len(in_window)} shown changes in {span:.0f} s"
+    # Follows each change of expression within about a second.
+    assert len(switches) >= 3, f"expression changes not seen in the raw labels: {server_raw}"
+    assert max(delays) <= 1.5, f"readout followed after {delays} s"
+
+    # STOP: the last annotated frame stays, with the session's summary and its CSV.
+    browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, 'iframe[title*="webrtc"]'))
+    browser.find_element(By.XPATH, "//button[translate(normalize-space(.), 'stop', 'STOP')='STOP']").click()
+    browser.switch_to.default_content()
+    WebDriverWait(browser, 30).until(EC.presence_of_element_located(
+        (By.XPATH, "//button[.//p[normalize-space()='Timeline (CSV)']]")))
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "Session summary" in body and "The session's last frame" in body
+    assert "looked mostly" in body, body
+    time.sleep(1)
+    browser.save_screenshot(str(tmp_path / "webcam-stopped-1400.png"))
+    # The timeline shows the session as bands of the clip's two emotions, in their colours.
+    chart = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"]')[0]
+    picture = cv2.imdecode(np.frombuffer(chart.screenshot_as_png, np.uint8), cv2.IMREAD_COLOR)
+    shares = {e: _colour_share(picture, COLOURS[e], tolerance=12) for e in TALK_EMOTIONS}
+    assert all(share > 0.03 for share in shares.values()), f"timeline colours: {shares}"
+    full_height = browser.execute_script(
+        "return Math.max(...Array.from(document.querySelectorAll('*'), e => e.scrollHeight))")
+    browser.set_window_size(1400, min(5000, full_height + 150))
+    time.sleep(1)
+    browser.save_screenshot(str(tmp_path / "webcam-stopped-1400-full.png"))
+    browser.set_window_size(1400, 1000)
+
+    # A refresh finds the session: same summary, same CSV button, the key in the address.
+    assert "session=" in browser.current_url
+    browser.refresh()
+    WebDriverWait(browser, 60).until(EC.presence_of_element_located(
+        (By.XPATH, "//button[.//p[normalize-space()='Timeline (CSV)']]")))
+    assert "Session summary" in browser.find_element(By.TAG_NAME, "body").text
+
+    # A phone: 420 px wide; the readout, the legend and the buttons fit.
+    browser.set_window_size(420, 900)
+    time.sleep(2)
+    width = browser.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 420, f"the page is {width} px wide at 420 px"
+    browser.save_screenshot(str(tmp_path / "webcam-stopped-420.png"))
+    # Streamlit scrolls an inner element, not the document: size the window to the tallest.
+    full_height = browser.execute_script(
+        "return Math.max(...Array.from(document.querySelectorAll('*'), e => e.scrollHeight))")
+    browser.set_window_size(420, min(5000, full_height + 150))
+    time.sleep(1)
+    browser.save_screenshot(str(tmp_path / "webcam-stopped-420-full.png"))

@@ -69,7 +69,7 @@ def test_processor_finds_and_labels_the_face(recognizer, webcam_frame):
     assert not np.array_equal(result.frame, webcam_frame)  # box, label and FPS were drawn
     assert result.fps == pytest.approx(10.0)
     stats = processor.stats()
-    assert stats.frames == 5 and stats.frames_with_faces == 5 and stats.main_label == face.label
+    assert stats.frames == 5 and stats.frames_with_faces == 5 and stats.main_label == face.shown_label
     print(f"live processing: median {np.median(timings):.1f} ms per 640x480 frame")
 
 
@@ -85,7 +85,7 @@ def test_smoothing_reduces_flicker():
     happy, neutral = EMOTIONS.index("happy"), EMOTIONS.index("neutral")
     rng = np.random.default_rng(0)
     raw_labels, smooth_labels = [], []
-    tracker = FaceTracker(window=6)
+    tracker = FaceTracker()
     box = Box(100, 100, 120, 120)
     for i in range(60):
         p = np.full(7, 0.02)
@@ -96,10 +96,10 @@ def test_smoothing_reduces_flicker():
         jitter = Box(box.x + int(rng.integers(-4, 5)), box.y + int(rng.integers(-4, 5)), box.w, box.h)
         (face,) = tracker.update([jitter], p[None], t=i / 15)
         assert face.face_id == 1  # the same face throughout despite the jitter
-        smooth_labels.append(face.label)
+        smooth_labels.append(face.shown_label)
 
     assert flips(raw_labels) >= 50
-    assert flips(smooth_labels[6:]) == 0 and smooth_labels[-1] == "happy"
+    assert flips(smooth_labels) == 0 and smooth_labels[-1] == "happy"
 
 
 def _hesitant_face(recognizer, frame: np.ndarray) -> np.ndarray:
@@ -128,7 +128,7 @@ def test_smoothing_on_noisy_real_frames(recognizer, webcam_frame):
     change less often."""
     frame = _hesitant_face(recognizer, webcam_frame)
     rng = np.random.default_rng(1)
-    processor = LiveProcessor(recognizer, settings=LiveSettings(smoothing_window=6))
+    processor = LiveProcessor(recognizer, settings=LiveSettings())
     raw, smooth = [], []
     for i in range(16):
         noisy = np.clip(frame + rng.normal(0, 8, frame.shape), 0, 255).astype(np.uint8)
@@ -136,7 +136,7 @@ def test_smoothing_on_noisy_real_frames(recognizer, webcam_frame):
         if result.faces:
             box = result.faces[0].box
             raw.append(recognizer.recognize(noisy, boxes=[box], tta=False)[0].label)
-            smooth.append(result.faces[0].label)
+            smooth.append(result.faces[0].shown_label)
     assert len(smooth) >= 12
     # Without flicker in the raw labels there would be nothing for the smoothing to remove.
     assert flips(raw) >= 3, f"raw labels hardly change: {raw}"
@@ -144,7 +144,7 @@ def test_smoothing_on_noisy_real_frames(recognizer, webcam_frame):
 
 
 def test_tracker_ids_new_faces_and_forgets_old_ones():
-    tracker = FaceTracker(window=3, max_age_s=1.0)
+    tracker = FaceTracker(max_age_s=1.0)
     p = np.full((2, 7), 1 / 7)
     a, b = Box(10, 10, 100, 100), Box(400, 10, 100, 100)
     first = tracker.update([a, b], p, t=0.0)
@@ -176,14 +176,16 @@ def test_timeline_csv(recognizer, webcam_frame):
         processor.process(webcam_frame)
         clock.t += 0.1
     rows = list(csv.DictReader(io.StringIO(processor.timeline.to_csv())))
-    assert list(rows[0]) == ["time_s", "face", "label", "confidence", *EMOTIONS]
+    assert list(rows[0]) == ["time_s", "face", "main", "label", "confidence", *EMOTIONS]
     # One row per face per half second (plus label changes), times from the session start.
     assert 4 <= len(rows) <= 20
     assert float(rows[0]["time_s"]) == 0.0 and float(rows[-1]["time_s"]) <= 1.9 + 1e-6
     for row in rows:
         probs = [float(row[e]) for e in EMOTIONS]
         assert sum(probs) == pytest.approx(1.0, abs=2e-3)
+        # A still, clearly happy face: the shown label is the average's top emotion.
         assert row["label"] == EMOTIONS[int(np.argmax(probs))] and row["face"] == "1"
+        assert row["main"] == "1"
     series = processor.timeline.series()
     assert len(series["time_s"]) == len(rows) and set(EMOTIONS) <= set(series)
 
@@ -213,7 +215,8 @@ def test_processor_state_stays_bounded_over_a_long_session(recognizer, webcam_fr
     held = processor.held()
     assert held["timeline_rows"] == 50 and held["timeline_faces"] == processor.timeline.max_faces
     assert held["tracks"] == 1 and held["fps_times"] <= 2 and held["labels"] <= len(EMOTIONS)
-    assert len(processor.timeline.series()["time_s"]) == 1  # one face's rows: each id has one
+    # One row per face id: each came once.
+    assert len(processor.timeline.series(face_id=max(ids))["time_s"]) == 1
 
 
 def test_processor_is_safe_to_read_while_processing(recognizer, webcam_frame):

@@ -5,12 +5,15 @@ from __future__ import annotations
 import gc
 import os
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import streamlit as st
 
 from .. import registry
 from ..config import (ADMIN_TOKEN_ENV, DISABLE_TRAINING_ENV, SHARED_FER2013, admin_token,
                       admin_token_matches, env_switch, parse_switch)
+
+T = TypeVar("T")
 
 
 _heap_frozen = False
@@ -318,3 +321,30 @@ def face_counts(source: str) -> dict[str, int] | None:
     from ..data import count_faces
 
     return count_faces(source)
+
+
+# The Webcam page's session key travels in its address (?session=...), so a refresh finds it.
+SESSION_PARAM = "session"
+
+
+@st.cache_resource
+def _live_sessions():
+    from .sessions import LiveSessions
+
+    return LiveSessions()
+
+
+def webcam_session(make: Callable[[], T]) -> T:
+    """This browser tab's webcam session (made by `make` the first time), found again after a
+    refresh through the key in the page's address."""
+    from .sessions import new_key, valid_key
+
+    key = st.session_state.get("webcam_session_key")
+    if not valid_key(key):
+        key = st.query_params.get(SESSION_PARAM)
+    if not valid_key(key):
+        key = new_key()
+    st.session_state.webcam_session_key = key
+    if st.query_params.get(SESSION_PARAM) != key:
+        st.query_params[SESSION_PARAM] = key
+    return _live_sessions().get_or_create(key, make)
