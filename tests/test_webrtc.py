@@ -188,15 +188,15 @@ def test_the_callback_takes_and_returns_i420_with_the_same_picture(model_path):
 
 def test_timeline_chart_is_a_plain_spec_in_the_palette():
     from emotion.app.formatting import timeline_chart
-    from emotion.labels import EMOTIONS, palette
+    from emotion.labels import palette
+    from emotion.live import SHOWN_LABELS, Band
 
-    series = {"time_s": [0.0, 0.5]} | {e: [0.1, 0.2] for e in EMOTIONS}
-    data, spec = timeline_chart(series)
-    assert len(data) == 2 * len(EMOTIONS)
-    assert list(data.columns) == ["time_s", "emotion", "probability"]
+    bands = [Band(0.0, 2.5, "happy"), Band(2.5, 3.0, "uncertain"), Band(3.0, 4.0, "sad")]
+    data, spec = timeline_chart(bands)
+    assert list(data["emotion"]) == ["happy", "uncertain", "sad"]
+    assert list(data["start"]) == [0.0, 2.5, 3.0] and list(data["end"]) == [2.5, 3.0, 4.0]
     colour = spec["encoding"]["color"]["scale"]
-    assert colour == {"domain": list(EMOTIONS), "range": palette()}
-    assert set(data["emotion"]) == set(EMOTIONS)
+    assert colour == {"domain": list(SHOWN_LABELS), "range": palette(SHOWN_LABELS)}
 
 
 def test_a_streamer_rendered_in_the_previous_full_run_is_kept():
