@@ -404,6 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="annotated video to write (.mp4 or .avi)")
     p.add_argument("--csv", help="CSV with one row per frame and face")
     p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--no-tta", action="store_true",
+                   help="one pass per face instead of averaging it with its mirror image")
     p.set_defaults(func=cmd_video)
     return parser
 
@@ -558,7 +560,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     out_plan, csv_plan = plans.get("--out"), plans.get("--csv")
     capture, frame, fps, total = _video_source(source)
 
-    processor = LiveProcessor(EmotionRecognizer(args.model), draw_fps=False)
+    processor = LiveProcessor(EmotionRecognizer(args.model), draw_fps=False, tta=not args.no_tta)
     # Outputs are written to temporary files and put in place (renamed over a file, copied into a
     # stream) only once every frame is in: a failure or Ctrl-C removes them and leaves whatever
     # was at the targets.

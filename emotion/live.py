@@ -391,8 +391,11 @@ class LiveProcessor:
 
     def __init__(self, recognizer: EmotionRecognizer, *, settings: LiveSettings = LiveSettings(),
                  timeline_interval_s: float = 0.5, draw_fps: bool = True,
-                 clock: Clock = time.monotonic):
+                 clock: Clock = time.monotonic, tta: bool = False):
         self.recognizer = recognizer
+        # A camera's frames get one pass (the smoothing over time does TTA's job, and the frame
+        # budget is tight); a video file, with no viewer waiting, averages with the mirror image.
+        self.tta = tta
         self.settings = settings
         self.follower = FaceFollower(settings)
         self.tracker = FaceTracker(settings.smoothing_s, settings.hold_s)
@@ -423,7 +426,7 @@ class LiveProcessor:
             boxes = self.follower.detect(gray)
             full_scan = self.follower.last_was_full_scan
             detected = time.perf_counter()
-            probs = self.recognizer.classify([crop(gray, b) for b in boxes])
+            probs = self.recognizer.classify([crop(gray, b) for b in boxes], tta=self.tta)
             classified = time.perf_counter()
             with self._lock:
                 if self._start is None:

@@ -428,3 +428,21 @@ def test_camera_source_takes_an_index_or_a_file():
     assert camera_source("0") == 0 and camera_source("2") == 2
     assert camera_source("clip.mp4") == "clip.mp4"
     assert camera_source("rtsp://127.0.0.1/cam") == "rtsp://127.0.0.1/cam"
+
+
+def test_video_files_average_with_the_mirror_image_and_cameras_do_not(recognizer, astronaut_bgr):
+    """`video` (tta=True unless --no-tta) asks the recognizer for flip TTA; the live default not."""
+    frame = cv2.resize(astronaut_bgr, (640, 480))
+    for tta in (False, True):
+        processor = LiveProcessor(recognizer, draw_fps=False, tta=tta)
+        asked = []
+        real = recognizer.classify
+        recognizer.classify = lambda crops, tta=False: (asked.append(tta), real(crops, tta))[1]
+        try:
+            processor.process(frame, t=0.0)
+        finally:
+            del recognizer.classify
+        assert asked == [tta]
+    parser = build_parser()
+    assert parser.parse_args(["video", "a.mp4"]).no_tta is False
+    assert parser.parse_args(["video", "a.mp4", "--no-tta"]).no_tta is True
