@@ -89,9 +89,11 @@ else:
     state[ui.PHOTO_RESULT] = (made_of, result)
 
 count = len(result.faces)
+for note in result.notes:
+    st.info(note)
 if not result.faces:
     st.warning("No face found in this photo. Tips:")
-    st.markdown("\n".join(f"- {tip}" for tip in photo.NO_FACE_TIPS))
+    st.markdown("\n".join(f"- {tip}" for tip in photo.no_face_tips(result, settings)))
 else:
     st.success(f"{count} face{'s' if count != 1 else ''} found, numbered on the photo as in the "
                "table.")

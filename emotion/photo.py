@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 from .config import IMAGES_DIR
 from .draw import annotate_photo
 from .faces import DetectionSettings, crop
-from .images import ImageError, decode_image, fit_side
+from .images import ImageError, MultiFrameWarning, decode_image, fit_side
 from .labels import EMOTIONS
 from .recognizer import EmotionRecognizer, Face
 
@@ -48,6 +49,7 @@ class PhotoResult:
     annotated: np.ndarray  # BGR
     faces: list[Face] = field(default_factory=list)
     model: str = ""
+    notes: list[str] = field(default_factory=list)  # what the user should know (multi-frame files)
 
     @property
     def width(self) -> int:
@@ -136,11 +138,14 @@ def analyse(
     """Decode photo bytes, find each face and its emotion, and draw them; ImageError if bad.
     `tta`: average each face with its mirror image (README, "Test-time flips")."""
     check_upload(name, len(data))
-    image = decode_image(data, name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MultiFrameWarning)
+        image = decode_image(data, name)
     # detect_faces runs on a copy at most settings.max_side wide and maps boxes back, so the
     # boxes (and crops) are in the full photo's pixels.
     faces = reading_order(recognizer.recognize(image, settings, tta=tta))
-    return PhotoResult(name, image, annotate_photo(image, faces), faces, str(recognizer.model_path))
+    return PhotoResult(name, image, annotate_photo(image, faces), faces, str(recognizer.model_path),
+                       [str(w.message) for w in caught])
 
 
 def reading_order(faces: list[Face]) -> list[Face]:
@@ -160,6 +165,17 @@ def reading_order(faces: list[Face]) -> list[Face]:
                 continue
         rows.append([face])
     return [face for row in rows for face in sorted(row, key=lambda f: f.box.x)]
+
+
+def no_face_tips(result: PhotoResult, settings: DetectionSettings | None = None) -> list[str]:
+    """The tips for a photo without a face, the size one is for this photo said in pixels."""
+    settings = settings or DetectionSettings()
+    fraction = settings.min_size_fraction
+    smallest = max(settings.min_size_px, round(fraction * min(result.width, result.height)))
+    size = (f"Faces should not be tiny: at least {fraction:.0%} of the photo's shorter side, "
+            f"here {smallest} px high; lower 'Minimum face size' under Detection settings for "
+            "group photos, or crop the photo around the faces.")
+    return [size if tip.startswith("Faces should not be tiny") else tip for tip in NO_FACE_TIPS]
 
 
 def detection_settings(min_face_percent: float = 4.0, sensitivity: int = 6,

@@ -227,3 +227,25 @@ def test_the_mirror_check_is_on_by_default_and_can_be_turned_off(recognizer, ast
     for faces, tta in ((mirrored.faces, True), (single.faces, False)):
         expected = recognizer.classify([crop], tta=tta)[0]
         assert [faces[0].probabilities[e] for e in EMOTIONS] == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_multi_frame_photo_says_only_the_first_frame_is_used(recognizer, astronaut_bgr):
+    from PIL import Image
+
+    frames = [Image.fromarray(cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2RGB)),
+              Image.fromarray(np.zeros((512, 512, 3), np.uint8))]
+    buf = io.BytesIO()
+    # An animated WebP: a type the page takes, with two frames.
+    frames[0].save(buf, format="WEBP", save_all=True, append_images=frames[1:], lossless=True)
+    result = photo.analyse(buf.getvalue(), "two.webp", recognizer)
+    assert len(result.notes) == 1 and "2 frames" in result.notes[0]
+    assert "only the first is used" in result.notes[0]
+    assert not photo.analyse(encode(astronaut_bgr), "one.png", recognizer).notes
+
+
+def test_the_no_face_tip_gives_the_smallest_face_in_pixels_for_this_photo():
+    blank = photo.PhotoResult("big.png", np.zeros((4000, 3000, 3), np.uint8),
+                              np.zeros((4000, 3000, 3), np.uint8))
+    tips = photo.no_face_tips(blank, photo.detection_settings(4))
+    assert any("here 120 px high" in t for t in tips)
+    assert len(tips) == len(photo.NO_FACE_TIPS)
