@@ -10,110 +10,37 @@ Needs Debian's chromium and chromium-driver; skipped, saying which is missing, o
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from emotion.config import PROJECT_ROOT, SHARED_FER2013
+from browser import MARKS, chromium, running_app
+from emotion.config import SHARED_FER2013
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WIDTHS = {"desktop": 1400, "phone": 420}
 # Tall windows, so one screenshot shows the whole page.
 HEIGHT = 2200
 
 
-def _missing_tools() -> list[str]:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("selenium (pip)")
-    return missing
-
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        bool(_missing_tools()),
-        reason=f"real-browser test needs {', '.join(_missing_tools())}"
-               " (apt-get install -y chromium chromium-driver)",
-    ),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, model_path: Path):
     """`streamlit run app.py` headless on a free port, as the README starts it; yields its URL."""
     logs = tmp_path_factory.mktemp("server")
-    port = _free_port()
-    env = {**os.environ, "EMOTION_MODEL": str(model_path), "PYTHONPATH": str(PROJECT_ROOT)}
-    log = (logs / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
-         "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
-                                            timeout=2) as r:
-                    if r.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start:\n{(logs / 'streamlit.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+    with running_app(logs, {"EMOTION_MODEL": str(model_path)}) as (port, _, _):
         yield f"http://localhost:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(params=list(WIDTHS))
 def browser(request, tmp_path: Path):
     """Headless Chromium, as wide as a desktop or a phone; yields (driver, the width's name)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     width = WIDTHS[request.param]
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-dev-shm-usage", "--hide-scrollbars", f"--window-size={width},{HEIGHT}",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
-        # Chromium's window is at least 500 px wide: a phone's width needs its device emulation.
-        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-            "width": width, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
+    with chromium(tmp_path / "chromium-profile", width, HEIGHT, ("--hide-scrollbars",)) as driver:
         assert driver.execute_script("return window.innerWidth") == width
         yield driver, request.param
-    finally:
-        driver.quit()
 
 
 def _body_text(driver) -> str:

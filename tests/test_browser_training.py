@@ -6,45 +6,17 @@ the test's tmp_path)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
-from emotion.config import PROJECT_ROOT
+from browser import MARKS, chromium, running_app
 from emotion.training import timing
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-
-def _missing_tools() -> list[str]:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("selenium (pip)")
-    return missing
-
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(bool(_missing_tools()),
-                       reason=f"real-browser test needs {', '.join(_missing_tools())}"),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = MARKS
 
 
 @pytest.fixture
@@ -60,55 +32,17 @@ def app_server(tmp_path: Path, model_path: Path):
     cache.mkdir()
     speed = timing.Speed(step_s=0.5, first_step_s=8.0, face_s=0.002, measured_at=time.time())
     (cache / timing.CACHE_FILE).write_text(json.dumps({timing.SpeedKey().text(): asdict(speed)}))
-    port = _free_port()
-    env = {**os.environ, "EMOTION_MODEL": str(models / model_path.name),
+    env = {"EMOTION_MODEL": str(models / model_path.name),
            "EMOTION_RUNS_DIR": str(tmp_path / "runs"), "EMOTION_CACHE_DIR": str(cache),
-           "EMOTION_DISABLE_TRAINING": "", "PYTHONPATH": str(PROJECT_ROOT)}
-    log = (tmp_path / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                    if r.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start:\n{(tmp_path / 'streamlit.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+           "EMOTION_DISABLE_TRAINING": ""}
+    with running_app(tmp_path, env) as (port, _, _):
         yield f"http://localhost:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture
 def browser(tmp_path: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--window-size=1400,1000",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
+    with chromium(tmp_path / "chromium-profile") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _body(driver) -> str:

@@ -7,43 +7,18 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
+from browser import MARKS, chromium, running_app
 from emotion.config import PROJECT_ROOT
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 # Schemes that never leave the browser.
 LOCAL_SCHEMES = {"data", "blob", "about", "chrome", "chrome-extension", "devtools"}
-
-
-def _missing() -> list[str]:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("selenium (pip)")
-    return missing
-
-
-needs_browser = pytest.mark.skipif(bool(_missing()), reason=f"needs {', '.join(_missing())} "
-                                   "(apt-get install -y chromium chromium-driver)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _remote_hosts(pid: int) -> set[str]:
@@ -67,58 +42,16 @@ def _is_loopback(host: str) -> bool:
 @pytest.fixture
 def shipped_app(tmp_path: Path, model_path: Path):
     """`streamlit run app.py` with the shipped .streamlit/config.toml and nothing overridden."""
-    port = _free_port()
-    log_path = tmp_path / "streamlit.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")}
-    env["EMOTION_MODEL"] = str(model_path)
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1"],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
-                                                timeout=2) as r:
-                        if r.read() == b"ok":
-                            break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-3000:]}")
-                time.sleep(0.5)
-            yield f"http://127.0.0.1:{port}", proc, log_path
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with running_app(tmp_path, {"EMOTION_MODEL": str(model_path)}) as (port, proc, log_path):
+        yield f"http://127.0.0.1:{port}", proc, log_path
 
 
 @pytest.fixture
 def logging_browser(tmp_path: Path):
     """Headless Chromium that logs every request its pages make (Chrome's performance log)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    # The background-networking flags silence Chromium's own calls home (updates, sync), which
-    # are the browser's, not the app's; every request a page makes is still logged.
-    for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--window-size=1400,1000",
-                 f"--user-data-dir={tmp_path / 'profile'}"]:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
+    with chromium(tmp_path / "profile",
+                  capabilities={"goog:loggingPrefs": {"performance": "ALL"}}) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _requested_urls(driver) -> list[str]:
@@ -143,8 +76,8 @@ def _wait_for_app(driver, timeout: float = 60) -> None:
     pytest.fail(f"{driver.current_url}: the page did not render")
 
 
-@pytest.mark.browser
-@needs_browser
+@MARKS[0]
+@MARKS[1]
 def test_the_shipped_app_asks_no_host_but_its_own(shipped_app, logging_browser, tmp_path):
     base, proc, log_path = shipped_app
     urls, server_hosts = [], set()
