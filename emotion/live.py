@@ -426,7 +426,9 @@ class LiveProcessor:
             boxes = self.follower.detect(gray)
             full_scan = self.follower.last_was_full_scan
             detected = time.perf_counter()
-            probs = self.recognizer.classify([crop(gray, b) for b in boxes], tta=self.tta)
+            crops = [crop(gray, b) for b in boxes]
+            probs = (self.recognizer.classify(crops, tta=True) if self.tta
+                     else self.recognizer.classify(crops))
             classified = time.perf_counter()
             with self._lock:
                 if self._start is None:
