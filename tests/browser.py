@@ -62,25 +62,38 @@ def running_app(log_dir: Path, env: dict[str, str] | None = None,
              "--server.port", str(port), "--server.address", "127.0.0.1", *args],
             cwd=PROJECT_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
-                                                timeout=2) as r:
-                        if r.read() == b"ok":
-                            break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-3000:]}")
-                time.sleep(0.5)
+            wait_http(f"http://127.0.0.1:{port}/_stcore/health", proc, log_path, timeout=90,
+                      body=b"ok")
             yield port, proc, log_path
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
+
+
+def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180,
+              body: bytes | None = None) -> None:
+    """Until `url` answers 200 (with `body`, when given); the test fails with the end of `log`
+    when `proc` dies or `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200 and (body is None or r.read() == body):
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{url} did not come up:\n{Path(log).read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate, and kill what does not end within 15 s."""
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @contextlib.contextmanager

@@ -17,9 +17,7 @@ import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -29,14 +27,12 @@ import cv2
 import numpy as np
 import pytest
 
+from browser import CHROMEDRIVER, CHROMIUM, missing_tools, running_app  # noqa: F401
 from emotion.clips import astronaut_clip, pick_talking_face, talking_face_clip, write_y4m
-from emotion.config import PROJECT_ROOT, SHARED_FER2013
+from emotion.config import SHARED_FER2013
 from emotion.labels import COLOURS
 from emotion.app.webrtc import STATS_ENV
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-WEBCAM_PAGE = PROJECT_ROOT / "app_pages" / "2_Webcam.py"
 FRAME_SIZE = (640, 480)  # width, height, as the page asks the camera for
 # The moving test's measuring window, from the first processed frame: long enough to cover four
 # loops of the 5 s clip (every pose several times), short enough for a test.
@@ -55,14 +51,7 @@ READOUT_LAG_S = 2.5
 
 
 def _missing_tools() -> list[str]:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
-    if shutil.which("ffmpeg") is None:
-        missing.append("ffmpeg")
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("selenium (pip)")
-    return missing
+    return missing_tools() + (["ffmpeg"] if shutil.which("ffmpeg") is None else [])
 
 
 pytestmark = [
@@ -73,12 +62,6 @@ pytestmark = [
                " (apt-get install -y chromium chromium-driver ffmpeg)",
     ),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -130,40 +113,10 @@ def fake_camera(request: pytest.FixtureRequest, tmp_path: Path,
 @pytest.fixture
 def server(tmp_path: Path, model_path: Path):
     """`streamlit run app.py` headless on a free port; yields (webcam page URL, stats file)."""
-    port = _free_port()
     stats = tmp_path / "live-stats.json"
-    app = PROJECT_ROOT / "app.py"
-    # The multipage app when it exists; the page on its own otherwise.
-    script, path = (app, "/Webcam") if app.is_file() else (WEBCAM_PAGE, "/")
-    env = {**os.environ, STATS_ENV: str(stats), "EMOTION_MODEL": str(model_path),
-           "EMOTION_TTS_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT)}
-    log = (tmp_path / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                    if r.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start:\n{(tmp_path / 'streamlit.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield f"http://localhost:{port}{path}", stats
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    env = {STATS_ENV: str(stats), "EMOTION_MODEL": str(model_path), "EMOTION_TTS_OFFLINE": "1"}
+    with running_app(tmp_path, env) as (port, _, _):
+        yield f"http://localhost:{port}/Webcam", stats
 
 
 # Keeps every RTCPeerConnection a frame makes, so the test can read WebRTC's own counters

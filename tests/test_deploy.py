@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -25,11 +24,12 @@ from pathlib import Path
 
 import pytest
 
+from browser import CHROMEDRIVER, CHROMIUM, free_port, stop, wait_http
 from emotion.app.webrtc import ICE_ENV, STATS_ENV
 from emotion.config import PROJECT_ROOT
 from emotion.labels import COLOURS
 from test_browser_webcam import (  # noqa: F401 - fake_camera is a fixture used by name
-    CHROMEDRIVER, CHROMIUM, PEER_CONNECTION_HOOK_JS, FakeCamera, _free_port, _grab_frame,
+    PEER_CONNECTION_HOOK_JS, FakeCamera, _grab_frame,
     _label_colour_gains, _missing_tools, _open_and_start, fake_camera)
 from test_deploy_recipe import render_template
 
@@ -54,33 +54,10 @@ pytestmark = [
 ]
 
 
-def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"{url} did not come up:\n{log.read_text()[-3000:]}")
-        time.sleep(0.5)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @pytest.fixture
 def turn(tmp_path: Path):
     """coturn on 127.0.0.1, one user; yields its port."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "turnserver.log"
     proc = subprocess.Popen(
         [TURNSERVER, "-n", "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1",
@@ -98,7 +75,7 @@ def turn(tmp_path: Path):
             time.sleep(0.2)
         yield port, log
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 @pytest.fixture
@@ -111,7 +88,7 @@ def replicas(tmp_path: Path, model_path: Path, turn):
     started = []
     try:
         for i in range(2):
-            port = _free_port()
+            port = free_port()
             stats = tmp_path / f"stats-{i}"
             stats.mkdir()
             log = tmp_path / f"replica-{i}.log"
@@ -124,17 +101,17 @@ def replicas(tmp_path: Path, model_path: Path, turn):
                 cwd=PROJECT_ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
             started.append((proc, port, stats, log))
         for proc, port, _, log in started:
-            _wait_http(f"http://127.0.0.1:{port}/_stcore/health", proc, log)
+            wait_http(f"http://127.0.0.1:{port}/_stcore/health", proc, log)
         yield [(port, stats) for _, port, stats, _ in started]
     finally:
         for proc, *_ in started:
-            _stop(proc)
+            stop(proc)
 
 
 @pytest.fixture
 def proxy(tmp_path: Path, replicas):
     """nginx in the foreground with the recipe's configuration; yields (base URL, access log)."""
-    port = _free_port()
+    port = free_port()
     root = tmp_path / "nginx"
     root.mkdir()
     site = render_template(TEMPLATE.read_text(), {
@@ -164,10 +141,10 @@ http {{
     proc = subprocess.Popen([NGINX, "-p", str(root), "-c", str(root / "nginx.conf"),
                              "-g", "daemon off;"], stdout=log.open("w"), stderr=subprocess.STDOUT)
     try:
-        _wait_http(f"http://127.0.0.1:{port}/_stcore/health", proc, root / "error.log", timeout=30)
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health", proc, root / "error.log", timeout=30)
         yield f"http://localhost:{port}", root / "access.log"
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def _cookie_per_replica(base: str, access_log: Path, replicas: list) -> dict[int, str]:
@@ -297,11 +274,11 @@ def test_a_start_that_cannot_connect_says_what_to_try(tmp_path: Path, model_path
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    dead_turn = _free_port()  # nothing listens there
+    dead_turn = free_port()  # nothing listens there
     ice = {"iceServers": [{"urls": [f"turn:127.0.0.1:{dead_turn}?transport=udp"],
                            "username": TURN_USER, "credential": TURN_PASSWORD}],
            "iceTransportPolicy": "relay"}
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "server.log"
     env = {**os.environ, ICE_ENV: json.dumps(ice), "EMOTION_MODEL": str(model_path),
            "EMOTION_TTS_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT)}
@@ -311,7 +288,7 @@ def test_a_start_that_cannot_connect_says_what_to_try(tmp_path: Path, model_path
         cwd=PROJECT_ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     driver = None
     try:
-        _wait_http(f"http://127.0.0.1:{port}/_stcore/health", proc, log)
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health", proc, log)
         driver = _browser(tmp_path / "profile", fake_camera)
         driver.set_window_size(420, 1000)  # a phone first: the sidebar starts folded away
         _open_and_start(driver, f"http://localhost:{port}/Webcam")
@@ -332,4 +309,4 @@ def test_a_start_that_cannot_connect_says_what_to_try(tmp_path: Path, model_path
     finally:
         if driver is not None:
             driver.quit()
-        _stop(proc)
+        stop(proc)
