@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import subprocess
 import sys
-import time
 
 import cv2
 import pytest
@@ -18,25 +16,9 @@ from emotion.app import jobs
 from emotion.config import PROJECT_ROOT
 from emotion.labels import EMOTIONS
 from emotion.training import TrainConfig
+from pages import MODEL, needs_model, page, texts, write_known_speed
 
 SAMPLE_CSV = config.SHARED_FER2013 / "fer2013-sample.csv"
-MODEL = config.DEFAULT_MODEL  # the real model, before any test points the app elsewhere
-TIMEOUT = 120  # seconds per script run: the first one loads TensorFlow on a slow, shared machine
-
-
-def page(name: str) -> AppTest:
-    return AppTest.from_file(str(PROJECT_ROOT / name), default_timeout=TIMEOUT)
-
-
-def texts(at: AppTest, kind: str) -> list[str]:
-    return [str(e.value) for e in getattr(at, kind)]
-
-
-def needs_model():
-    if not MODEL.is_file():
-        pytest.skip(f"no model at {MODEL}: train one or set EMOTION_MODEL")
-
-
 def needs_sample():
     if not SAMPLE_CSV.is_file():
         pytest.skip(f"FER2013 sample not found at {SAMPLE_CSV} (emotion.config.SHARED_FER2013)")
@@ -165,10 +147,7 @@ def training_page(app_model, tmp_path, monkeypatch):
     from emotion.training import timing
 
     monkeypatch.setattr(timing, "CACHE_DIR", tmp_path / "cache")
-    (tmp_path / "cache").mkdir()
-    speed = timing.Speed(step_s=0.5, first_step_s=8.0, face_s=0.002, measured_at=time.time())
-    (tmp_path / "cache" / timing.CACHE_FILE).write_text(
-        json.dumps({timing.SpeedKey().text(): dataclasses.asdict(speed)}))
+    write_known_speed(tmp_path / "cache")
     yield page("app_pages/3_Training.py")
     job = jobs.MANAGER.current
     if job is not None:

@@ -5,16 +5,14 @@ the test's tmp_path)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from browser import MARKS, chromium, running_app
-from emotion.training import timing
+from pages import write_known_speed
 
 pytestmark = MARKS
 
@@ -29,9 +27,7 @@ def app_server(tmp_path: Path, model_path: Path):
     if model_path.with_name("metrics.json").is_file():
         shutil.copy2(model_path.with_name("metrics.json"), models / "metrics.json")
     cache = tmp_path / "cache"
-    cache.mkdir()
-    speed = timing.Speed(step_s=0.5, first_step_s=8.0, face_s=0.002, measured_at=time.time())
-    (cache / timing.CACHE_FILE).write_text(json.dumps({timing.SpeedKey().text(): asdict(speed)}))
+    write_known_speed(cache)
     env = {"EMOTION_MODEL": str(models / model_path.name),
            "EMOTION_RUNS_DIR": str(tmp_path / "runs"), "EMOTION_CACHE_DIR": str(cache),
            "EMOTION_DISABLE_TRAINING": ""}

@@ -15,9 +15,8 @@ from emotion import config, photo, registry
 from emotion import recognizer as recognizer_module
 from emotion.app import formatting, ui
 from emotion.config import PROJECT_ROOT
+from pages import needs_model, page, texts
 
-TIMEOUT = 120  # seconds per script run: the first one loads TensorFlow on a slow, shared machine
-MODEL = config.DEFAULT_MODEL
 
 # The test split's figures of a model, as `train` writes them into metrics.json.
 PER_CLASS = {"angry": 0.60, "disgust": 0.57, "fear": 0.48, "happy": 0.85, "sad": 0.55,
@@ -29,19 +28,6 @@ METRICS = {
     "epochs_run": 67,
     "data": {"source": "../shared/fer2013"},
 }
-
-
-def app(name: str = "app.py") -> AppTest:
-    return AppTest.from_file(str(PROJECT_ROOT / name), default_timeout=TIMEOUT)
-
-
-def texts(at: AppTest, kind: str) -> list[str]:
-    return [str(e.value) for e in getattr(at, kind)]
-
-
-def needs_model():
-    if not MODEL.is_file():
-        pytest.skip(f"no model at {MODEL}: train one or set EMOTION_MODEL")
 
 
 @pytest.fixture
@@ -126,7 +112,7 @@ def test_model_caption_says_fine_tuned_when_a_run_started_from_the_file_it_repla
 def test_home_says_what_it_does_and_how_good_the_model_is(app_model):
     model = app_model({**METRICS, "hyperparameters": {"init": None},
                        "calibration": {"temperature": 1.3, "test": {"ece_after": 0.02}}})
-    at = app().run()
+    at = page().run()
     assert not at.exception
     assert texts(at, "markdown")[0].startswith("Finds the faces in a photo or in your webcam")
     assert [b.label for b in at.button] == ["Try a sample photo", "Open the webcam"]
@@ -142,7 +128,7 @@ def test_home_says_what_it_does_and_how_good_the_model_is(app_model):
 
 def test_home_try_a_sample_photo_opens_the_photo_page_with_its_results():
     needs_model()
-    at = app().run()
+    at = page().run()
     at.button[0].click().run()
     assert not at.exception
     assert texts(at, "title") == ["Emotions in a photo"]
@@ -170,7 +156,7 @@ def test_photo_table_numbers_the_faces_as_the_photo_does_and_shows_uncertain(mon
     uncertain = [f.confidence < threshold for f in expected.faces]
     assert any(uncertain) and not all(uncertain)
 
-    at = app("app_pages/1_Photo.py").run()
+    at = page("app_pages/1_Photo.py").run()
     at.radio[0].set_value(ui.SAMPLE_PHOTO).run()
     at.selectbox[0].set_value(photo.FIRST_SAMPLE).run()
     assert not at.exception
@@ -201,7 +187,7 @@ def away(at: AppTest, tmp_path: Path) -> None:
 def test_photo_and_results_are_kept_when_the_user_switches_pages_and_comes_back(tmp_path):
     needs_model()
     png = cv2.imencode(".png", cv2.imread(str(config.IMAGES_DIR / "astronaut-pair.jpg")))[1]
-    at = app().run()
+    at = page().run()
     at.switch_page("app_pages/1_Photo.py").run()
     at.slider[0].set_value(5).run()
     at.file_uploader[0].set_value(("pair.png", png.tobytes(), "image/png")).run()

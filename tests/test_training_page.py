@@ -25,6 +25,7 @@ from emotion.evaluate import evaluate_model
 from emotion.labels import NUM_CLASSES
 from emotion.training import Progress, TrainConfig, TrainResult, timing
 from emotion.training.config import TINY_BLOCKS
+from pages import page, texts, write_known_speed
 
 TIMEOUT = 120
 
@@ -342,12 +343,8 @@ def _sleeping_child(config, messages, stop, app_model=None, faces=None) -> None:
 # ---------------------------------------------------------------- the page
 
 
-def page() -> AppTest:
-    return AppTest.from_file(str(PROJECT_ROOT / "app_pages/3_Training.py"), default_timeout=TIMEOUT)
-
-
-def texts(at: AppTest, kind: str) -> list[str]:
-    return [str(e.value) for e in getattr(at, kind)]
+def training_page() -> AppTest:
+    return page("app_pages/3_Training.py")
 
 
 @pytest.fixture
@@ -358,10 +355,7 @@ def app_model(tmp_path, monkeypatch):
     monkeypatch.delenv("EMOTION_DISABLE_TRAINING", raising=False)
     # A speed for the page's default settings, so no test waits for a measurement.
     monkeypatch.setattr(timing, "CACHE_DIR", tmp_path / "cache")
-    (tmp_path / "cache").mkdir()
-    speed = timing.Speed(step_s=0.5, first_step_s=8.0, face_s=0.002, measured_at=time.time())
-    (tmp_path / "cache" / timing.CACHE_FILE).write_text(
-        json.dumps({timing.SpeedKey().text(): asdict(speed)}))
+    write_known_speed(tmp_path / "cache")
     yield target
     monkeypatch.setattr(jobs.MANAGER, "_job", None)
 
@@ -392,7 +386,7 @@ def test_a_worse_model_gets_a_warning_and_a_deliberate_second_step(models, faces
     job = finished_job(run, faces, app_model, ONE_EPOCH)
     monkeypatch.setattr(jobs.MANAGER, "_job", job)
 
-    at = page().run()
+    at = training_page().run()
     assert not at.exception
     test = job.comparison.deciding
     warning = next(w for w in texts(at, "warning") if "worse than the app's model" in w)
@@ -426,7 +420,7 @@ def test_a_better_model_gets_the_primary_button(models, faces, app_model, tmp_pa
     app_model.write_bytes(models["poor"].read_bytes())
     run = run_folder(tmp_path / "runs" / "r1", models["good"], {"test": None})
     monkeypatch.setattr(jobs.MANAGER, "_job", finished_job(run, faces, app_model, ONE_EPOCH))
-    at = page().run()
+    at = training_page().run()
     assert not at.exception
     assert any("better than the app's model" in s for s in texts(at, "success"))
     assert not any("worse" in w for w in texts(at, "warning"))
@@ -441,7 +435,7 @@ def test_one_epoch_draws_points_not_an_empty_frame(models, faces, app_model, tmp
     app_model.write_bytes(models["good"].read_bytes())
     run = run_folder(tmp_path / "runs" / "r1", models["poor"], {"test": None})
     monkeypatch.setattr(jobs.MANAGER, "_job", finished_job(run, faces, app_model, ONE_EPOCH))
-    at = page().run()
+    at = training_page().run()
     assert not at.exception
     charts = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
     assert len(charts) == 2
@@ -453,7 +447,7 @@ def test_one_epoch_draws_points_not_an_empty_frame(models, faces, app_model, tmp
 
 
 def test_the_page_shows_the_estimate_and_the_quick_test(app_model, fer_sample_csv):
-    at = page().run()
+    at = training_page().run()
     assert not at.exception
     at.text_input(key="data_path").set_value(str(fer_sample_csv)).run()
     speed = timing.known_speed(timing.SpeedKey())
@@ -470,14 +464,14 @@ def test_the_page_shows_the_estimate_and_the_quick_test(app_model, fer_sample_cs
 def test_settings_survive_leaving_the_page(app_model, fer_sample_csv):
     """Streamlit drops the state of widgets a run did not draw (the user went to another page);
     the page puts the values back."""
-    at = page().run()
+    at = training_page().run()
     at.text_input(key="data_path").set_value(str(fer_sample_csv))
     at.number_input(key="epochs").set_value(7)
     at.selectbox(key="batch_size").set_value(32)
     at.number_input(key="average").set_value(25).run()
     # Back from another page, the session has its other values but no widget's: a fresh run
     # holding only what the page kept outside the widgets.
-    back = page()
+    back = training_page()
     back.session_state[ui.KEPT_SETTINGS] = at.session_state[ui.KEPT_SETTINGS]
     at = back.run()
     assert not at.exception
@@ -519,7 +513,7 @@ def test_the_results_show_the_calibration_when_the_run_has_one(models, faces, ap
                                                                 "calibration": calibration})
     cv2.imwrite(str(run / "reliability.png"), np.full((60, 60, 3), 255, np.uint8))
     monkeypatch.setattr(jobs.MANAGER, "_job", finished_job(run, faces, app_model, ONE_EPOCH))
-    at = page().run()
+    at = training_page().run()
     assert not at.exception
     assert any("2.0 points away from how often it is right on 28 test faces" in m
                for m in texts(at, "markdown"))
