@@ -34,14 +34,12 @@ def predictor(model_path: Path, tta: bool):
     """uint8 faces -> probabilities through the app's runtime, with flip TTA if asked."""
     classifier = load_classifier(model_path)
 
+    def batched(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([classifier.predict(x[i:i + 512]) for i in range(0, len(x), 512)])
+
     def predict(faces: np.ndarray) -> np.ndarray:
         x = np.asarray(normalise(faces))
-        out = np.concatenate([classifier.predict(x[i:i + 512]) for i in range(0, len(x), 512)])
-        if tta:
-            flipped = x[:, :, ::-1]
-            out = (out + np.concatenate([classifier.predict(flipped[i:i + 512])
-                                         for i in range(0, len(x), 512)])) / 2
-        return out
+        return (batched(x) + batched(x[:, :, ::-1])) / 2 if tta else batched(x)
 
     return predict
 
