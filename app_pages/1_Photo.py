@@ -12,7 +12,7 @@ import streamlit as st
 
 from emotion import photo
 from emotion.app import formatting, ui
-from emotion.images import ImageError
+from emotion.errors import EmotionError
 
 st.set_page_config(page_title="Photo · Facial emotion recognition", page_icon="📷", layout="wide")
 st.title("Emotions in a photo")
@@ -83,7 +83,7 @@ if kept_result is not None and kept_result[0] == made_of:
 else:
     try:
         result = photo.analyse(data, name, recognizer, settings, tta=mirror)
-    except ImageError as exc:
+    except EmotionError as exc:  # not an image, too large, settings out of range
         st.error(f"{exc}")
         st.stop()
     state[ui.PHOTO_RESULT] = (made_of, result)

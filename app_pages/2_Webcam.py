@@ -9,6 +9,7 @@ from emotion import live, speech
 from emotion.app import formatting, ui, webrtc
 from emotion.app.sessions import WebcamSession
 from emotion.config import UNCERTAIN_BELOW
+from emotion.errors import EmotionError
 
 st.set_page_config(page_title="Webcam · Facial emotion recognition", page_icon="🎥", layout="wide")
 st.title("Live emotions from your webcam")
@@ -16,7 +17,7 @@ st.title("Live emotions from your webcam")
 recognizer = ui.recognizer_or_stop()
 try:
     rtc_configuration = webrtc.streamlit_rtc_configuration()
-except webrtc.IceConfigError as exc:
+except EmotionError as exc:
     st.error(f"ICE server configuration: {exc}")
     st.stop()
 

@@ -8,6 +8,7 @@ import streamlit as st
 from emotion import registry
 from emotion.app import formatting, jobs, ui
 from emotion.config import MODEL_FILE
+from emotion.errors import EmotionError, sentence
 from emotion.plots import confusion_figure
 from emotion.training import TrainConfig, timing
 
@@ -174,8 +175,8 @@ with st.container(border=True):
             try:
                 manager.start(config, faces=run_faces, app_model=registry.app_model_path(),
                               estimate_s=estimate.seconds if estimate else None)
-            except (jobs.JobError, OSError) as exc:
-                st.error(formatting.start_problem(exc))
+            except (EmotionError, OSError) as exc:
+                st.error(sentence(exc))
             else:
                 st.rerun()  # drawn again with "Start training" off while the run goes
 
@@ -224,8 +225,8 @@ def promotion(job: jobs.Job) -> None:
                         "the same faces..."):
             try:
                 comparison = job.compare_again(target)
-            except (OSError, ValueError) as exc:
-                st.error(f"The two models could not be compared again: {exc}")
+            except (EmotionError, OSError) as exc:
+                st.error(f"The two models could not be compared again: {sentence(exc)}")
     st.markdown("**This model against the app's model**, on the same faces")
     deliberate = False
     if comparison is None:
@@ -263,8 +264,8 @@ def promotion(job: jobs.Job) -> None:
     if clicked:
         try:
             registry.promote(job.run_dir, target, comparison=comparison)
-        except (registry.PromotionError, OSError) as exc:
-            st.error(formatting.model_file_problem(exc))
+        except EmotionError as exc:
+            st.error(sentence(exc))
         else:
             ui.reload_recognizer()  # every page now loads the new model
             st.session_state["model_message"] = (
@@ -348,8 +349,8 @@ if registry.has_backup():
     if st.button("Restore previous model", key="restore"):
         try:
             registry.restore()
-        except (registry.PromotionError, OSError) as exc:
-            st.error(formatting.model_file_problem(exc))
+        except EmotionError as exc:
+            st.error(sentence(exc))
         else:
             ui.reload_recognizer()
             st.session_state["model_message"] = (

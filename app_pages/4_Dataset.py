@@ -7,7 +7,7 @@ import json
 import streamlit as st
 
 from emotion.app import formatting, ui
-from emotion.data import DataError
+from emotion.errors import EmotionError, sentence
 from emotion.draw import face_grid
 
 st.set_page_config(page_title="Dataset · Facial emotion recognition", page_icon="🗂️", layout="wide")
@@ -32,8 +32,8 @@ st.caption(
 )
 try:
     dataset, report = ui.audit_data(source)
-except (DataError, OSError) as exc:  # loaders name the file; an OSError at least names its path
-    st.error(f"The data could not be read: {exc}")
+except (EmotionError, OSError) as exc:  # loaders name the file; an OSError at least names its path
+    st.error(f"The data could not be read: {sentence(exc)}")
     st.stop()
 
 # ---------------------------------------------------------------- summary

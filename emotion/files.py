@@ -14,6 +14,8 @@ import stat
 from pathlib import Path
 from typing import Callable
 
+from .errors import NotAFile
+
 
 def temp_beside(target: str | Path) -> Path:
     """A new, empty, hidden file in `target`'s folder, ending in its whole name (OpenCV and Keras
@@ -48,8 +50,8 @@ def replace_atomically(tmp: str | Path, target: str | Path) -> None:
 
 def rename_target(path: str | Path) -> Path:
     """What a rename must replace to write `path`: the file at the end of a symlink (renaming
-    over the link would cut it), else `path`. IsADirectoryError for a folder; OSError for a
-    device, pipe or socket, which a rename would replace for every other user of it."""
+    over the link would cut it), else `path`. NotAFile (an OSError) for a folder, a device, a
+    pipe or a socket, which a rename would replace for every other user of it."""
     path = Path(path)
     if path.is_symlink():
         path = Path(os.path.realpath(path))
@@ -58,9 +60,9 @@ def rename_target(path: str | Path) -> Path:
     except FileNotFoundError:
         return path
     if stat.S_ISDIR(mode):
-        raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+        raise NotAFile(errno.EISDIR, "is a folder", str(path))
     if not stat.S_ISREG(mode):
-        raise OSError(errno.EINVAL, "is not a regular file (a device, pipe or socket); "
+        raise NotAFile(errno.EINVAL, "is not a regular file (a device, pipe or socket); "
                       "it is never renamed over", str(path))
     return path
 
@@ -91,12 +93,3 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """`path` holds `text` (UTF-8), all of it or (on a failure) whatever it held before."""
     return write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def os_error_line(exc: OSError) -> str:
-    """One line for an OSError: which file, and what went wrong with it."""
-    if exc.filename is None or not exc.strerror:  # a message of our own (a missing model, say)
-        return str(exc)
-    if isinstance(exc, PermissionError):
-        return f"{exc.filename}: permission denied (check its permissions and its folder's)"
-    return f"{exc.filename}: {exc.strerror[0].lower()}{exc.strerror[1:]}"

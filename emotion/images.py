@@ -6,7 +6,6 @@ enormous picture (a decompression bomb) is refused instead of filling the memory
 
 from __future__ import annotations
 
-import errno
 import io
 import os
 import stat
@@ -16,15 +15,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .errors import ImageError, sentence
+
 MAX_PIXELS_ENV, MAX_MB_ENV = "EMOTION_MAX_PIXELS", "EMOTION_MAX_IMAGE_MB"
 # 50 megapixels is more than any camera's photo; faces need far less (photos are scanned at about
 # 800x600). Files: a 50-megapixel PNG is rarely over 100 MB.
 DEFAULT_MAX_PIXELS = 50_000_000
 DEFAULT_MAX_MB = 100
-
-
-class ImageError(ValueError):
-    """An input that is not a readable image."""
+WHAT = "an image file"
 
 
 def env_limit(env: str, default: int) -> int:
@@ -90,32 +88,6 @@ def decode_image(data: bytes, name: str = "upload") -> np.ndarray:
     return image
 
 
-def unreadable(path: str | Path, exc: OSError, what: str = "an image file") -> str:
-    """One line for an OSError met while reading `path` (`what` it should be): what went wrong
-    and what to do."""
-    if isinstance(exc, PermissionError):
-        return f"cannot read {path}: permission denied (check its permissions and its folder's)"
-    if exc.errno == errno.ELOOP:
-        return f"{path} is a symlink loop (its links lead back to themselves): give {what}"
-    if isinstance(exc, FileNotFoundError):
-        return f"{path}: no such file"
-    if isinstance(exc, IsADirectoryError):
-        return f"{path} is a folder: give {what}"
-    return f"cannot read {path}: {exc.strerror or exc}"
-
-
-def hidden(path: str | Path, what: str) -> str | None:
-    """For a `path` that is not there as a file or folder: None when it does not exist, else
-    the one line for what hides it (a symlink loop, a folder above it without permission)."""
-    try:
-        Path(path).stat()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        return unreadable(path, exc, what)
-    return None
-
-
 def _stat_image(path: Path) -> int:
     """The size of the image file at `path`; ImageError naming it when it is not a readable
     regular file under max_bytes()."""
@@ -124,12 +96,12 @@ def _stat_image(path: Path) -> int:
         # folder "no such file".
         info = path.stat()
     except OSError as exc:
-        raise ImageError(unreadable(path, exc)) from None
+        raise ImageError(sentence(exc, WHAT, path=path)) from None
     if stat.S_ISDIR(info.st_mode):
-        raise ImageError(f"{path} is a folder: give an image file")
+        raise ImageError(f"{path} is a folder: give {WHAT}")
     if not stat.S_ISREG(info.st_mode):  # a pipe or /dev/zero would block or never end
         raise ImageError(f"{path} is not a regular file (a device, pipe or socket): "
-                         "give an image file")
+                         f"give {WHAT}")
     if info.st_size > max_bytes():
         raise too_large(str(path), info.st_size)
     return info.st_size
@@ -159,7 +131,7 @@ def check_image_file(path: str | Path) -> None:
         with open(path, "rb") as f:
             head = f.read(1 << 16)
     except OSError as exc:
-        raise ImageError(unreadable(path, exc)) from None
+        raise ImageError(sentence(exc, WHAT, path=path)) from None
     if not head:
         raise ImageError(f"{path}: the file is empty")
     check_dimensions(head, str(path))
@@ -190,7 +162,7 @@ def read_image(path: str | Path) -> np.ndarray:
         with open(path, "rb") as f:
             data = f.read(limit + 1)
     except OSError as exc:
-        raise ImageError(unreadable(path, exc)) from None
+        raise ImageError(sentence(exc, WHAT, path=path)) from None
     if len(data) > limit:
         raise too_large(str(path), len(data))
     return decode_image(data, str(path))

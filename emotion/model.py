@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
+import stat
 from pathlib import Path
 
 from .config import INPUT_SHAPE
+from .errors import ModelError, ModelNotFound, sentence
 from .files import write_atomically
 from .labels import NUM_CLASSES
 
@@ -49,27 +50,6 @@ def save_model_atomic(model, path: str | Path) -> Path:
     return write_atomically(path, lambda tmp: model.save(str(tmp)))
 
 
-class ModelError(ValueError):
-    """A model file that cannot serve as the emotion classifier; the message is one line."""
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def one_line(text: str, width: int = 200) -> str:
-    """Keras's message as one plain line, cut short: colour codes, its "Exception encountered
-    when calling ..." preamble and its list of the arguments received left out."""
-    lines = []
-    for line in _ANSI.sub("", str(text)).splitlines():
-        line = line.strip()
-        if line.startswith("Arguments received"):
-            break
-        if line and not line.startswith("Exception encountered when calling"):
-            lines.append(line)
-    line = " ".join(lines)
-    return line if len(line) <= width else line[:width] + "..."
-
-
 def _shape(shape) -> tuple:
     return tuple(None if d is None else int(d) for d in shape)
 
@@ -103,7 +83,7 @@ def check_model(model, path: str | Path) -> None:
     try:
         out = model(probe, training=False)
     except Exception as exc:  # any failure on a valid-shaped face means a bad model
-        raise ModelError(f"{path}: the model fails on a face ({one_line(exc)})") from exc
+        raise ModelError(f"{path}: the model fails on a face ({sentence(exc)})") from exc
     check_probabilities(out, path)
 
 
@@ -130,25 +110,27 @@ def check_probabilities(out, path: str | Path) -> None:
 
 
 def check_readable(path: str | Path) -> None:
-    """FileNotFoundError when there is no file at `path`; ModelError, one line, when it is a
-    folder, a symlink loop, unreadable, or not a whole `.keras` file (a zip archive)."""
+    """ModelNotFound (a FileNotFoundError) when there is no file at `path`; ModelError, one line,
+    when it is a folder, a symlink loop, unreadable, or not a whole `.keras` file (a zip archive)."""
     import zipfile
 
-    from .images import hidden, unreadable
-
     path = Path(path)
-    if path.is_dir():
-        raise ModelError(f"{path} is a folder: give the .keras file inside it")
-    if not path.is_file():
-        if problem := hidden(path, "the .keras file itself"):
-            raise ModelError(problem)
-        if path.exists():  # a pipe or a device: reading it would wait or never end
-            raise ModelError(f"{path} is not a regular file (a device, pipe or socket): give "
-                             "the .keras file itself")
-        raise FileNotFoundError(
+    try:
+        # One stat says it all: is_file() would call a symlink loop or an unreadable folder
+        # above it "no such file".
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ModelNotFound(
             f"no model at {path}: train one with `python -m emotion train --data DATA`"
             " or pass --model PATH"
-        )
+        ) from None
+    except OSError as exc:
+        raise ModelError(sentence(exc, "the .keras file itself", path=path)) from None
+    if stat.S_ISDIR(mode):
+        raise ModelError(f"{path} is a folder: give the .keras file inside it")
+    if not stat.S_ISREG(mode):  # a pipe or a device: reading it would wait or never end
+        raise ModelError(f"{path} is not a regular file (a device, pipe or socket): give "
+                         "the .keras file itself")
     try:
         # Keras calls an unreadable or truncated file "File not found": say what it is instead.
         with open(path, "rb") as f:
@@ -156,7 +138,7 @@ def check_readable(path: str | Path) -> None:
             if is_zip:
                 _check_archive(f, path)
     except OSError as exc:
-        raise ModelError(unreadable(path, exc, "a .keras model")) from None
+        raise ModelError(sentence(exc, "a .keras model", path=path)) from None
     except zipfile.BadZipFile:
         is_zip = False
     if not is_zip:
@@ -197,7 +179,7 @@ def _check_archive(f, path: Path) -> None:
 def load_model(path: str | Path):
     """Load a saved `.keras` model for inference, checked to map 48x48 faces to 7 probabilities.
 
-    FileNotFoundError when there is no file; ModelError (a ValueError), one line, when the file
+    ModelNotFound (a FileNotFoundError) when there is no file; ModelError (a ValueError), one line, when the file
     cannot be read, is not a Keras model, or has the wrong shape.
     """
     path = Path(path)
@@ -207,6 +189,6 @@ def load_model(path: str | Path):
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a bad file
-        raise ModelError(f"{path} is not a readable Keras model ({one_line(exc)})") from exc
+        raise ModelError(f"{path} is not a readable Keras model ({sentence(exc)})") from exc
     check_model(model, path)
     return model

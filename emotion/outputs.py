@@ -22,13 +22,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import OutputError, sentence
 from .files import replace_atomically, temp_beside
 
 STDOUT = "-"
-
-
-class OutputError(ValueError):
-    """An output path that cannot take the output: one line, said before any work starts."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +98,7 @@ def plan_output(value: str, option: str) -> OutputPlan:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise OutputError(f"{option} {value} is a symlink loop: give a file name") from None
-        raise OutputError(f"{option} {value}: {exc.strerror or exc}") from None
+        raise OutputError(sentence(exc, path=f"{option} {value}")) from None
     if info is None:
         # Nothing there, or a link to nothing: a new file at the link's end.
         target = Path(os.path.realpath(path))

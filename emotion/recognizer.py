@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import DEFAULT_MODEL, INPUT_SHAPE, UNCERTAIN_BELOW
+from .errors import sentence
 from .faces import Box, DetectionSettings, FaceDetector, HaarDetector, crop, detect_faces
 from .labels import EMOTIONS, UNCERTAIN
 from .preprocess import faces_to_input, to_gray
@@ -56,12 +57,12 @@ def check_classifier(classifier, path: Path) -> None:
     `load_model` checks a `.keras` when Keras reads it, but an ONNX copy cached before that check
     existed is run without Keras: one blank face through it catches a wrong shape either way.
     """
-    from .model import ModelError, check_probabilities, one_line
+    from .model import ModelError, check_probabilities
 
     try:
         out = classifier.predict(np.zeros((1, *INPUT_SHAPE), np.float32))
     except Exception as exc:  # any failure on a valid face means a bad model
-        raise ModelError(f"{path}: the model fails on a 48x48 face ({one_line(exc)}); use a "
+        raise ModelError(f"{path}: the model fails on a 48x48 face ({sentence(exc)}); use a "
                          "model trained by `python -m emotion train`") from exc
     check_probabilities(out, path)
 

@@ -9,12 +9,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import config
 from .config import MODEL_FILE
+from .errors import EmotionError, PromotionError, sentence
 from .files import write_atomically
 
 if TYPE_CHECKING:
@@ -24,10 +25,6 @@ if TYPE_CHECKING:
 COMPANIONS = ("metrics.json", "history.csv", "training_curves.png", "confusion_matrix.png",
               "reliability.png")
 BACKUP_DIR = "backup"
-
-
-class PromotionError(RuntimeError):
-    """A promotion or restore that cannot be done; the message says why and what to do."""
 
 
 @dataclass
@@ -180,10 +177,24 @@ def _check_model(path: Path) -> None:
 
     try:
         load_model(path)
-    except (FileNotFoundError, ValueError) as exc:
+    except EmotionError as exc:  # missing, unreadable, damaged or the wrong shape
         raise PromotionError(f"not promoted: {exc}") from exc
 
 
+def _copy_failures_said(function):
+    """`function` with an OSError (a full disk, a folder it may not write) raised as a
+    PromotionError saying which file and what to do."""
+    @wraps(function)
+    def said(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except OSError as exc:
+            raise PromotionError(sentence(exc, failed="the model could not be copied",
+                                          folder="the models folder")) from exc
+    return said
+
+
+@_copy_failures_said
 def promote(run_dir: Path, model_path: Path | None = None, verify: bool = True,
             comparison: Comparison | None = None) -> Path:
     """Make the model in `run_dir` the app's model; the current one and its files go to backup/.
@@ -216,6 +227,7 @@ def promote(run_dir: Path, model_path: Path | None = None, verify: bool = True,
     return target
 
 
+@_copy_failures_said
 def restore(model_path: Path | None = None) -> Path:
     """Swap the app's model with the backup, so a restore can itself be undone."""
     target = Path(model_path or app_model_path())

@@ -7,7 +7,8 @@ import os
 import stat
 from pathlib import Path
 
-from .images import env_limit, unreadable
+from .errors import PERMISSION_HINT, VideoError, sentence
+from .images import env_limit
 
 MAX_VIDEO_PIXELS_ENV = "EMOTION_MAX_VIDEO_PIXELS"
 # 8K UHD (7680x4320), 33 megapixels: a frame is decoded, copied to gray and drawn on, several
@@ -23,19 +24,18 @@ def max_video_pixels() -> int:
 
 
 def check_video_file(path: Path) -> None:
-    """ValueError, one line, unless `path` is a regular file that can be opened: a folder, a
+    """VideoError, one line, unless `path` is a regular file that can be opened: a folder, a
     pipe or device, a symlink loop, a missing or unreadable file are each called what they are."""
     try:
         info = path.stat()
     except OSError as exc:
-        raise ValueError(unreadable(path, exc, WHAT)) from None
+        raise VideoError(sentence(exc, WHAT, path=path)) from None
     if stat.S_ISDIR(info.st_mode):
-        raise ValueError(f"{path} is a folder: give {WHAT}")
+        raise VideoError(f"{path} is a folder: give {WHAT}")
     if not stat.S_ISREG(info.st_mode):
-        raise ValueError(f"{path} is not a regular file (a device, pipe or socket): give {WHAT}")
+        raise VideoError(f"{path} is not a regular file (a device, pipe or socket): give {WHAT}")
     if not os.access(path, os.R_OK):
-        raise ValueError(f"cannot read {path}: permission denied (check its permissions and its "
-                         "folder's)")
+        raise VideoError(f"cannot read {path}: {PERMISSION_HINT}")
 
 
 def frame_size_problem(width: int, height: int, name: str) -> str | None:
@@ -49,14 +49,14 @@ def frame_size_problem(width: int, height: int, name: str) -> str | None:
 
 
 def check_frame_size(capture, name: str) -> None:
-    """ValueError when the container says its frames are over the limit: checked before the
+    """VideoError when the container says its frames are over the limit: checked before the
     first frame is decoded."""
     import cv2
 
     width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
     height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
     if problem := frame_size_problem(width, height, name):
-        raise ValueError(problem)
+        raise VideoError(problem)
 
 
 def frame_time(capture, index: int, fps: float) -> float:
@@ -71,7 +71,7 @@ def frame_time(capture, index: int, fps: float) -> float:
 
 
 def check_written(path: Path, frames: int, shown: str) -> None:
-    """ValueError unless the video at `path` opens and holds `frames` frames: a full disk leaves
+    """VideoError unless the video at `path` opens and holds `frames` frames: a full disk leaves
     an mp4 without its index, which no player opens, and OpenCV's writer does not say so."""
     import cv2
 
@@ -83,7 +83,7 @@ def check_written(path: Path, frames: int, shown: str) -> None:
         capture.release()
     if not ok or (count and count < frames):
         got = f"{count} of {frames} frames" if ok else "an unreadable file"
-        raise ValueError(f"{shown}: the video could not be written completely ({got}): check the "
+        raise VideoError(f"{shown}: the video could not be written completely ({got}): check the "
                          "folder's free space and permissions")
 
 

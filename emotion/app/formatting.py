@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..config import MODEL_FILE
-from ..files import os_error_line
 from ..labels import EMOTIONS
 from ..registry import metrics_path, read_metrics
 
 if TYPE_CHECKING:
     from ..evaluate import Evaluation
-    from .jobs import Job, JobError
+    from .jobs import Job
 
 
 def run_description(job: Job) -> str:
@@ -26,27 +25,6 @@ def run_description(job: Job) -> str:
            if config.average else "")
         + f"; data `{config.data}`"
     )
-
-
-def file_problem(exc: OSError, failed: str, folder: str) -> str:
-    """An OSError as one line for the page: the file, what went wrong, and what to do."""
-    return (f"{os_error_line(exc)}: {failed}; check the free space and permissions of {folder}, "
-            "then try again")
-
-
-def start_problem(exc: JobError | OSError) -> str:
-    """Why a run could not start, and what to do."""
-    if isinstance(exc, OSError):
-        return file_problem(exc, "the run's folder could not be made",
-                            "the runs folder (EMOTION_RUNS_DIR moves it)")
-    return str(exc)
-
-
-def model_file_problem(exc: Exception) -> str:
-    """Why a promotion or a restore failed, and what to do."""
-    if isinstance(exc, OSError):
-        return file_problem(exc, "the model could not be copied", "the models folder")
-    return str(exc)
 
 
 def choice_text(job: Job) -> str | None:

@@ -19,9 +19,9 @@ from typing import Any
 
 from ..compare import Comparison
 from ..config import MODELS_DIR
+from ..errors import EmotionError, JobError, sentence
 from ..evaluate import Evaluation
 from ..training.config import Progress, Stage, TrainConfig, TrainResult
-from .formatting import file_problem
 
 # Each run trains into its own folder here; EMOTION_RUNS_DIR moves them (screenshots, demos).
 RUNS_DIR = Path(os.environ.get("EMOTION_RUNS_DIR", MODELS_DIR / "runs"))
@@ -75,10 +75,6 @@ def _neutral_main():
         yield
     finally:
         sys.modules["__main__"] = main
-
-
-class JobError(RuntimeError):
-    """A job that cannot be started; the message says why."""
 
 
 @dataclass
@@ -281,8 +277,6 @@ def _child(config: TrainConfig, messages, stop, app_model: str | None = None,
            faces: int | None = None) -> None:
     """The training process: train, score, compare with the app's model at `app_model`, and
     report everything through `messages`."""
-    from .. import data as data_module
-
     last = [0.0]
 
     def on_progress(progress: Progress) -> None:
@@ -306,8 +300,9 @@ def _child(config: TrainConfig, messages, stop, app_model: str | None = None,
             comparison, comparison_error = _compare(result, dataset, Path(app_model),
                                                     {evaluated_on: evaluation})
         messages.put(("done", (result, evaluation, evaluated_on, comparison, comparison_error)))
-    except (data_module.DataError, FileNotFoundError) as exc:
-        messages.put(("error", (str(exc), None)))  # a mistake in the data: the message says it all
+    except (EmotionError, FileNotFoundError) as exc:
+        # A mistake in the data or the settings: the sentence says it all.
+        messages.put(("error", (sentence(exc), None)))
     except Exception as exc:  # noqa: BLE001 - the page must show any failure, not lose it
         messages.put(("error", (failure_message(exc, Path(config.out)), traceback.format_exc())))
 
@@ -331,30 +326,28 @@ def _compare(result: TrainResult, dataset, app_model: Path,
         record(comparison, result.model_path.with_name("metrics.json"))
         return comparison, None
     except Exception as exc:  # noqa: BLE001 - the run's model is fine; say why it was not compared
-        return None, f"{type(exc).__name__}: {exc}"
+        return None, f"{type(exc).__name__}: {sentence(exc)}"
 
 
 def _raised_in(exc: BaseException) -> str:
-    """The top-level package whose code raised `exc`: "emotion", "keras", "numpy", ..."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    name = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
-    return name.split(".")[0] or "Python"
+    """The top-level package whose code raised `exc`: "keras", "numpy", ..."""
+    frames = [frame for frame, _ in traceback.walk_tb(exc.__traceback__)]
+    return (frames[-1].f_globals.get("__name__", "") if frames else "").split(".")[0] or "Python"
 
 
 def failure_message(exc: Exception, run_dir: Path) -> str:
     """What stopped a training run and what to do about it, in words for the page; the
-    exception's own text and traceback go to the job's details, not here."""
+    exception's own text and traceback go to the job's details, not here.
+
+    An EmotionError, or a file the run could not write, is the user's to fix: its sentence.
+    Anything else is a fault in this package or a library, named by the package whose code
+    raised it (the class decides whose fault it is; where it was raised only names it)."""
     if isinstance(exc, MemoryError):
         return ("the computer ran out of memory while training: choose a smaller batch size or "
                 "close other programs, then start again")
-    if isinstance(exc, OSError) and exc.filename is not None:
-        return file_problem(exc, "the run could not write its files", str(run_dir.parent))
-    origin = _raised_in(exc)
-    if isinstance(exc, ValueError) and origin == __name__.split(".")[0]:
-        return str(exc)  # one of this package's own checks: its message says what to do
-    return (f"an unexpected error in {origin} stopped the run; it is not a problem found in the "
+    if isinstance(exc, EmotionError) or (isinstance(exc, OSError) and exc.filename is not None):
+        return sentence(exc, failed="the run could not write its files", folder=run_dir.parent)
+    return (f"an unexpected error in {_raised_in(exc)} stopped the run; it is not a problem found in the "
             "data or the settings, and nothing was written to the app's model. Start it again; "
             "if it fails again, check that the packages in requirements.txt are installed, and "
             "keep the technical details below for a bug report")
@@ -385,7 +378,8 @@ class JobManager:
     def start(self, config: TrainConfig, *, faces: int | None = None,
               app_model: Path | None = None, estimate_s: float | None = None) -> Job:
         """Start training `config` into a new run folder, on at most `faces` training faces, and
-        compare the new model with `app_model` when it ends; JobError while another job runs."""
+        compare the new model with `app_model` when it ends; JobError while another job runs or
+        when its folder cannot be made."""
         with self._lock:
             if self._job is not None and self._job.active:
                 raise JobError("a training run is already going: wait for it or cancel it first")
@@ -432,6 +426,10 @@ class JobManager:
                 return run_dir
             except FileExistsError:
                 continue
+            except OSError as exc:
+                raise JobError(sentence(exc, failed="the run's folder could not be made",
+                                        folder="the runs folder (EMOTION_RUNS_DIR moves it)")
+                               ) from exc
         raise JobError(f"could not create a new run folder in {self.runs_dir}")
 
 

@@ -12,6 +12,8 @@ import streamlit as st
 from .. import registry
 from ..config import (ADMIN_TOKEN_ENV, DISABLE_TRAINING_ENV, SHARED_FER2013, admin_token,
                       admin_token_matches, env_switch, parse_switch)
+from ..errors import EmotionError, UploadError, sentence
+from .uploads import save_upload
 
 T = TypeVar("T")
 
@@ -61,8 +63,8 @@ def _load_recognizer(path: str, mtime: float):
 def get_recognizer(model_path: Path | None = None):
     """The app's EmotionRecognizer, loaded once per process (and again after the file changes).
 
-    Raises FileNotFoundError, another OSError or ValueError (model.ModelError: damaged, or not
-    48x48 faces to 7 emotions), with a message saying what to do, when the model is missing or
+    Raises an EmotionError (ModelNotFound, ModelError: damaged, or not 48x48 faces to 7
+    emotions) or an OSError, with a message saying what to do, when the model is missing or
     unusable; `recognizer_or_stop` shows that message on the page instead.
     """
     return _load_recognizer(*_model_key(Path(model_path or registry.app_model_path())))
@@ -77,8 +79,8 @@ def recognizer_or_stop(model_path: Path | None = None):
     """The recognizer, or a clear error on the page and the script stopped when it cannot load."""
     try:
         return get_recognizer(model_path)
-    except (OSError, ValueError) as exc:  # missing, unreadable, damaged or the wrong shape
-        st.error(f"The emotion model could not be loaded: {exc}")
+    except (EmotionError, OSError) as exc:  # missing, unreadable, damaged or the wrong shape
+        st.error(f"The emotion model could not be loaded: {sentence(exc)}")
         st.info(
             "Train one on the Training page, or set EMOTION_MODEL to the path of a .keras model."
         )
@@ -135,7 +137,7 @@ def training_disabled() -> str | None:
     try:
         if env_switch(DISABLE_TRAINING_ENV):
             return f"the environment variable {DISABLE_TRAINING_ENV} is set"
-    except ValueError as exc:
+    except EmotionError as exc:
         return str(exc)
     try:
         value = st.secrets.get("disable_training", False)
@@ -144,7 +146,7 @@ def training_disabled() -> str | None:
     try:
         if parse_switch("disable_training", str(value) if value is not None else ""):
             return "disable_training is set in the app's secrets"
-    except ValueError as exc:
+    except EmotionError as exc:
         return f"{exc} (in the app's secrets)"
     return None
 
@@ -226,8 +228,6 @@ def data_source_picker(key: str, label: str = "Data", *, kaggle: bool = False,
     if choice == LOCAL_DATA:
         return data_path_input(key)
     if choice == UPLOADED_DATA:
-        from .uploads import UploadError, save_upload
-
         upload = st.file_uploader("fer2013.csv (columns emotion, pixels, Usage)", type=["csv"])
         st.caption(
             f"Uploads are limited to {st.get_option('server.maxUploadSize')} MB "

@@ -7,13 +7,10 @@ import re
 from pathlib import Path
 
 from ..config import DATA_DIR
+from ..errors import UploadError
 from ..files import write_bytes_atomic
 
 UPLOADS_DIR = DATA_DIR / "uploads"
-
-
-class UploadError(ValueError):
-    """An upload that cannot be used; the message says why."""
 
 
 def save_upload(data: bytes, name: str, folder: Path = UPLOADS_DIR) -> Path:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import IceConfigError
 from ..files import write_text_atomic
 
 if TYPE_CHECKING:
@@ -19,10 +20,6 @@ if TYPE_CHECKING:
 
 ICE_ENV = "EMOTION_ICE_SERVERS"
 SECRET_KEY = "ice_servers"
-
-
-class IceConfigError(ValueError):
-    """ICE servers given in a shape WebRTC cannot use."""
 
 
 def _plain(value: Any) -> Any:

@@ -18,15 +18,12 @@ from pathlib import Path
 
 import keras
 
+from ..errors import StateError, TrainError
 from ..files import write_atomically, write_text_atomic
 from ..model import NAME, save_model_atomic
 from .artifacts import command_line, read_history
 from .callbacks import log
-from .config import STATE_DIR, TrainConfig, TrainError
-
-
-class StateError(TrainError):
-    """A file of an interrupted run that cannot be read back: --resume cannot carry on from it."""
+from .config import STATE_DIR, TrainConfig
 
 
 def damaged(path: Path, what: str) -> StateError:
