@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .errors import DataError, ModelError
+
 BINS = 15  # the usual number for ECE; fewer bins hide miscalibration, more make it noisy
 _EPS = 1e-12
 
@@ -78,7 +80,7 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
     library is needed for one number.
     """
     if not len(labels):
-        raise ValueError("no faces to fit the temperature on")
+        raise DataError("no faces to fit the temperature on")
     lo, hi = np.log(0.05), np.log(20.0)
     ratio = (np.sqrt(5) - 1) / 2
 
@@ -127,7 +129,7 @@ def fold_temperature(model, temperature: float) -> None:
     last = model.layers[-1]
     if not (isinstance(last, keras.layers.Dense)
             and getattr(last.activation, "__name__", "") == "softmax"):
-        raise ValueError("calibration needs a model whose last layer is a Dense with softmax")
+        raise ModelError("calibration needs a model whose last layer is a Dense with softmax")
     last.set_weights([w / temperature for w in last.get_weights()])
 
 

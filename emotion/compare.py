@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data import Dataset, Split, training_splits
+from .errors import EmotionError, sentence
 from .evaluate import Evaluation
 from .files import write_text_atomic
 
@@ -123,8 +124,8 @@ def compare_models(new_model: Path, app_model: Path, val: Split, test: Split | N
         app, problem = load_model(app_model), None
     except FileNotFoundError:
         app, problem = None, "there is no app's model yet"
-    except (OSError, ValueError) as exc:  # damaged, or not a face classifier
-        app, problem = None, str(exc)
+    except (EmotionError, OSError) as exc:  # damaged, or not a face classifier
+        app, problem = None, sentence(exc)
     comparison = Comparison(str(new_model), str(app_model), app_problem=problem, app_stamp=stamp)
     for name, split in ((VALIDATION, val), (TEST, test)):
         if split is None or not len(split):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import SettingError
+
 IMAGE_SIZE = 48  # FER2013 faces are 48x48 grayscale
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 
@@ -56,12 +58,12 @@ DEFAULT_APP_THREADS = 1
 
 
 def app_threads(environ: dict | None = None) -> int:
-    """$EMOTION_THREADS, else DEFAULT_APP_THREADS; ValueError saying what to set otherwise."""
+    """$EMOTION_THREADS, else DEFAULT_APP_THREADS; SettingError (a ValueError) saying what to set otherwise."""
     value = (os.environ if environ is None else environ).get(THREADS_ENV, "").strip()
     if not value:
         return DEFAULT_APP_THREADS
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{THREADS_ENV}={value!r}: expected a whole number of threads, 1 or more")
+        raise SettingError(f"{THREADS_ENV}={value!r}: expected a whole number of threads, 1 or more")
     return int(value)
 
 
@@ -77,7 +79,7 @@ _ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 def parse_switch(name: str, value: str | None, default: bool = False) -> bool:
     """An on/off setting: 1/true/yes/on or 0/false/no/off in any case, unset or empty for
-    `default`; ValueError, one line, for anything else (`y` once left training on)."""
+    `default`; SettingError (a ValueError), one line, for anything else (`y` once left training on)."""
     text = (value or "").strip().lower()
     if not text:
         return default
@@ -85,12 +87,12 @@ def parse_switch(name: str, value: str | None, default: bool = False) -> bool:
         return True
     if text in _OFF:
         return False
-    raise ValueError(f"{name}={value!r} is not understood: give one of {'/'.join(_ON)} to turn "
+    raise SettingError(f"{name}={value!r} is not understood: give one of {'/'.join(_ON)} to turn "
                      f"it on or {'/'.join(_OFF)} to turn it off")
 
 
 def env_switch(name: str, default: bool = False, environ: dict | None = None) -> bool:
-    """$`name` as an on/off switch (parse_switch); ValueError for a value it does not know."""
+    """$`name` as an on/off switch (parse_switch); SettingError for a value it does not know."""
     return parse_switch(name, (os.environ if environ is None else environ).get(name), default)
 
 
@@ -101,11 +103,11 @@ def environment_problems(environ: dict | None = None) -> list[str]:
     for name in SWITCHES:
         try:
             env_switch(name, environ=environ)
-        except ValueError as exc:
+        except SettingError as exc:
             problems.append(str(exc))
     try:
         app_threads(environ)
-    except ValueError as exc:
+    except SettingError as exc:
         problems.append(str(exc))
     return problems
 

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import calibration
-from .data import DataError, Dataset, Split
+from .data import Dataset, Split
+from .errors import DataError, ModelError
 from .labels import EMOTIONS, NUM_CLASSES
 from .preprocess import normalise
 
@@ -90,7 +91,7 @@ def predict_probabilities(model, images: np.ndarray, tta: bool = False, batch_si
         probs = (probs + model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
     if np.shape(probs) != (len(x), NUM_CLASSES):
         # load_model refuses such a model; one built in code must not be scored on the wrong labels
-        raise ValueError(f"the model gave outputs of shape {np.shape(probs)} for {len(x)} faces, "
+        raise ModelError(f"the model gave outputs of shape {np.shape(probs)} for {len(x)} faces, "
                          f"not ({len(x)}, {NUM_CLASSES}): one probability per emotion")
     return probs
 
@@ -108,6 +109,6 @@ def choose_split(dataset: Dataset) -> tuple[str, Split]:
 def evaluate_model(model, images: np.ndarray, labels: np.ndarray, tta: bool = False) -> Evaluation:
     """Evaluate a model on uint8 faces and their label ids."""
     if not len(labels):
-        raise ValueError("no faces to evaluate on")
+        raise DataError("no faces to evaluate on")
     probs = predict_probabilities(model, images, tta=tta)
     return score(labels, probs.argmax(axis=1), tta=tta, probs=probs)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import SettingError
 from .faces import CASCADE_WINDOW, Box, DetectionSettings, iou, merge_boxes, min_face_px, scan
 from .smoothing import HOLD_S, SMOOTHING_S
 
@@ -52,7 +53,7 @@ class LiveSettings:
 
     def __post_init__(self) -> None:
         if self.full_scan_every < 1 or self.scan_parts < 1 or self.detect_side < CASCADE_WINDOW:
-            raise ValueError("full_scan_every and scan_parts must be at least 1, "
+            raise SettingError("full_scan_every and scan_parts must be at least 1, "
                              "detect_side at least 24")
 
 

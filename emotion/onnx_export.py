@@ -13,14 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from .errors import UnsupportedModel
+
 # Part of the cache key: bump it whenever the exporter's output changes, so old files are rebuilt.
 CONVERTER = "emotion.runtime/1"
 OPSET = 17
 IR_VERSION = 8  # the oldest IR that opset 17 allows, so older ONNX Runtimes can read the file too
-
-
-class UnsupportedModel(ValueError):
-    """The model has a layer (or a setting) that the ONNX exporter does not handle."""
 
 
 def export_onnx(model):

@@ -14,6 +14,7 @@ import numpy as np
 
 from .config import IMAGES_DIR
 from .draw import annotate_photo
+from .errors import SettingError
 from .faces import DetectionSettings, crop
 from .images import ImageError, MultiFrameWarning, decode_image, fit_side
 from .labels import EMOTIONS
@@ -183,9 +184,9 @@ def detection_settings(min_face_percent: float = 4.0, sensitivity: int = 6,
     """Settings from the page's knobs: minimum face size (% of the shorter side), min_neighbors,
     and whether to look for faces in profile too."""
     if not 1 <= min_face_percent <= 50:
-        raise ValueError("minimum face size must be between 1% and 50% of the photo's shorter side")
+        raise SettingError("minimum face size must be between 1% and 50% of the photo's shorter side")
     if not 1 <= sensitivity <= 20:
-        raise ValueError("sensitivity must be between 1 and 20")
+        raise SettingError("sensitivity must be between 1 and 20")
     return DetectionSettings(
         min_neighbors=int(sensitivity), min_size_fraction=min_face_percent / 100,
         profiles=profiles,

@@ -25,6 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from . import config
+from .errors import ModelError, SettingError, UnavailableRuntime, sentence
 from .files import write_bytes_atomic
 from .onnx_export import CONVERTER, export_onnx
 
@@ -135,7 +136,7 @@ def resolve_runtime(runtime: str | None = None) -> str:
     value = _ALIASES.get(value, value or AUTO)
     if value not in RUNTIMES:
         source = "runtime" if runtime is not None else ENV_VAR
-        raise ValueError(f"{source}={value!r}: expected one of {', '.join(RUNTIMES)}")
+        raise SettingError(f"{source}={value!r}: expected one of {', '.join(RUNTIMES)}")
     return value
 
 
@@ -149,7 +150,7 @@ def load_classifier(model_path: str | Path, runtime: str | None = None,
     per core); Keras's thread pools are process-wide and fixed once TensorFlow starts, so the
     Keras classifier leaves them alone.
     """
-    from .model import ModelError, check_readable
+    from .model import check_readable
 
     choice = resolve_runtime(runtime)
     model_path = Path(model_path)
@@ -164,20 +165,13 @@ def load_classifier(model_path: str | Path, runtime: str | None = None,
         raise
     except Exception as exc:  # any failure here still leaves Keras, which is always correct
         if choice == ONNXRUNTIME:
-            raise RuntimeError(f"ONNX Runtime was asked for but cannot run {model_path}: "
-                               f"{_describe(exc)}") from exc
-        reason = _describe(exc)
+            raise UnavailableRuntime(f"ONNX Runtime was asked for but cannot run {model_path}: "
+                                     f"{sentence(exc)}") from exc
+        reason = sentence(exc)
         log.warning("emotion classifier: falling back to Keras: %s", reason)
         return _load_keras(model_path, reason)
     log.info("emotion classifier: ONNX Runtime on %s", classifier.path or "an in-memory copy")
     return classifier
-
-
-def _describe(exc: BaseException) -> str:
-    """A one-line reason for a fallback."""
-    if isinstance(exc, ImportError):
-        return f"{exc.name or 'a module'} is not installed ({exc})"
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _load_keras(model_path: Path, fallback_reason: str | None = None) -> KerasClassifier:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import UNCERTAIN_BELOW
+from .errors import SettingError
 from .labels import EMOTIONS, UNCERTAIN
 
 # The average's time constant: a frame's weight halves every 0.35 s whatever the frame rate.
@@ -73,7 +74,7 @@ class EmotionSmoother:
     def __init__(self, smoothing_s: float = SMOOTHING_S, hold_s: float = HOLD_S,
                  uncertain_below: float = UNCERTAIN_BELOW, margin: float = MARGIN):
         if smoothing_s < 0 or hold_s < 0:
-            raise ValueError("smoothing_s and hold_s must be >= 0 seconds")
+            raise SettingError("smoothing_s and hold_s must be >= 0 seconds")
         self.smoothing_s = smoothing_s
         self.hold_s = hold_s
         self.uncertain_below = uncertain_below

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import AUDIO_DIR
+from .errors import SettingError
 from .files import write_bytes_atomic
 from .labels import EMOTIONS, PHRASES, UNCERTAIN
 
@@ -75,9 +76,9 @@ Clock = Callable[[], float]
 def phrase(emotion: str, lang: str = "en") -> str:
     """The sentence spoken for an emotion in a language."""
     if lang not in PHRASES_BY_LANG:
-        raise ValueError(f"unknown language {lang!r}: expected one of {', '.join(LANGUAGES)}")
+        raise SettingError(f"unknown language {lang!r}: expected one of {', '.join(LANGUAGES)}")
     if emotion not in EMOTIONS:
-        raise ValueError(f"unknown emotion {emotion!r}: expected one of {', '.join(EMOTIONS)}")
+        raise SettingError(f"unknown emotion {emotion!r}: expected one of {', '.join(EMOTIONS)}")
     return PHRASES_BY_LANG[lang][emotion]
 
 
@@ -150,7 +151,7 @@ def _tts_offline() -> bool:
 
     try:
         return env_switch(TTS_OFFLINE_ENV)
-    except ValueError:
+    except SettingError:
         return True
 
 

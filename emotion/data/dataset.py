@@ -9,16 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from ..config import IMAGE_SIZE, SEED, VALIDATION_FRACTION
+from ..errors import DataError, sentence
 from ..labels import EMOTIONS, NUM_CLASSES
 
 DATA_WHAT = "a fer2013.csv or a FER2013 folder"  # what a data path should be, in messages
 # The validation split holds out VALIDATION_FRACTION of the training faces, so training needs at
 # least 1 / VALIDATION_FRACTION faces for it to hold out one and keep the rest.
 MIN_TRAIN_FACES = round(1 / VALIDATION_FRACTION)
-
-
-class DataError(ValueError):
-    """The data given cannot be loaded; the message says what was wrong and where."""
 
 
 @dataclass
@@ -70,19 +67,16 @@ def _empty_split() -> Split:
     return Split(np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8), np.zeros(0, np.int64), [])
 
 
-def _os_problem(path: Path, exc: OSError) -> str:
-    """One line for an OSError met on `path`: permission, symlink loop, or the system's words."""
-    from ..images import unreadable
-
-    return unreadable(path, exc, DATA_WHAT)
-
-
 def _missing(path: Path, what: str, hint: str = "") -> DataError:
     """DataError for a path that is not there (`hint`: what to give instead), or that only seems
     absent (a symlink loop, a folder above it without permission)."""
-    from ..images import hidden
-
-    return DataError(hidden(path, DATA_WHAT) or f"{path}: no such {what}{hint}")
+    try:
+        path.stat()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        return DataError(sentence(exc, DATA_WHAT, path=path))
+    return DataError(f"{path}: no such {what}{hint}")
 
 
 def split_validation(

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from ..config import IMAGE_SIZE
+from ..errors import sentence
 from ..labels import NUM_CLASSES
-from .dataset import DataError, Dataset, LoadReport, Split, _missing, _os_problem
+from .dataset import DATA_WHAT, DataError, Dataset, LoadReport, Split, _missing
 
 CSV_SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 MAX_CSV_MB_ENV = "EMOTION_MAX_CSV_MB"
@@ -52,7 +53,7 @@ def _check_csv_header(path: Path) -> None:
         with open(path, "rb") as f:
             head = f.read(HEADER_LIMIT)
     except OSError as exc:
-        raise DataError(_os_problem(path, exc)) from None
+        raise DataError(sentence(exc, DATA_WHAT, path=path)) from None
     line = head.split(b"\n", 1)[0]
     if b"\n" not in head and len(head) == HEADER_LIMIT:
         raise DataError(f"{path}: the first line is over {HEADER_LIMIT} bytes, not the header "
@@ -84,9 +85,9 @@ def load_csv(path: str | Path) -> Dataset:
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except OSError as exc:
-        raise DataError(_os_problem(path, exc)) from None
+        raise DataError(sentence(exc, DATA_WHAT, path=path)) from None
     except Exception as exc:
-        raise DataError(f"{path}: not a readable CSV file ({exc})") from exc
+        raise DataError(f"{path}: not a readable CSV file ({sentence(exc)})") from exc
     missing = [c for c in ("emotion", "pixels") if c not in frame.columns]
     if missing:
         raise DataError(
@@ -125,7 +126,7 @@ def load_csv(path: str | Path) -> Dataset:
         # Only on failure: find the row in Python. A value over int32 fails the parser itself.
         bad_row = _first_bad_pixel_row(rows)
         if bad_row is None:
-            raise DataError(f"{path}: the pixels could not be read ({exc})") from None
+            raise DataError(f"{path}: the pixels could not be read ({sentence(exc)})") from None
         i, what = bad_row
         raise fail(i, what) from None
     values = values.reshape(-1, IMAGE_SIZE * IMAGE_SIZE)

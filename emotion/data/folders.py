@@ -10,10 +10,11 @@ import cv2
 import numpy as np
 
 from ..config import IMAGE_SIZE
+from ..errors import sentence
 from ..labels import ALIASES, EMOTIONS, canonical
 from ..preprocess import to_gray48
 from .cache import cache_path, content_key, read_cache, write_cache
-from .dataset import DataError, Dataset, LoadReport, Split, _missing, _os_problem
+from .dataset import DATA_WHAT, DataError, Dataset, LoadReport, Split, _missing
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 # Kaggle's folder download has PublicTest and PrivateTest together in test/; a validation folder
@@ -61,7 +62,7 @@ def image_files(root: Path) -> list[tuple[str, int, Path]]:
                     if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
                         files.append((split, label, f))
     except OSError as exc:  # a folder that cannot be listed: name it, no traceback
-        raise DataError(_os_problem(Path(exc.filename or root), exc)) from None
+        raise DataError(sentence(exc, DATA_WHAT, path=exc.filename or root)) from None
     if not files:
         raise DataError(f"{root}: no images found in its class folders")
     return files

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .dataset import DataError, Dataset, _missing, _os_problem
+from ..errors import sentence
+from .dataset import DATA_WHAT, DataError, Dataset, _missing
 from .fer_csv import CSV_SPLITS, load_csv, max_csv_bytes
 from .folders import image_files, load_folder
 
@@ -46,7 +47,7 @@ def load(data: str | Path, cache: bool = True) -> Dataset:
             csvs = sorted(path.glob("*.csv"))
             subdirs = [p for p in path.iterdir() if p.is_dir()]
         except OSError as exc:  # a folder that cannot be listed
-            raise DataError(_os_problem(path, exc)) from None
+            raise DataError(sentence(exc, DATA_WHAT, path=path)) from None
         if csvs and not subdirs:
             return load_csv(csvs[0])
         return load_folder(path, cache=cache)

@@ -9,6 +9,7 @@ from enum import Enum
 from pathlib import Path
 
 from ..config import MODELS_DIR, SEED
+from ..errors import TrainError
 from ..evaluate import Evaluation
 from ..files import write_text_atomic
 from ..model import DEFAULT_BLOCKS
@@ -17,10 +18,6 @@ TINY_BLOCKS = ((8, 1), (16, 1))  # for trying the pipeline out in seconds
 STATE_DIR = ".train-state"  # in `out`: an interrupted run's state, what --resume continues from
 CANDIDATE_DIR = "candidate"  # in `out`: a new model that scored below the one already there
 COSINE_FLOOR = 0.01  # the learning rate decays to 1% of its start
-
-
-class TrainError(ValueError):
-    """A run that cannot start, or whose model must not be written: one line for the user."""
 
 
 @dataclass

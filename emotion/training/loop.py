@@ -161,7 +161,7 @@ def make_optimizer(config: TrainConfig, steps: int) -> keras.optimizers.Optimize
         return keras.optimizers.Adam(lr)
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
-    raise ValueError(f"unknown optimizer {config.optimizer!r}: expected adam or sgd")
+    raise TrainError(f"unknown optimizer {config.optimizer!r}: expected adam or sgd")
 
 
 def make_callbacks(config: TrainConfig, *, state: RunState, plan: EpochPlan, batches: Batches,

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from ..data import Split
+from ..errors import EmotionError, TrainError
 from ..evaluate import evaluate_model
 from ..model import build_model, load_model
 from ..preprocess import normalise
@@ -84,7 +85,7 @@ def keeps_previous(config: TrainConfig, *, new_score: float | None, previous: Pa
         return None
     try:
         old = load_model(previous)
-    except (OSError, ValueError):  # damaged, or not a classifier of faces: nothing worth keeping
+    except (EmotionError, OSError):  # damaged, or not a classifier of faces: nothing worth keeping
         return None
     old_score = evaluate_model(old, val_split.images, val_split.labels).accuracy
     return (old_score, new_score) if old_score > new_score else None
@@ -95,6 +96,6 @@ def load_initial_weights(model: keras.Model, path: Path) -> None:
     source = load_model(path)
     shapes = [w.shape for w in source.get_weights()]
     if shapes != [w.shape for w in model.get_weights()]:
-        raise ValueError(f"{path}: its layers do not match the network being trained, so its "
+        raise TrainError(f"{path}: its layers do not match the network being trained, so its "
                          "weights cannot be the starting point (train without --init)")
     model.set_weights(source.get_weights())
