@@ -168,7 +168,7 @@ def _cmd_predict(args) -> int:
     from .draw import annotate
     from .faces import DetectionSettings
     from .images import MultiFrameWarning, check_image_file, read_image
-    from .outputs import report_stream
+    from .outputs import annotated_plans, report_stream, write_image
     from .recognizer import EmotionRecognizer
 
     # Check every image (without decoding it) and plan every output first, so a bad path or an
@@ -176,7 +176,7 @@ def _cmd_predict(args) -> int:
     # ImageError is a ValueError: main() prints it as one line).
     for path in args.images:
         check_image_file(path)
-    targets = _annotated_targets(args.out, args.images) if args.out else [None] * len(args.images)
+    targets = annotated_plans(args.out, args.images) if args.out else [None] * len(args.images)
     report = report_stream([t for t in targets if t is not None])
     recognizer = EmotionRecognizer(args.model, DetectionSettings(profiles=args.profiles),
                                    tta=not args.no_tta)
@@ -197,7 +197,7 @@ def _cmd_predict(args) -> int:
                 if target.target is not None:
                     # A folder --out is made here, at the first write; one file's folder was checked.
                     target.target.parent.mkdir(parents=True, exist_ok=True)
-                written = cv2_write(target, annotate(image, faces))
+                written = write_image(target, annotate(image, faces))
             except OSError as exc:
                 raise UserError(f"{target.given}: could not write the annotated image "
                                 f"({exc.strerror or exc}): check the folder's space and permissions"
@@ -214,90 +214,6 @@ def _cmd_predict(args) -> int:
     if args.json:
         print(json.dumps(results), file=report)
     return 0
-
-
-def _same_file_key(path: str | Path) -> str:
-    """One key per file: absolute, links resolved, case folded (a case-insensitive disk would
-    make a.jpg and A.jpg one file)."""
-    return str(Path(path).resolve()).casefold()
-
-
-def _annotated_targets(out: str, images: list[str]):
-    """Where each image's annotated copy goes (an `outputs.OutputPlan` each); UserError, before
-    anything is written, when --out cannot take them.
-
-    One image and --out not a folder: that file (whose folder must exist), or a stream ('-', a
-    pipe). Otherwise --out is a folder (made when first written to) and image k gets
-    STEM_annotated.jpg, or STEM_annotated-2.jpg and so on when an input or an earlier image of
-    this run has that name.
-    """
-    import cv2
-
-    from .outputs import OutputPlan, plan_output
-
-    out_path = Path(out)
-    inputs = {_same_file_key(p) for p in images}
-    if len(images) == 1 and not out_path.is_dir():
-        plan = plan_output(out, "--out")
-        if plan.stream:
-            if plan.suffix and not cv2.haveImageWriter(f"x{plan.suffix}"):
-                raise UserError(f"--out {out}: cannot write {plan.suffix} images, use .jpg or .png")
-            return [plan]
-        if _same_file_key(plan.target) in inputs:
-            raise UserError(f"--out {out} is one of the input images: choose another name")
-        if not plan.target.suffix:
-            raise UserError(f"--out {out}: give an image file name ending in .jpg or .png, "
-                            "or an existing folder")
-        if not cv2.haveImageWriter(str(plan.target)):
-            raise UserError(f"--out {out}: cannot write {plan.target.suffix} images, use .jpg or .png")
-        return [plan]
-    if out == "-" or (out_path.exists() and not out_path.is_dir()):
-        raise UserError(f"--out {out} is not a folder: with several images give a folder instead")
-    if out_path.suffix and not out_path.exists():
-        raise UserError(f"--out {out} names one file: with several images give a folder instead")
-    taken = set(inputs)
-    targets = []
-    for image in images:
-        stem, n = Path(image).stem, 1
-        target = out_path / f"{stem}_annotated.jpg"
-        while _same_file_key(target) in taken:
-            n += 1
-            target = out_path / f"{stem}_annotated-{n}.jpg"
-        taken.add(_same_file_key(target))
-        # Something already there (a link, a pipe) is planned like any --out; else a new file.
-        exists = target.exists() or target.is_symlink()
-        targets.append(plan_output(str(target), "--out") if exists
-                       else OutputPlan("--out", str(target), target))
-    return targets
-
-
-def cv2_write(path, image) -> bool:
-    """Write an image to a file path or an `outputs.OutputPlan`; False when OpenCV cannot encode
-    to its extension.
-
-    The image is encoded in memory and written to a temporary file, then renamed over a regular
-    file (so a failure, a full disk or Ctrl-C, leaves no partial file and the old one as it was)
-    or copied into a stream. OSError when it cannot be written.
-    """
-    import cv2
-
-    from .outputs import OutputPlan, commit, staging_file
-
-    plan = path if isinstance(path, OutputPlan) else OutputPlan("--out", str(path), Path(path))
-    suffix = plan.suffix or ".jpg"  # '-' and a pipe without an extension get a JPEG
-    try:
-        ok, encoded = cv2.imencode(suffix, image)
-    except cv2.error:
-        return False
-    if not ok:
-        return False
-    tmp = staging_file(plan, suffix)
-    try:
-        tmp.write_bytes(encoded.tobytes())
-        commit(plan, tmp)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return True
 
 
 def _cmd_audit(args) -> int:
@@ -524,7 +440,7 @@ def _video_source(source: Path):
 
 def _video_outputs(source: Path, out: str | None, csv_name: str | None):
     """The plans for --out and --csv, checked before anything is read or written."""
-    from .outputs import plan_output
+    from .outputs import file_key, plan_output
     from .videos import video_output_problem
 
     plans = {}
@@ -536,7 +452,7 @@ def _video_outputs(source: Path, out: str | None, csv_name: str | None):
                 problem := video_output_problem(option, value, plan.suffix, plan.stream)):
             raise UserError(problem)
         if plan.target is not None and plan.target.exists() \
-                and _same_file_key(plan.target) == _same_file_key(source):
+                and file_key(plan.target) == file_key(source):
             raise UserError(f"{option} {value} is the input video: choose another name")
         for other in plans.values():
             if other.key() == plan.key():
