@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from .config import DEFAULT_MODEL
-from .files import os_error_line
+from .errors import EmotionError, UserError, VideoError, sentence
 from .labels import EMOTIONS
 
 HEADLESS_MESSAGE = (
@@ -40,10 +40,6 @@ def _blocks(text: str) -> tuple[tuple[int, int], ...]:
         raise argparse.ArgumentTypeError(
             f"{text!r}: expected blocks as WIDTHxCONVS separated by commas, such as 32x1,64x2,128x2")
     return blocks
-
-
-class UserError(ValueError):
-    """A mistake in what the user gave: printed as one line, exit status 2."""
 
 
 def _check_train_options(args) -> None:
@@ -173,7 +169,7 @@ def _cmd_predict(args) -> int:
 
     # Check every image (without decoding it) and plan every output first, so a bad path or an
     # unusable --out fails fast, before the model loads and before anything is written (an
-    # ImageError is a ValueError: main() prints it as one line).
+    # ImageError is an EmotionError: main() prints it as one line).
     for path in args.images:
         check_image_file(path)
     targets = annotated_plans(args.out, args.images) if args.out else [None] * len(args.images)
@@ -199,9 +195,8 @@ def _cmd_predict(args) -> int:
                     target.target.parent.mkdir(parents=True, exist_ok=True)
                 written = write_image(target, annotate(image, faces))
             except OSError as exc:
-                raise UserError(f"{target.given}: could not write the annotated image "
-                                f"({exc.strerror or exc}): check the folder's space and permissions"
-                                ) from None
+                raise UserError(sentence(exc, path=target.given,
+                                         failed="could not write the annotated image")) from None
             if not written:
                 raise UserError(f"{target.given}: could not write the annotated image (use .jpg or .png)")
             print(f"{path}: annotated image written to {target.given}", file=sys.stderr)
@@ -368,7 +363,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     capture = cv2.VideoCapture(args.camera)
     try:
         if not capture.isOpened():
-            raise ValueError(f"camera {args.camera} could not be opened (try --camera 1)")
+            raise VideoError(f"camera {args.camera} could not be opened (try --camera 1)")
         from .videos import check_frame_size
 
         check_frame_size(capture, f"camera {args.camera}")
@@ -380,7 +375,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
                 print(f"{args.camera}: end of the video", file=sys.stderr)
                 break
             if not ok:
-                raise ValueError(f"camera {args.camera} stopped sending frames")
+                raise VideoError(f"camera {args.camera} stopped sending frames")
             result = processor.process(frame)
             if speaker:
                 main = result.main_face
@@ -406,13 +401,13 @@ def _writer_for(path: Path, fps: float, size: tuple[int, int], shown: Path):
     fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
     writer = cv2.VideoWriter(str(path), fourcc, fps, size)
     if not writer.isOpened():
-        raise ValueError(f"{shown}: cannot write a video there (use .mp4 or .avi)")
+        raise VideoError(f"{shown}: cannot write a video there (use .mp4 or .avi)")
     return writer
 
 
 def _video_source(source: Path):
     """The opened capture of `source`, its first frame, frame rate and announced frame count;
-    ValueError, before the first frame is decoded, for a file that is not a readable video or
+    VideoError, before the first frame is decoded, for a file that is not a readable video or
     whose frames are over the size limit."""
     import cv2
 
@@ -425,10 +420,10 @@ def _video_source(source: Path):
             check_frame_size(capture, str(source))
         ok, frame = capture.read() if capture.isOpened() else (False, None)
         if not ok:
-            raise ValueError(f"{source}: not a readable video (expected mp4, avi, mov, mkv or webm)")
+            raise VideoError(f"{source}: not a readable video (expected mp4, avi, mov, mkv or webm)")
         # The container may not say the size: the first frame does.
         if problem := frame_size_problem(frame.shape[1], frame.shape[0], str(source)):
-            raise ValueError(problem)
+            raise VideoError(problem)
     except BaseException:
         capture.release()
         raise
@@ -532,8 +527,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         # A full disk or a folder we may not write to: one line; the partial files go below.
         failed = current or next(iter(pending.values()), None)
         names = failed.given if failed else ", ".join(p.given for p in plans.values())
-        raise ValueError(f"{names}: could not be written ({exc.strerror or exc}): "
-                         "check the folder's free space and permissions") from None
+        raise VideoError(sentence(exc, path=names, failed="could not be written")) from None
     finally:
         capture.release()
         for tmp in pending:
@@ -555,7 +549,6 @@ def cmd_video(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .config import environment_problems
-    from .data import DataError
 
     if problems := environment_problems():  # a mistyped switch, said before any work
         for problem in problems:
@@ -564,11 +557,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (UserError, DataError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # a file that cannot be read or written: one line, not a traceback
-        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+    # A user's mistake, or a file the system cannot read or write: one line, not a traceback.
+    except (EmotionError, OSError) as exc:
+        print(f"error: {sentence(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -103,15 +103,6 @@ def test_a_bad_model_cached_as_onnx_before_the_check_is_still_refused(hostile_mo
         EmotionRecognizer(path)
 
 
-def test_a_keras_message_becomes_one_plain_line():
-    from emotion.model import one_line
-
-    keras_text = ("Exception encountered when calling Sequential.call().\n\n\x1b[1mInput 0 of "
-                  "layer 'dense' is incompatible\x1b[0m\n\nArguments received:\n  • training=False")
-    assert one_line(keras_text) == "Input 0 of layer 'dense' is incompatible"
-    assert one_line("a\nb\n" + "c" * 300).endswith("c...") and len(one_line("c" * 300)) == 203
-
-
 @pytest.mark.parametrize("name", ["two_outputs.keras", "ten_outputs.keras", "wrong_input.keras",
                                   "truncated.keras"])
 def test_evaluate_command_refuses_a_bad_model_in_one_line(hostile, hostile_models, name, capsys):
