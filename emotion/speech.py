@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import AUDIO_DIR
-from .errors import SettingError
+from .errors import SettingError, sentence
 from .files import write_bytes_atomic
 from .labels import EMOTIONS, PHRASES, UNCERTAIN
 
@@ -264,7 +264,7 @@ class DesktopSpeaker:
             self.policy.playing_for(clip.duration_s)
             self._play(str(clip.path))
         except Exception as exc:  # no clip, audio device or backend: say so once, then stay quiet
-            self.disabled_reason = str(exc) or type(exc).__name__
+            self.disabled_reason = sentence(exc)
             log.warning("speech disabled: %s", self.disabled_reason)
 
     def wait(self, timeout: float | None = None) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import keras
 
-from ..errors import StateError, TrainError
+from ..errors import StateError, TrainError, sentence
 from ..files import write_atomically, write_text_atomic
 from ..model import NAME, save_model_atomic
 from .artifacts import command_line, read_history
@@ -105,7 +105,7 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
             super().on_train_begin(logs)
         except Exception as exc:
             raise damaged(Path(self._weights_path),
-                          f"the weights cannot be loaded: {str(exc).splitlines()[0][:120]}") from None
+                          f"the weights cannot be loaded: {sentence(exc)}") from None
 
 
 class BestCheckpoint(keras.callbacks.Callback):
