@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import warnings
 from pathlib import Path
@@ -20,10 +19,6 @@ HEADLESS_MESSAGE = (
     "`pip uninstall opencv-python-headless && pip install opencv-python` for the webcam window"
 )
 WINDOW = "Emotions (q to quit)"
-
-
-MAX_BLOCKS, MAX_WIDTH, MAX_CONVS = 5, 4096, 16
-MAX_LR = 10.0  # far above any useful rate (1e-3 for Adam, 1e-2 for SGD); beyond it Keras fails
 
 
 def _blocks(text: str) -> tuple[tuple[int, int], ...]:
@@ -42,58 +37,29 @@ class UserError(ValueError):
     """A mistake in what the user gave: printed as one line, exit status 2."""
 
 
-def _check_train_options(args) -> None:
-    """UserError naming the first option that cannot train a useful model; nothing touched yet."""
-    from .training.config import TrainConfig
+def _network_blocks(args) -> tuple[tuple[int, int], ...]:
+    """The network's blocks from --tiny or --blocks, else the default network's."""
+    from .model import DEFAULT_BLOCKS
+    from .training.config import TINY_BLOCKS
 
-    default = TrainConfig(data="")
-    if args.epochs < 1:
-        raise UserError(f"--epochs {args.epochs}: give at least 1 epoch (the default is {default.epochs})")
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size {args.batch_size}: give at least 1 (the default is "
-                        f"{default.batch_size})")
-    if args.lr is not None and not (math.isfinite(args.lr) and 0 < args.lr <= MAX_LR):
-        raise UserError(f"--lr {args.lr:g}: give a positive learning rate up to {MAX_LR:g}, "
-                        "such as 1e-3")
     if args.tiny and args.blocks:
         raise UserError("--tiny and --blocks both set the network's size: give one of them")
-    blocks = args.blocks or ()
-    if len(blocks) > MAX_BLOCKS:
-        # Each block halves the 48 px face: 24, 12, 6, 3, 1, and a sixth would leave nothing.
-        raise UserError(f"--blocks: {len(blocks)} blocks, at most {MAX_BLOCKS} (each halves the "
-                        "48x48 face)")
-    if any(w > MAX_WIDTH or n > MAX_CONVS for w, n in blocks):
-        raise UserError(f"--blocks: at most {MAX_WIDTH} filters and {MAX_CONVS} convolutions a "
-                        "block")
-    if args.patience < 0:
-        raise UserError(f"--patience {args.patience}: give 0 or more epochs (the default is "
-                        f"{default.patience})")
-    if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
-        raise UserError(f"--minutes {args.minutes:g}: give a positive time limit, such as 60")
-    if not 0 <= args.average <= 1:
-        raise UserError(f"--average {args.average:g}: give the fraction of the epochs to average, "
-                        "from 0 (off) to 1, e.g. 0.75")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise UserError(f"--out {args.out} is a file: give a folder for the model and its metrics")
+    return TINY_BLOCKS if args.tiny else args.blocks or DEFAULT_BLOCKS
 
 
 def _cmd_train(args) -> int:
-    from .training.config import TINY_BLOCKS, TrainConfig
+    from .training.config import TrainConfig
 
-    _check_train_options(args)  # before Keras loads: a mistake is told in a moment
-    from .training.loop import train
-
+    # TrainConfig checks every option before Keras loads: a mistake is told in a moment.
     config = TrainConfig(
         data=args.data, optimizer=args.optimizer, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, augment=not args.no_augment,
         robust=not args.basic_augment, precision=args.precision, out=args.out, resume=args.resume,
         patience=args.patience, init=args.init, minutes=args.minutes,
-        average=args.average, force=args.force,
+        average=args.average, force=args.force, blocks=_network_blocks(args),
     )
-    if args.blocks:
-        config.blocks = args.blocks
-    if args.tiny:
-        config.blocks = TINY_BLOCKS
+    from .training.loop import train
+
     result = train(config)
     summary = {"model": str(result.model_path), "replaced": not result.kept_previous,
                "epochs_run": len(result.history),
