@@ -162,20 +162,20 @@ with st.container(border=True):
         elif data != "kaggle" and (problem := ui.missing_data(data)):
             st.error(problem)
         else:
-            config = TrainConfig(
-                data=data,
-                optimizer=optimizer.lower(),
-                epochs=run_epochs,
-                batch_size=int(batch_size),
-                lr=float(lr),
-                augment=bool(augment),
-                minutes=run_minutes,
-                average=average / 100,
-            )
             try:
+                config = TrainConfig(
+                    data=data,
+                    optimizer=optimizer.lower(),
+                    epochs=run_epochs,
+                    batch_size=int(batch_size),
+                    lr=float(lr),
+                    augment=bool(augment),
+                    minutes=run_minutes,
+                    average=average / 100,
+                )
                 manager.start(config, faces=run_faces, app_model=registry.app_model_path(),
                               estimate_s=estimate.seconds if estimate else None)
-            except (EmotionError, OSError) as exc:
+            except (EmotionError, OSError) as exc:  # a setting out of range, a run already going
                 st.error(sentence(exc))
             else:
                 st.rerun()  # drawn again with "Start training" off while the run goes

@@ -6,28 +6,19 @@ The parser and every command; `emotion/__main__.py` only calls `main`.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
 import json
-import math
 import sys
 import warnings
 from pathlib import Path
 
 from .config import DEFAULT_MODEL
 from .errors import EmotionError, UserError, VideoError, sentence
-from .labels import EMOTIONS
 
 HEADLESS_MESSAGE = (
     "this OpenCV cannot open windows (it is the headless build): run "
     "`pip uninstall opencv-python-headless && pip install opencv-python` for the webcam window"
 )
 WINDOW = "Emotions (q to quit)"
-CSV_HEADER = ["frame", "time_s", "face", "x", "y", "w", "h", "label", "confidence", *EMOTIONS]
-
-
-MAX_BLOCKS, MAX_WIDTH, MAX_CONVS = 5, 4096, 16
-MAX_LR = 10.0  # far above any useful rate (1e-3 for Adam, 1e-2 for SGD); beyond it Keras fails
 
 
 def _blocks(text: str) -> tuple[tuple[int, int], ...]:
@@ -42,58 +33,29 @@ def _blocks(text: str) -> tuple[tuple[int, int], ...]:
     return blocks
 
 
-def _check_train_options(args) -> None:
-    """UserError naming the first option that cannot train a useful model; nothing touched yet."""
-    from .training.config import TrainConfig
+def _network_blocks(args) -> tuple[tuple[int, int], ...]:
+    """The network's blocks from --tiny or --blocks, else the default network's."""
+    from .model import DEFAULT_BLOCKS
+    from .training.config import TINY_BLOCKS
 
-    default = TrainConfig(data="")
-    if args.epochs < 1:
-        raise UserError(f"--epochs {args.epochs}: give at least 1 epoch (the default is {default.epochs})")
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size {args.batch_size}: give at least 1 (the default is "
-                        f"{default.batch_size})")
-    if args.lr is not None and not (math.isfinite(args.lr) and 0 < args.lr <= MAX_LR):
-        raise UserError(f"--lr {args.lr:g}: give a positive learning rate up to {MAX_LR:g}, "
-                        "such as 1e-3")
     if args.tiny and args.blocks:
         raise UserError("--tiny and --blocks both set the network's size: give one of them")
-    blocks = args.blocks or ()
-    if len(blocks) > MAX_BLOCKS:
-        # Each block halves the 48 px face: 24, 12, 6, 3, 1, and a sixth would leave nothing.
-        raise UserError(f"--blocks: {len(blocks)} blocks, at most {MAX_BLOCKS} (each halves the "
-                        "48x48 face)")
-    if any(w > MAX_WIDTH or n > MAX_CONVS for w, n in blocks):
-        raise UserError(f"--blocks: at most {MAX_WIDTH} filters and {MAX_CONVS} convolutions a "
-                        "block")
-    if args.patience < 0:
-        raise UserError(f"--patience {args.patience}: give 0 or more epochs (the default is "
-                        f"{default.patience})")
-    if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
-        raise UserError(f"--minutes {args.minutes:g}: give a positive time limit, such as 60")
-    if not 0 <= args.average <= 1:
-        raise UserError(f"--average {args.average:g}: give the fraction of the epochs to average, "
-                        "from 0 (off) to 1, e.g. 0.75")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise UserError(f"--out {args.out} is a file: give a folder for the model and its metrics")
+    return TINY_BLOCKS if args.tiny else args.blocks or DEFAULT_BLOCKS
 
 
 def _cmd_train(args) -> int:
-    from .training.config import TINY_BLOCKS, TrainConfig
+    from .training.config import TrainConfig
 
-    _check_train_options(args)  # before Keras loads: a mistake is told in a moment
-    from .training.loop import train
-
+    # TrainConfig checks every option before Keras loads: a mistake is told in a moment.
     config = TrainConfig(
         data=args.data, optimizer=args.optimizer, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, augment=not args.no_augment,
         robust=not args.basic_augment, precision=args.precision, out=args.out, resume=args.resume,
         patience=args.patience, init=args.init, minutes=args.minutes,
-        average=args.average, force=args.force,
+        average=args.average, force=args.force, blocks=_network_blocks(args),
     )
-    if args.blocks:
-        config.blocks = args.blocks
-    if args.tiny:
-        config.blocks = TINY_BLOCKS
+    from .training.loop import train
+
     result = train(config)
     summary = {"model": str(result.model_path), "replaced": not result.kept_previous,
                "epochs_run": len(result.history),
@@ -393,156 +355,19 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     return 0
 
 
-def _writer_for(path: Path, fps: float, size: tuple[int, int], shown: Path):
-    """An OpenCV writer for `path` (a temporary file); errors name `shown`, the user's --out."""
-    import cv2
-
-    # mp4v is the MPEG-4 encoder every OpenCV wheel has; MJPG for .avi.
-    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
-    writer = cv2.VideoWriter(str(path), fourcc, fps, size)
-    if not writer.isOpened():
-        raise VideoError(f"{shown}: cannot write a video there (use .mp4 or .avi)")
-    return writer
-
-
-def _video_source(source: Path):
-    """The opened capture of `source`, its first frame, frame rate and announced frame count;
-    VideoError, before the first frame is decoded, for a file that is not a readable video or
-    whose frames are over the size limit."""
-    import cv2
-
-    from .videos import check_frame_size, check_video_file, frame_size_problem
-
-    check_video_file(source)
-    capture = cv2.VideoCapture(str(source))
-    try:
-        if capture.isOpened():
-            check_frame_size(capture, str(source))
-        ok, frame = capture.read() if capture.isOpened() else (False, None)
-        if not ok:
-            raise VideoError(f"{source}: not a readable video (expected mp4, avi, mov, mkv or webm)")
-        # The container may not say the size: the first frame does.
-        if problem := frame_size_problem(frame.shape[1], frame.shape[0], str(source)):
-            raise VideoError(problem)
-    except BaseException:
-        capture.release()
-        raise
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    fps = fps if fps and fps > 0 else 25.0  # some containers do not say; 25 keeps times sensible
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    return capture, frame, fps, (total if total > 0 else None)
-
-
-def _video_outputs(source: Path, out: str | None, csv_name: str | None):
-    """The plans for --out and --csv, checked before anything is read or written."""
-    from .outputs import file_key, plan_output
-    from .videos import video_output_problem
-
-    plans = {}
-    for option, value in (("--out", out), ("--csv", csv_name)):
-        if not value:
-            continue
-        plan = plan_output(value, option)
-        if option == "--out" and (
-                problem := video_output_problem(option, value, plan.suffix, plan.stream)):
-            raise UserError(problem)
-        if plan.target is not None and plan.target.exists() \
-                and file_key(plan.target) == file_key(source):
-            raise UserError(f"{option} {value} is the input video: choose another name")
-        for other in plans.values():
-            if other.key() == plan.key():
-                raise UserError(f"{option} and {other.option} name the same file: {value}")
-        plans[option] = plan
-    return plans
-
-
 def cmd_video(args: argparse.Namespace) -> int:
     """Annotate every frame of a video; progress on stderr, a one-line JSON summary on stdout
     (on stderr when an output goes to standard output)."""
-    from tqdm import tqdm
+    from .video import annotate_video
 
-    from .live import LiveProcessor
-    from .outputs import commit, report_stream, staging_file
-    from .recognizer import EmotionRecognizer
-    from .videos import check_written, frame_time
-
-    source = Path(args.input)
-    plans = _video_outputs(source, args.out, args.csv)
-    out_plan, csv_plan = plans.get("--out"), plans.get("--csv")
-    capture, frame, fps, total = _video_source(source)
-
-    processor = LiveProcessor(EmotionRecognizer(args.model), draw_fps=False, tta=not args.no_tta)
-    # Outputs are written to temporary files and put in place (renamed over a file, copied into a
-    # stream) only once every frame is in: a failure or Ctrl-C removes them and leaves whatever
-    # was at the targets.
-    pending: dict[Path, object] = {}  # temporary file -> its plan
-    writer = rows = None
-    frames = faces_seen = 0
-    labels: dict[str, int] = {}
-    current = None  # the output being written, for the message if writing fails
-    try:
-        with contextlib.ExitStack() as closing:
-            if out_plan:
-                current = out_plan
-                tmp = staging_file(out_plan, ".mp4")
-                pending[tmp] = out_plan
-                writer = _writer_for(tmp, fps, (frame.shape[1], frame.shape[0]), shown=out_plan.given)
-                closing.callback(writer.release)
-            if csv_plan:
-                current = csv_plan
-                tmp = staging_file(csv_plan, ".csv")
-                pending[tmp] = csv_plan
-                rows = csv.writer(closing.enter_context(open(tmp, "w", newline="")))
-                rows.writerow(CSV_HEADER)
-            current = None
-            with tqdm(total=total, unit="frame", file=sys.stderr, desc=source.name) as bar:
-                ok = True
-                while ok:
-                    # The frame's own timestamp (a variable frame rate keeps it right), so
-                    # smoothing follows the video, not the CPU.
-                    t = frame_time(capture, frames, fps)
-                    result = processor.process(frame, t=t)
-                    if writer:
-                        writer.write(result.frame)
-                    for face in result.faces:
-                        faces_seen += 1
-                        labels[face.shown_label] = labels.get(face.shown_label, 0) + 1
-                        if rows:
-                            b = face.box
-                            rows.writerow([frames, f"{t:.3f}", face.face_id, b.x, b.y, b.w, b.h,
-                                           face.shown_label, f"{face.confidence:.4f}",
-                                           *(f"{face.probabilities[e]:.4f}" for e in EMOTIONS)])
-                    frames += 1
-                    bar.update(1)
-                    ok, frame = capture.read()
-        # Both were closed above: the mp4's index is written on release, and checked here.
-        for tmp, plan in pending.items():
-            if plan is out_plan:
-                check_written(tmp, frames, out_plan.given)
-        for tmp, plan in list(pending.items()):
-            current = plan
-            commit(plan, tmp)
-            del pending[tmp]
-    except OSError as exc:
-        # A full disk or a folder we may not write to: one line; the partial files go below.
-        failed = current or next(iter(pending.values()), None)
-        names = failed.given if failed else ", ".join(p.given for p in plans.values())
-        raise VideoError(sentence(exc, path=names, failed="could not be written")) from None
-    finally:
-        capture.release()
-        for tmp in pending:
-            tmp.unlink(missing_ok=True)
-    stats = processor.stats()
-    summary = {"input": str(source), "frames": frames, "fps": round(fps, 3),
-               "frames_with_faces": stats.frames_with_faces, "faces": faces_seen,
-               "labels": labels, "mean_process_ms": round(stats.mean_process_ms, 1),
-               "out": args.out, "csv": args.csv}
-    if total and frames < total:
+    result = annotate_video(args.input, args.out, args.csv, model=args.model,
+                            tta=not args.no_tta, progress=True)
+    if result.cut_short:
         # A file cut short reads as a shorter video: say so rather than report success quietly.
-        summary["frames_announced"] = total
-        print(f"warning: {source}: only {frames} of the {total} frames it announces could be read; "
-              "the file may be cut short or damaged", file=sys.stderr)
-    print(json.dumps(summary), file=report_stream(list(plans.values())))
+        print(f"warning: {result.input}: only {result.frames} of the {result.frames_announced} "
+              "frames it announces could be read; the file may be cut short or damaged",
+              file=sys.stderr)
+    print(json.dumps(result.to_dict()), file=sys.stderr if result.to_stdout else sys.stdout)
     return 0
 
 

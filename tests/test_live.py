@@ -18,7 +18,8 @@ from emotion.labels import EMOTIONS
 from emotion.follow import LiveSettings
 from emotion.app.webrtc import StatsFile, frames_callback
 from emotion.live import FaceTracker, FpsMeter, LiveProcessor, Timeline, iou
-from emotion.cli import CSV_HEADER, HEADLESS_MESSAGE, build_parser, display_available
+from emotion.cli import HEADLESS_MESSAGE, build_parser, display_available
+from emotion.video import CSV_HEADER
 
 
 @pytest.fixture(scope="module")
@@ -346,6 +347,24 @@ def test_video_command_end_to_end(astronaut_video, tmp_path, model_path, capsys)
     assert xs[-1] > xs[0]  # the box follows the face to the right
     for r in rows:
         assert r["label"] in EMOTIONS and int(r["w"]) > 50
+
+
+def test_annotate_video_is_one_call_with_a_result(astronaut_video, tmp_path, recognizer, capsys):
+    """The library verb behind `video`: no parser, no printing, a dataclass back."""
+    from emotion.video import annotate_video
+
+    src, n = astronaut_video
+    table = tmp_path / "faces.csv"
+    result = annotate_video(src, csv_path=str(table), recognizer=recognizer)
+    assert (result.frames, result.frames_with_faces, result.faces) == (n, n, n)
+    assert sum(result.labels.values()) == n and not result.cut_short and not result.to_stdout
+    assert result.fps == pytest.approx(10.0)
+    summary = result.to_dict()
+    assert summary["csv"] == str(table) and summary["out"] is None
+    assert "frames_announced" not in summary
+    assert len(list(csv.reader(table.open()))) == n + 1
+    assert capsys.readouterr() == ("", "")  # no progress bar unless asked for
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faces.csv"]
 
 
 def test_video_command_user_errors(tmp_path, model_path):

@@ -16,9 +16,10 @@ import cv2
 import numpy as np
 import pytest
 
-from emotion.cli import CSV_HEADER, build_parser, main
+from emotion.cli import build_parser, main
 from emotion.files import write_text_atomic
 from emotion.outputs import OutputError, commit, plan_output, staging_file, write_image
+from emotion.video import CSV_HEADER
 
 
 def _read_fifo(path: Path) -> tuple[threading.Thread, list[bytes]]:

@@ -69,9 +69,28 @@ def _check_csv_header(path: Path) -> None:
 
 def load_csv(path: str | Path) -> Dataset:
     """Read `fer2013.csv` (emotion,pixels,Usage), vectorised; a bad row stops with its row number."""
-    import pandas as pd
-
     path = Path(path)
+    _check_csv_file(path)
+    frame = _read_rows(path)
+    labels = _labels(frame, path)
+    images = _images(frame, path)
+    return Dataset(_splits(frame, images, labels, path), LoadReport(source=str(path)))
+
+
+def _row_error(path: Path, i: int, what: str) -> DataError:
+    """DataError naming row `i` (counted from 0 after the header) as a spreadsheet numbers it."""
+    # +2: one for the header line, one because rows count from 1
+    return DataError(f"{path}, row {i + 2}: {what}")
+
+
+def _first(mask) -> int:
+    """The index of the first True in a boolean Series or array."""
+    return int(np.flatnonzero(np.asarray(mask))[0])
+
+
+def _check_csv_file(path: Path) -> None:
+    """DataError for a missing, empty or oversized file, or one whose header is not FER2013's:
+    nothing but the first line read."""
     if not path.is_file():
         raise _missing(path, "file")
     size = path.stat().st_size
@@ -82,6 +101,12 @@ def load_csv(path: str | Path) -> Dataset:
                         f"{max_csv_bytes() // 1024 // 1024} MB limit for a CSV (fer2013.csv is "
                         f"287 MB); give the real file (or raise {MAX_CSV_MB_ENV})")
     _check_csv_header(path)  # before the body: a large file of something else fails at once
+
+
+def _read_rows(path: Path):
+    """The file as a pandas DataFrame of text, with the emotion and pixels columns and a row."""
+    import pandas as pd
+
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except OSError as exc:
@@ -96,29 +121,34 @@ def load_csv(path: str | Path) -> Dataset:
 
     if frame.empty:  # a header alone would give splits without a single face
         raise DataError(f"{path}: no rows, only the header; a fer2013.csv has one row per face")
+    return frame
 
-    def fail(i: int, what: str) -> DataError:
-        # +2: one for the header line, one because rows count from 1
-        return DataError(f"{path}, row {i + 2}: {what}")
 
+def _labels(frame, path: Path) -> np.ndarray:
+    """The emotion column as label ids; DataError naming the first row that is not 0..6."""
     label_text = frame["emotion"].str.strip()
     numeric = label_text.str.fullmatch(r"[0-9]+")  # \d would take full-width digits
     if not numeric.all():
-        i = int(np.flatnonzero(~numeric.to_numpy())[0])
-        raise fail(i, f"emotion {_short(label_text.iloc[i])!r} is not a label id 0..6")
+        i = _first(~numeric)
+        raise _row_error(path, i, f"emotion {_short(label_text.iloc[i])!r} is not a label id 0..6")
     # Checked as text: a 20-digit label does not fit in an int64 (OverflowError).
     in_range = label_text.str.fullmatch(f"0*[0-{NUM_CLASSES - 1}]")
     if not in_range.all():
-        i = int(np.flatnonzero(~in_range.to_numpy())[0])
-        raise fail(i, f"emotion {_short(label_text.iloc[i].lstrip('0'))} is outside 0..6")
-    labels = label_text.astype(np.int64).to_numpy()
+        i = _first(~in_range)
+        raise _row_error(path, i, f"emotion {_short(label_text.iloc[i].lstrip('0'))} is outside 0..6")
+    return label_text.astype(np.int64).to_numpy()
 
+
+def _images(frame, path: Path) -> np.ndarray:
+    """The pixels column as uint8 (N, 48, 48); DataError naming the first row that is not 48x48
+    whole numbers from 0 to 255."""
     rows = [text.strip() for text in frame["pixels"].tolist()]
     n_values = np.array([row.count(" ") + 1 if row else 0 for row in rows])
     wrong = n_values != IMAGE_SIZE * IMAGE_SIZE
     if wrong.any():
-        i = int(np.flatnonzero(wrong)[0])
-        raise fail(i, f"{n_values[i]} pixel values, expected {IMAGE_SIZE * IMAGE_SIZE} (48x48)")
+        i = _first(wrong)
+        raise _row_error(path, i, f"{n_values[i]} pixel values, expected "
+                                  f"{IMAGE_SIZE * IMAGE_SIZE} (48x48)")
     try:
         # numpy's C parser reads all rows at once; a per-value Python loop takes minutes here.
         values = np.loadtxt(io.StringIO("\n".join(rows)), dtype=np.int32, delimiter=" ", ndmin=2)
@@ -127,29 +157,31 @@ def load_csv(path: str | Path) -> Dataset:
         bad_row = _first_bad_pixel_row(rows)
         if bad_row is None:
             raise DataError(f"{path}: the pixels could not be read ({sentence(exc)})") from None
-        i, what = bad_row
-        raise fail(i, what) from None
+        raise _row_error(path, *bad_row) from None
     values = values.reshape(-1, IMAGE_SIZE * IMAGE_SIZE)
     out_of_range = (values < 0) | (values > 255)
     if out_of_range.any():
-        i = int(np.flatnonzero(out_of_range.any(axis=1))[0])
+        i = _first(out_of_range.any(axis=1))
         value = int(values[i][out_of_range[i]][0])
-        raise fail(i, f"a pixel value is outside 0..255 ({value})")
-    images = values.astype(np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+        raise _row_error(path, i, f"a pixel value is outside 0..255 ({value})")
+    return values.astype(np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
 
-    usage = frame["Usage"].str.strip() if "Usage" in frame.columns else None
+
+def _splits(frame, images: np.ndarray, labels: np.ndarray, path: Path) -> dict[str, Split]:
+    """The faces split by the Usage column (all of them training faces without one); each face's
+    source is FILE:ROW."""
+    if "Usage" not in frame.columns:
+        return {"train": Split(images, labels, [f"{path.name}:{i + 2}" for i in range(len(labels))])}
+    usage = frame["Usage"].str.strip()
+    unknown = ~usage.isin(list(CSV_SPLITS))
+    if unknown.any():
+        i = _first(unknown)
+        raise _row_error(path, i, f"Usage {usage.iloc[i]!r} is not one of {', '.join(CSV_SPLITS)}")
     splits: dict[str, Split] = {}
-    if usage is None:
-        splits["train"] = Split(images, labels, [f"{path.name}:{i + 2}" for i in range(len(labels))])
-    else:
-        unknown = ~usage.isin(list(CSV_SPLITS))
-        if unknown.any():
-            i = int(np.flatnonzero(unknown.to_numpy())[0])
-            raise fail(i, f"Usage {usage.iloc[i]!r} is not one of {', '.join(CSV_SPLITS)}")
-        for usage_name, split in CSV_SPLITS.items():
-            index = np.flatnonzero((usage == usage_name).to_numpy())
-            if len(index):
-                splits[split] = Split(
-                    images[index], labels[index], [f"{path.name}:{i + 2}" for i in index]
-                )
-    return Dataset(splits, LoadReport(source=str(path)))
+    for usage_name, split in CSV_SPLITS.items():
+        index = np.flatnonzero((usage == usage_name).to_numpy())
+        if len(index):
+            splits[split] = Split(
+                images[index], labels[index], [f"{path.name}:{i + 2}" for i in index]
+            )
+    return splits
