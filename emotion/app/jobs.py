@@ -350,9 +350,9 @@ def failure_message(exc: Exception, run_dir: Path) -> str:
     if isinstance(exc, OSError) and exc.filename is not None:
         return sentence(exc, failed="the run could not write its files", folder=run_dir.parent)
     return (f"an unexpected error in {_raised_in(exc)} stopped the run; it is not a problem "
-            "found in the data or the settings, and nothing was written to the app's model. Start it again; "
-            "if it fails again, check that the packages in requirements.txt are installed, and "
-            "keep the technical details below for a bug report")
+            "found in the data or the settings, and nothing was written to the app's model. "
+            "Start it again; if it fails again, check that the packages in requirements.txt are "
+            "installed, and keep the technical details below for a bug report")
 
 
 def _evaluate_validation(result: TrainResult, dataset) -> tuple[Evaluation, str]:
