@@ -110,8 +110,9 @@ def check_probabilities(out, path: str | Path) -> None:
 
 
 def check_readable(path: str | Path) -> None:
-    """ModelNotFound (a FileNotFoundError) when there is no file at `path`; ModelError, one line,
-    when it is a folder, a symlink loop, unreadable, or not a whole `.keras` file (a zip archive)."""
+    """ModelNotFound (a FileNotFoundError) when there is no file at `path`; ModelError, one
+    line, when it is a folder, a symlink loop, unreadable, or not a whole `.keras` file (a zip
+    archive)."""
     import zipfile
 
     path = Path(path)
@@ -179,8 +180,8 @@ def _check_archive(f, path: Path) -> None:
 def load_model(path: str | Path):
     """Load a saved `.keras` model for inference, checked to map 48x48 faces to 7 probabilities.
 
-    ModelNotFound (a FileNotFoundError) when there is no file; ModelError (a ValueError), one line, when the file
-    cannot be read, is not a Keras model, or has the wrong shape.
+    ModelNotFound (a FileNotFoundError) when there is no file; ModelError (a ValueError), one
+    line, when the file cannot be read, is not a Keras model, or has the wrong shape.
     """
     path = Path(path)
     check_readable(path)
