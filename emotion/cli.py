@@ -188,15 +188,21 @@ def _cmd_audit(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .speech import LANGUAGES
-    from .training.config import TrainConfig  # no Keras: training's defaults, cheaply
-
-    train_defaults = TrainConfig(data="")
     # `emotion` when started by the installed command, `python -m emotion` otherwise.
     prog = "emotion" if Path(sys.argv[0]).name == "emotion" else "python -m emotion"
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_predict(sub)
+    _add_audit(sub)
+    _add_train(sub)
+    _add_calibrate(sub)
+    _add_evaluate(sub)
+    _add_webcam(sub)
+    _add_video(sub)
+    return parser
 
+
+def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="find faces in photos and name their emotions")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--out", help="annotated image file (one image) or folder (several)")
@@ -208,11 +214,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one pass per face instead of averaging it with its mirror image")
     p.set_defaults(func=_cmd_predict)
 
+
+def _add_audit(sub) -> None:
     p = sub.add_parser("audit", help="counts, sizes, duplicates and leakage of a dataset")
     p.add_argument("data", help="image-folder root or fer2013.csv")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_audit)
 
+
+def _add_train(sub) -> None:
+    from .training.config import TrainConfig  # no Keras: training's defaults, cheaply
+
+    train_defaults = TrainConfig(data="")
     p = sub.add_parser("train", help="train a model on FER2013 (folder, fer2013.csv or kaggle)")
     p.add_argument("--data", required=True, help="image-folder root, fer2013.csv, or 'kaggle'")
     p.add_argument("--optimizer", choices=["adam", "sgd"], default=train_defaults.optimizer)
@@ -252,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=str(DEFAULT_MODEL.parent), help="folder for the model and metrics")
     p.set_defaults(func=_cmd_train)
 
+
+def _add_calibrate(sub) -> None:
     p = sub.add_parser("calibrate", help="fit the model's temperature on validation faces, so its "
                        "confidence matches its accuracy (labels do not change)")
     p.add_argument("--data", required=True, help="the training data (FER2013 folder or CSV): its "
@@ -262,12 +277,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_calibrate)
 
+
+def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="score a model on labelled faces")
     p.add_argument("--data", required=True)
     p.add_argument("--model", default=str(DEFAULT_MODEL))
     p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
+
+
+def _add_webcam(sub) -> None:
+    from .speech import LANGUAGES
 
     p = sub.add_parser("webcam", help="live emotions from a camera in a desktop window")
     p.add_argument("--camera", type=camera_source, default=0,
@@ -277,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=str(DEFAULT_MODEL))
     p.set_defaults(func=cmd_webcam)
 
+
+def _add_video(sub) -> None:
     p = sub.add_parser("video", help="annotate a video file, optionally with a per-frame CSV")
     p.add_argument("input", metavar="IN", help="a video file OpenCV can read (mp4, avi, mov, ...)")
     p.add_argument("--out", help="annotated video to write (.mp4 or .avi)")
@@ -285,7 +308,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tta", action="store_true",
                    help="one pass per face instead of averaging it with its mirror image")
     p.set_defaults(func=cmd_video)
-    return parser
 
 
 def display_available() -> bool:
