@@ -14,12 +14,6 @@ from pathlib import Path
 from .config import DEFAULT_MODEL
 from .files import os_error_line
 
-HEADLESS_MESSAGE = (
-    "this OpenCV cannot open windows (it is the headless build): run "
-    "`pip uninstall opencv-python-headless && pip install opencv-python` for the webcam window"
-)
-WINDOW = "Emotions (q to quit)"
-
 
 def _blocks(text: str) -> tuple[tuple[int, int], ...]:
     """'32x1,64x2' -> ((32, 1), (64, 2)), for --blocks."""
@@ -310,17 +304,6 @@ def _add_video(sub) -> None:
     p.set_defaults(func=cmd_video)
 
 
-def display_available() -> bool:
-    """Whether this OpenCV build can open a window (the headless wheels cannot)."""
-    import cv2
-
-    try:
-        cv2.namedWindow(WINDOW)
-    except cv2.error:
-        return False
-    return True
-
-
 MAX_CAMERA_INDEX = 9999  # OpenCV's indices are small (a backend adds multiples of 100)
 
 
@@ -338,47 +321,16 @@ def camera_source(text: str) -> int | str:
 
 def cmd_webcam(args: argparse.Namespace) -> int:
     """Show the camera with boxes, labels and FPS until `q` (or Esc) is pressed."""
-    import cv2
+    from .window import HEADLESS_MESSAGE, display_available, show_live
 
     if not display_available():
         print(f"error: {HEADLESS_MESSAGE}", file=sys.stderr)
         return 2
-    from .live import LiveProcessor
-    from .recognizer import EmotionRecognizer
-    from .speech import DesktopSpeaker
-
-    recognizer = EmotionRecognizer(args.model)
-    speaker = DesktopSpeaker(args.lang) if args.speak else None
-    capture = cv2.VideoCapture(args.camera)
-    try:
-        if not capture.isOpened():
-            raise ValueError(f"camera {args.camera} could not be opened (try --camera 1)")
-        from .videos import check_frame_size
-
-        check_frame_size(capture, f"camera {args.camera}")
-        processor = LiveProcessor(recognizer)
-        from_file = isinstance(args.camera, str) and Path(args.camera).is_file()
-        while True:
-            ok, frame = capture.read()
-            if not ok and from_file:  # a video file that ends is done, not broken
-                print(f"{args.camera}: end of the video", file=sys.stderr)
-                break
-            if not ok:
-                raise ValueError(f"camera {args.camera} stopped sending frames")
-            result = processor.process(frame)
-            if speaker:
-                main = result.main_face
-                speaker.update(main.shown_label if main else None)
-            cv2.imshow(WINDOW, result.frame)
-            if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                break
-    finally:
-        capture.release()
-        cv2.destroyAllWindows()
-    if speaker:
-        speaker.wait(timeout=5)
-        if speaker.disabled_reason:
-            print(f"note: speech was off: {speaker.disabled_reason}", file=sys.stderr)
+    result = show_live(args.camera, args.model, speak=args.speak, lang=args.lang)
+    if result.video_ended:
+        print(f"{args.camera}: end of the video", file=sys.stderr)
+    if result.speech_off:
+        print(f"note: speech was off: {result.speech_off}", file=sys.stderr)
     return 0
 
 
