@@ -17,7 +17,8 @@ from emotion.faces import Box, detect_faces
 from emotion.labels import EMOTIONS
 from emotion.follow import LiveSettings
 from emotion.app.webrtc import StatsFile, frames_callback
-from emotion.live import FaceTracker, FpsMeter, LiveProcessor, Timeline, iou
+from emotion.live import FaceTracker, FpsMeter, LiveProcessor, iou
+from emotion.timeline import Timeline
 from emotion.cli import build_parser
 from emotion.video import CSV_HEADER
 from emotion.window import HEADLESS_MESSAGE, display_available

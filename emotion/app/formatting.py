@@ -351,7 +351,7 @@ def _shown_scale():
     import altair as alt
 
     from ..labels import palette
-    from ..live import SHOWN_LABELS
+    from ..timeline import SHOWN_LABELS
 
     return alt.Scale(domain=list(SHOWN_LABELS), range=palette(SHOWN_LABELS))
 
@@ -374,7 +374,7 @@ def timeline_chart(bands) -> tuple:
     import pandas as pd
 
     from ..labels import palette
-    from ..live import SHOWN_LABELS
+    from ..timeline import SHOWN_LABELS
 
     frame = pd.DataFrame(
         {
@@ -466,7 +466,7 @@ def legend_html(labels=None) -> str:
     from html import escape
 
     from ..labels import palette
-    from ..live import SHOWN_LABELS
+    from ..timeline import SHOWN_LABELS
 
     labels = list(SHOWN_LABELS if labels is None else labels)
     chips = (
