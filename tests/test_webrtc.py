@@ -187,7 +187,7 @@ def test_the_callback_takes_and_returns_i420_with_the_same_picture(model_path):
 
 
 def test_timeline_chart_is_a_plain_spec_in_the_palette():
-    from emotion.app.formatting import timeline_chart
+    from emotion.app.session_view import timeline_chart
     from emotion.labels import palette
     from emotion.timeline import SHOWN_LABELS, Band
 
