@@ -12,13 +12,7 @@ import warnings
 from pathlib import Path
 
 from .config import DEFAULT_MODEL
-from .errors import EmotionError, UserError, VideoError, sentence
-
-HEADLESS_MESSAGE = (
-    "this OpenCV cannot open windows (it is the headless build): run "
-    "`pip uninstall opencv-python-headless && pip install opencv-python` for the webcam window"
-)
-WINDOW = "Emotions (q to quit)"
+from .errors import EmotionError, UserError, sentence
 
 
 def _blocks(text: str) -> tuple[tuple[int, int], ...]:
@@ -183,15 +177,21 @@ def _cmd_audit(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .speech import LANGUAGES
-    from .training.config import TrainConfig  # no Keras: training's defaults, cheaply
-
-    train_defaults = TrainConfig(data="")
     # `emotion` when started by the installed command, `python -m emotion` otherwise.
     prog = "emotion" if Path(sys.argv[0]).name == "emotion" else "python -m emotion"
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_predict(sub)
+    _add_audit(sub)
+    _add_train(sub)
+    _add_calibrate(sub)
+    _add_evaluate(sub)
+    _add_webcam(sub)
+    _add_video(sub)
+    return parser
 
+
+def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="find faces in photos and name their emotions")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--out", help="annotated image file (one image) or folder (several)")
@@ -203,11 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one pass per face instead of averaging it with its mirror image")
     p.set_defaults(func=_cmd_predict)
 
+
+def _add_audit(sub) -> None:
     p = sub.add_parser("audit", help="counts, sizes, duplicates and leakage of a dataset")
     p.add_argument("data", help="image-folder root or fer2013.csv")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_audit)
 
+
+def _add_train(sub) -> None:
+    from .training.config import TrainConfig  # no Keras: training's defaults, cheaply
+
+    train_defaults = TrainConfig(data="")
     p = sub.add_parser("train", help="train a model on FER2013 (folder, fer2013.csv or kaggle)")
     p.add_argument("--data", required=True, help="image-folder root, fer2013.csv, or 'kaggle'")
     p.add_argument("--optimizer", choices=["adam", "sgd"], default=train_defaults.optimizer)
@@ -247,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=str(DEFAULT_MODEL.parent), help="folder for the model and metrics")
     p.set_defaults(func=_cmd_train)
 
+
+def _add_calibrate(sub) -> None:
     p = sub.add_parser("calibrate", help="fit the model's temperature on validation faces, so its "
                        "confidence matches its accuracy (labels do not change)")
     p.add_argument("--data", required=True, help="the training data (FER2013 folder or CSV): its "
@@ -257,12 +266,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_calibrate)
 
+
+def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="score a model on labelled faces")
     p.add_argument("--data", required=True)
     p.add_argument("--model", default=str(DEFAULT_MODEL))
     p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
+
+
+def _add_webcam(sub) -> None:
+    from .speech import LANGUAGES
 
     p = sub.add_parser("webcam", help="live emotions from a camera in a desktop window")
     p.add_argument("--camera", type=camera_source, default=0,
@@ -272,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=str(DEFAULT_MODEL))
     p.set_defaults(func=cmd_webcam)
 
+
+def _add_video(sub) -> None:
     p = sub.add_parser("video", help="annotate a video file, optionally with a per-frame CSV")
     p.add_argument("input", metavar="IN", help="a video file OpenCV can read (mp4, avi, mov, ...)")
     p.add_argument("--out", help="annotated video to write (.mp4 or .avi)")
@@ -280,18 +297,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tta", action="store_true",
                    help="one pass per face instead of averaging it with its mirror image")
     p.set_defaults(func=cmd_video)
-    return parser
-
-
-def display_available() -> bool:
-    """Whether this OpenCV build can open a window (the headless wheels cannot)."""
-    import cv2
-
-    try:
-        cv2.namedWindow(WINDOW)
-    except cv2.error:
-        return False
-    return True
 
 
 MAX_CAMERA_INDEX = 9999  # OpenCV's indices are small (a backend adds multiples of 100)
@@ -311,47 +316,16 @@ def camera_source(text: str) -> int | str:
 
 def cmd_webcam(args: argparse.Namespace) -> int:
     """Show the camera with boxes, labels and FPS until `q` (or Esc) is pressed."""
-    import cv2
+    from .window import HEADLESS_MESSAGE, display_available, show_live
 
     if not display_available():
         print(f"error: {HEADLESS_MESSAGE}", file=sys.stderr)
         return 2
-    from .live import LiveProcessor
-    from .recognizer import EmotionRecognizer
-    from .speech import DesktopSpeaker
-
-    recognizer = EmotionRecognizer(args.model)
-    speaker = DesktopSpeaker(args.lang) if args.speak else None
-    capture = cv2.VideoCapture(args.camera)
-    try:
-        if not capture.isOpened():
-            raise VideoError(f"camera {args.camera} could not be opened (try --camera 1)")
-        from .videos import check_frame_size
-
-        check_frame_size(capture, f"camera {args.camera}")
-        processor = LiveProcessor(recognizer)
-        from_file = isinstance(args.camera, str) and Path(args.camera).is_file()
-        while True:
-            ok, frame = capture.read()
-            if not ok and from_file:  # a video file that ends is done, not broken
-                print(f"{args.camera}: end of the video", file=sys.stderr)
-                break
-            if not ok:
-                raise VideoError(f"camera {args.camera} stopped sending frames")
-            result = processor.process(frame)
-            if speaker:
-                main = result.main_face
-                speaker.update(main.shown_label if main else None)
-            cv2.imshow(WINDOW, result.frame)
-            if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                break
-    finally:
-        capture.release()
-        cv2.destroyAllWindows()
-    if speaker:
-        speaker.wait(timeout=5)
-        if speaker.disabled_reason:
-            print(f"note: speech was off: {speaker.disabled_reason}", file=sys.stderr)
+    result = show_live(args.camera, args.model, speak=args.speak, lang=args.lang)
+    if result.video_ended:
+        print(f"{args.camera}: end of the video", file=sys.stderr)
+    if result.speech_off:
+        print(f"note: speech was off: {result.speech_off}", file=sys.stderr)
     return 0
 
 
