@@ -68,7 +68,7 @@ def test_the_old_names_still_import():
 def test_a_missing_file(tmp_path):
     missing = tmp_path / "nothing.jpg"
     with pytest.raises(FileNotFoundError) as caught:
-        open(missing, "rb")
+        missing.read_bytes()
     assert sentence(caught.value) == f"{missing}: no such file or directory"
     assert sentence(caught.value, "an image file") == f"{missing}: no such file"
 
@@ -77,7 +77,7 @@ def test_a_folder_given_as_a_file(tmp_path):
     from emotion.images import ImageError, read_image
 
     with pytest.raises(IsADirectoryError) as caught:
-        open(tmp_path, "rb")
+        tmp_path.read_bytes()
     assert sentence(caught.value, "an image file") == f"{tmp_path} is a folder: give an image file"
     assert sentence(caught.value) == f"{tmp_path}: is a directory"
     with pytest.raises(ImageError) as refused:
@@ -92,7 +92,7 @@ def test_a_file_it_may_not_read(tmp_path, monkeypatch):
     private.write_text("emotion,pixels\n")
     deny_reading(monkeypatch, private)  # mode 000; as root, open() refuses it as it would others
     with pytest.raises(PermissionError) as caught:
-        open(private, "rb")
+        private.read_bytes()
     hint = "permission denied (check its permissions and its folder's)"
     assert sentence(caught.value, "a fer2013.csv") == f"cannot read {private}: {hint}"
     assert sentence(caught.value) == f"{private}: {hint}"
