@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from emotion import live, speech
+from emotion import speech
 from emotion.app import formatting, ui, webrtc
 from emotion.app.sessions import WebcamSession
 from emotion.config import UNCERTAIN_BELOW
@@ -22,12 +22,10 @@ except webrtc.IceConfigError as exc:
 
 # One session per browser tab, kept on the server under the key in the page's address, so a
 # refresh finds its timeline; the webrtc worker thread feeds the processor, this script reads it.
-session: WebcamSession = ui.webcam_session(lambda: WebcamSession(
-    live.LiveProcessor(recognizer), speech.BrowserSpeaker(), webrtc.stats_file_from_env()))
-processor = session.processor
+session: WebcamSession = ui.webcam_session(lambda: WebcamSession.open(recognizer))
+processor = session.use(recognizer)  # a model reloaded on another page gets a processor of its own
 if "start_watch" not in st.session_state:  # says so when Start shows no frame in a few seconds
     st.session_state.start_watch = webrtc.StartWatch()
-processor.recognizer = recognizer  # a model reloaded on another page is used from the next frame
 
 video, side = st.columns([3, 2])
 with video:
@@ -36,7 +34,7 @@ with video:
         key="webcam",
         mode=WebRtcMode.SENDRECV,
         rtc_configuration=rtc_configuration,
-        queued_video_frames_callback=webrtc.frames_callback(processor, session.stats_file),
+        queued_video_frames_callback=webrtc.frames_callback(processor, session.times),
         media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}},
                                   "audio": False},
         async_processing=True,

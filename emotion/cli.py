@@ -443,6 +443,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     if not display_available():
         print(f"error: {HEADLESS_MESSAGE}", file=sys.stderr)
         return 2
+    from .follow import CAMERA
     from .live import LiveProcessor
     from .recognizer import EmotionRecognizer
     from .speech import DesktopSpeaker
@@ -456,7 +457,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
         from .videos import check_frame_size
 
         check_frame_size(capture, f"camera {args.camera}")
-        processor = LiveProcessor(recognizer)
+        processor = LiveProcessor(recognizer, settings=CAMERA)
         from_file = isinstance(args.camera, str) and Path(args.camera).is_file()
         while True:
             ok, frame = capture.read()
