@@ -16,6 +16,7 @@ import cv2
 
 from .config import DEFAULT_MODEL
 from .errors import VideoError
+from .follow import CAMERA
 from .live import LiveProcessor
 from .recognizer import EmotionRecognizer
 from .speech import DesktopSpeaker
@@ -60,7 +61,7 @@ def show_live(source: int | str, model: str | Path = DEFAULT_MODEL, *, speak: bo
         if not capture.isOpened():
             raise VideoError(f"camera {source} could not be opened (try --camera 1)")
         check_frame_size(capture, f"camera {source}")
-        ended = _show_frames(capture, source, LiveProcessor(recognizer), speaker)
+        ended = _show_frames(capture, source, LiveProcessor(recognizer, settings=CAMERA), speaker)
     finally:
         capture.release()
         cv2.destroyAllWindows()
