@@ -111,7 +111,7 @@ def sentence(exc: BaseException, what: str | None = None, *, path: str | Path | 
         return str(exc)
     if isinstance(exc, ImportError):
         return f"{exc.name or 'a module'} is not installed ({exc})"
-    return one_line(exc) or type(exc).__name__
+    return _one_line(exc) or type(exc).__name__
 
 
 def _os_sentence(exc: OSError, what: str | None, path: str | Path | None, failed: str | None,
@@ -145,7 +145,7 @@ def _unreadable(exc: OSError, name, what: str) -> str:
     return f"cannot read {name}: {exc.strerror or exc}"
 
 
-def one_line(text: object, width: int = 200) -> str:
+def _one_line(text: object, width: int = 200) -> str:
     """A library's message (Keras's, say) as one plain line, cut short: colour codes, Keras's
     "Exception encountered when calling ..." preamble and its list of the arguments received
     left out."""
