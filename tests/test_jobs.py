@@ -182,3 +182,26 @@ def test_status_says_what_a_run_does_after_its_last_epoch(tmp_path):
     assert job.status_text.startswith("epoch 3/3, batch 10/10, loss 1.200, accuracy 50.0%")
     job.progress = Progress(3, 3, 10, 10, {}, epoch_end=True, elapsed_s=50, stage=Stage.CHOOSING)
     assert job.status_text == f"{Stage.CHOOSING.text}, 50 s"
+
+
+def test_a_runs_folder_that_cannot_be_made_is_a_job_error_saying_what_to_do(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the runs folder should be")
+    manager = jobs.JobManager(blocker / "runs")
+    with pytest.raises(jobs.JobError) as caught:
+        manager.start(TrainConfig(data=str(tmp_path / "faces.csv"), epochs=1))
+    text = str(caught.value)
+    assert text.startswith(str(blocker / "runs")) and "the run's folder could not be made" in text
+    assert "EMOTION_RUNS_DIR" in text and "Errno" not in text
+    assert manager.current is None
+
+
+def test_a_model_that_cannot_be_copied_is_a_promotion_error_saying_what_to_do(tmp_path):
+    run = write_model_dir(tmp_path / "run", b"new model", None)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the models folder should be")
+    with pytest.raises(registry.PromotionError) as caught:
+        registry.promote(run, blocker / "models" / registry.MODEL_FILE, verify=False)
+    text = str(caught.value)
+    assert "the model could not be copied" in text and "Errno" not in text
+    assert text.startswith(str(blocker / "models"))
