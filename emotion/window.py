@@ -61,7 +61,8 @@ def show_live(source: int | str, model: str | Path = DEFAULT_MODEL, *, speak: bo
         if not capture.isOpened():
             raise VideoError(f"camera {source} could not be opened (try --camera 1)")
         check_frame_size(capture, f"camera {source}")
-        ended = _show_frames(capture, source, LiveProcessor(recognizer, settings=CAMERA), speaker)
+        processor = LiveProcessor(recognizer, settings=CAMERA)
+        ended = _show_frames(capture, source, processor, speaker)
     finally:
         capture.release()
         cv2.destroyAllWindows()
