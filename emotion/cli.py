@@ -14,7 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .config import DEFAULT_MODEL
+from .config import app_model_path
 from .files import os_error_line
 from .labels import EMOTIONS
 
@@ -310,6 +310,7 @@ def _cmd_audit(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    model = str(app_model_path())  # $EMOTION_MODEL as it is now
     from .speech import LANGUAGES
     from .training.config import TrainConfig  # no Keras: training's defaults, cheaply
 
@@ -322,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="find faces in photos and name their emotions")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--out", help="annotated image file (one image) or folder (several)")
-    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--model", default=model)
     p.add_argument("--json", action="store_true", help="print one JSON array, an object per image")
     p.add_argument("--profiles", action="store_true",
                    help="also find faces turned to the side (detection takes about 4x as long)")
@@ -371,14 +372,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "the new one (otherwise the new one goes to --out/candidate)")
     p.add_argument("--init", metavar="MODEL",
                    help="start from this .keras model's weights (fine-tuning, another cycle)")
-    p.add_argument("--out", default=str(DEFAULT_MODEL.parent), help="folder for the model and metrics")
+    p.add_argument("--out", default=str(app_model_path().parent), help="folder for the model and metrics")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("calibrate", help="fit the model's temperature on validation faces, so its "
                        "confidence matches its accuracy (labels do not change)")
     p.add_argument("--data", required=True, help="the training data (FER2013 folder or CSV): its "
                    "held-out validation faces are used, as in training")
-    p.add_argument("--model", default=str(DEFAULT_MODEL), help="the .keras model to calibrate")
+    p.add_argument("--model", default=model, help="the .keras model to calibrate")
     p.add_argument("--out", help="where to write the calibrated model (default: in place, with "
                    "its metrics.json and reliability.png beside it)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -386,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a model on labelled faces")
     p.add_argument("--data", required=True)
-    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--model", default=model)
     p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
@@ -396,14 +397,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="camera index (default 0), or a video file or stream URL")
     p.add_argument("--speak", action="store_true", help="say the main face's emotion when it changes")
     p.add_argument("--lang", choices=LANGUAGES, default="en", help="language of --speak")
-    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--model", default=model)
     p.set_defaults(func=cmd_webcam)
 
     p = sub.add_parser("video", help="annotate a video file, optionally with a per-frame CSV")
     p.add_argument("input", metavar="IN", help="a video file OpenCV can read (mp4, avi, mov, ...)")
     p.add_argument("--out", help="annotated video to write (.mp4 or .avi)")
     p.add_argument("--csv", help="CSV with one row per frame and face")
-    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--model", default=model)
     p.add_argument("--no-tta", action="store_true",
                    help="one pass per face instead of averaging it with its mirror image")
     p.set_defaults(func=cmd_video)

@@ -11,7 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .config import CACHE_DIR, IMAGE_SIZE, SEED, VALIDATION_FRACTION
+from . import config
+from .config import IMAGE_SIZE, SEED, VALIDATION_FRACTION
 from .files import write_bytes_atomic
 from .labels import ALIASES, EMOTIONS, NUM_CLASSES, canonical
 from .preprocess import to_gray48
@@ -22,10 +23,6 @@ CSV_SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 # goes by either name.
 FOLDER_SPLITS = {"train": "train", "training": "train", "validation": "val", "val": "val", "test": "test"}
 DATA_WHAT = "a fer2013.csv or a FER2013 folder"  # what a data path should be, in messages
-MAX_CSV_MB_ENV = "EMOTION_MAX_CSV_MB"
-# The real fer2013.csv is 287 MB; a file several times larger is not FER2013, and parsing it would
-# take several times its size in memory.
-DEFAULT_MAX_CSV_MB = 1024
 # The validation split holds out VALIDATION_FRACTION of the training faces, so training needs at
 # least 1 / VALIDATION_FRACTION faces for it to hold out one and keep the rest.
 MIN_TRAIN_FACES = round(1 / VALIDATION_FRACTION)
@@ -99,13 +96,6 @@ def _missing(path: Path, what: str, hint: str = "") -> DataError:
     return DataError(hidden(path, DATA_WHAT) or f"{path}: no such {what}{hint}")
 
 
-def max_csv_bytes() -> int:
-    """The largest CSV read: $EMOTION_MAX_CSV_MB megabytes, else 1024."""
-    from .images import env_limit
-
-    return env_limit(MAX_CSV_MB_ENV, DEFAULT_MAX_CSV_MB) * 1024 * 1024
-
-
 def _short(text: str, width: int = 24) -> str:
     """A value from the file, cut so that one line stays one line."""
     return text if len(text) <= width else text[:width] + "..."
@@ -159,10 +149,10 @@ def load_csv(path: str | Path) -> Dataset:
     size = path.stat().st_size
     if size == 0:
         raise DataError(f"{path}: the file is empty; a fer2013.csv has a header and one row per face")
-    if size > max_csv_bytes():
+    if size > config.max_csv_bytes():
         raise DataError(f"{path}: {size / 1024 / 1024:.0f} MB is over the "
-                        f"{max_csv_bytes() // 1024 // 1024} MB limit for a CSV (fer2013.csv is "
-                        f"287 MB); give the real file (or raise {MAX_CSV_MB_ENV})")
+                        f"{config.max_csv_bytes() // 1024 // 1024} MB limit for a CSV "
+                        f"(fer2013.csv is 287 MB); give the real file (or raise {config.MAX_CSV_MB_ENV})")
     _check_csv_header(path)  # before the body: a large file of something else fails at once
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -287,10 +277,8 @@ def _image_files(root: Path) -> list[tuple[str, int, Path]]:
 
 def _content_key(files: list[tuple[str, int, Path]], root: Path) -> str:
     """A hash of every file's split, label, name and bytes: a changed image means a new key."""
-    from .images import max_bytes
-
     digest = hashlib.sha256(f"v1:{IMAGE_SIZE}".encode())
-    limit = max_bytes()
+    limit = config.max_image_bytes()
     for split, label, f in files:
         digest.update(f"{split}/{label}/{f.relative_to(root)}\0".encode())
         try:
@@ -313,11 +301,11 @@ def _progress(iterable, total: int, desc: str):
 
 def _read_face(path: Path) -> tuple[np.ndarray | None, str]:
     """One dataset image as OpenCV reads it, or None and why not (never decoding a bomb)."""
-    from .images import ImageError, check_dimensions, max_bytes, too_large
+    from .images import ImageError, check_dimensions, too_large
 
     try:
         size = path.stat().st_size
-        if size > max_bytes():
+        if size > config.max_image_bytes():
             raise too_large(str(path), size)
         with open(path, "rb") as f:
             check_dimensions(f.read(1 << 16), str(path))  # the header is at the start
@@ -340,7 +328,7 @@ def load_folder(root: str | Path, cache: bool = True) -> Dataset:
         raise _missing(root, "folder")
     files = _image_files(root)
     key = _content_key(files, root) if cache else ""
-    cache_file = CACHE_DIR / f"{key}.npz"
+    cache_file = config.cache_dir() / f"{key}.npz"
     if cache and cache_file.is_file():
         try:
             cached = _read_cache(cache_file, root)
@@ -516,7 +504,7 @@ def count_faces(data: str | Path) -> dict[str, int] | None:
                 counts[split] = counts.get(split, 0) + 1
             return counts
         csv_path = path if path.is_file() else sorted(path.glob("*.csv"))[0]
-        if csv_path.suffix.lower() != ".csv" or csv_path.stat().st_size > max_csv_bytes():
+        if csv_path.suffix.lower() != ".csv" or csv_path.stat().st_size > config.max_csv_bytes():
             return None
         import pandas as pd
 

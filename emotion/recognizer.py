@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEFAULT_MODEL, INPUT_SHAPE, UNCERTAIN_BELOW
+from .config import INPUT_SHAPE, UNCERTAIN_BELOW, app_model_path
 from .faces import Box, DetectionSettings, FaceDetector, HaarDetector, crop, detect_faces
 from .labels import EMOTIONS, UNCERTAIN
 from .preprocess import faces_to_input, to_gray
@@ -67,19 +67,20 @@ def check_classifier(classifier, path: Path) -> None:
 
 
 class EmotionRecognizer:
-    """Loads the model once; `recognize(image)` finds every face and names its emotion.
+    """Loads the model once (`model_path`, else the app's: $EMOTION_MODEL or the shipped one);
+    `recognize(image)` finds every face and names its emotion.
 
     Safe to share between threads (the app shares one between every browser session): the face
     detector keeps a cascade per thread and the classifier's runtime may be called concurrently.
     """
 
-    def __init__(self, model_path: str | Path = DEFAULT_MODEL,
+    def __init__(self, model_path: str | Path | None = None,
                  settings: DetectionSettings = DetectionSettings(),
                  detector: FaceDetector | None = None, runtime: str | None = None,
                  threads: int | None = None, tta: bool = True):
         from .runtime import load_classifier
 
-        self.model_path = Path(model_path)
+        self.model_path = Path(model_path or app_model_path())
         self.classifier = load_classifier(self.model_path, runtime=runtime, threads=threads)
         check_classifier(self.classifier, self.model_path)
         self.settings = settings

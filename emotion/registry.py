@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import config
-from .config import MODEL_FILE
+from .config import MODEL_FILE, app_model_path  # the model the app uses now
 from .files import write_atomically
 
 if TYPE_CHECKING:
@@ -73,11 +73,6 @@ class ModelInfo:
         if self.val_accuracy is not None:
             return f"{self.val_accuracy:.1%} on {self.val_images:,} validation faces"
         return "not measured"
-
-
-def app_model_path() -> Path:
-    """The model the app uses now (read at call time, so tests can point it elsewhere)."""
-    return Path(config.DEFAULT_MODEL)
 
 
 def metrics_path(model_path: Path) -> Path:

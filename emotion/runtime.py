@@ -6,8 +6,8 @@
 ONNX Runtime runs one face in about 60% of Keras's time, with the same probabilities to 1e-6
 (scripts/compare_runtimes.py measures it; LiteRT, the other candidate, was slower).
 The ONNX file is exported from the `.keras` by a small exporter for the layers
-`emotion.model.build_model` uses, cached beside the model (else in `CACHE_DIR`) with a record of
-the `.keras` and `.onnx` bytes' hashes, and rebuilt when either does not match. With a current cache nothing imports Keras or TensorFlow.
+`emotion.model.build_model` uses, cached beside the model (else in `config.cache_dir()`) with a
+record of the `.keras` and `.onnx` bytes' hashes, and rebuilt when either does not match. With a current cache nothing imports Keras or TensorFlow.
 Whenever ONNX Runtime cannot be used, `load_classifier` falls back to Keras and says why.
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,6 @@ from .files import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
-ENV_VAR = "EMOTION_RUNTIME"
 AUTO, KERAS, ONNXRUNTIME = "auto", "keras", "onnxruntime"
 RUNTIMES = (AUTO, KERAS, ONNXRUNTIME)
 _ALIASES = {"ort": ONNXRUNTIME, "onnx": ONNXRUNTIME, "tf": KERAS, "tensorflow": KERAS}
@@ -138,10 +136,10 @@ class KerasClassifier:
 
 def resolve_runtime(runtime: str | None = None) -> str:
     """`runtime`, else $EMOTION_RUNTIME, else auto; one of RUNTIMES."""
-    value = (runtime if runtime is not None else os.environ.get(ENV_VAR, "")).strip().lower()
+    value = (runtime if runtime is not None else config.runtime_setting()).strip().lower()
     value = _ALIASES.get(value, value or AUTO)
     if value not in RUNTIMES:
-        source = "runtime" if runtime is not None else ENV_VAR
+        source = "runtime" if runtime is not None else config.RUNTIME_ENV
         raise ValueError(f"{source}={value!r}: expected one of {', '.join(RUNTIMES)}")
     return value
 
@@ -224,7 +222,7 @@ def convert(model_path: str | Path) -> Path:
                 return path
         path = _store(export_onnx_bytes(model_path, digest), model_path, digest)
     if path is None:
-        raise OSError(f"cannot write the ONNX model beside {model_path} nor in {config.CACHE_DIR}")
+        raise OSError(f"cannot write the ONNX model beside {model_path} nor in {config.cache_dir()}")
     return path
 
 
@@ -250,7 +248,7 @@ def cache_candidates(model_path: Path) -> list[Path]:
     beside = model_path.with_suffix(ONNX_SUFFIX)
     # The model's full path in the name, so two models called emotion_cnn.keras do not collide.
     tag = hashlib.sha256(str(model_path.resolve()).encode()).hexdigest()[:12]
-    return [beside, Path(config.CACHE_DIR) / "runtime" / f"{model_path.stem}-{tag}{ONNX_SUFFIX}"]
+    return [beside, config.cache_dir() / "runtime" / f"{model_path.stem}-{tag}{ONNX_SUFFIX}"]
 
 
 def _session_options(threads: int | None):

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from browser import CHROMEDRIVER, CHROMIUM, free_port, stop, wait_http
-from emotion.app.webrtc import ICE_ENV, STATS_ENV
+from emotion.config import ICE_SERVERS_ENV, LIVE_STATS_ENV
 from emotion.config import PROJECT_ROOT
 from emotion.labels import COLOURS
 from test_browser_webcam import (  # noqa: F401 - fake_camera is a fixture used by name
@@ -92,7 +92,7 @@ def replicas(tmp_path: Path, model_path: Path, turn):
             stats = tmp_path / f"stats-{i}"
             stats.mkdir()
             log = tmp_path / f"replica-{i}.log"
-            env = {**os.environ, ICE_ENV: json.dumps(ice), STATS_ENV: str(stats),
+            env = {**os.environ, ICE_SERVERS_ENV: json.dumps(ice), LIVE_STATS_ENV: str(stats),
                    "EMOTION_MODEL": str(model_path), "EMOTION_TTS_OFFLINE": "1",
                    "EMOTION_DISABLE_TRAINING": "1", "PYTHONPATH": str(PROJECT_ROOT)}
             proc = subprocess.Popen(
@@ -280,7 +280,7 @@ def test_a_start_that_cannot_connect_says_what_to_try(tmp_path: Path, model_path
            "iceTransportPolicy": "relay"}
     port = free_port()
     log = tmp_path / "server.log"
-    env = {**os.environ, ICE_ENV: json.dumps(ice), "EMOTION_MODEL": str(model_path),
+    env = {**os.environ, ICE_SERVERS_ENV: json.dumps(ice), "EMOTION_MODEL": str(model_path),
            "EMOTION_TTS_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",

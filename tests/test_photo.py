@@ -19,12 +19,10 @@ skimage_data = pytest.importorskip("skimage.data")
 
 
 @pytest.fixture(scope="module")
-def recognizer():
-    if not config.DEFAULT_MODEL.is_file():
-        pytest.skip(f"no model at {config.DEFAULT_MODEL}: train one or set EMOTION_MODEL")
+def recognizer(model_path):
     from emotion.recognizer import EmotionRecognizer
 
-    return EmotionRecognizer(config.DEFAULT_MODEL)
+    return EmotionRecognizer(model_path)
 
 
 def encode(image: np.ndarray, ext: str = ".png") -> bytes:

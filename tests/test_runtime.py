@@ -176,7 +176,7 @@ def test_an_unwritable_model_folder_caches_in_the_user_cache(
     path = tmp_path / "readonly" / "m.keras"
     path.parent.mkdir()
     shutil.copy(model_path, path)
-    monkeypatch.setattr("emotion.config.CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setenv("EMOTION_CACHE_DIR", str(tmp_path / "cache"))
     real_write = runtime.write_bytes_atomic
 
     def refuse_model_folder(target: Path, data: bytes) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 import queue
 import sys
 import threading
@@ -18,14 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..compare import Comparison
-from ..config import MODELS_DIR
+from ..config import runs_dir as default_runs_dir
 from ..evaluate import Evaluation
 from ..training.config import Progress, Stage, TrainConfig, TrainResult
 from .formatting import file_problem
-
-# Each run trains into its own folder here; EMOTION_RUNS_DIR moves them (screenshots, demos).
-RUNS_DIR = Path(os.environ.get("EMOTION_RUNS_DIR", MODELS_DIR / "runs"))
-
 
 class JobState(str, Enum):
     QUEUED = "queued"
@@ -373,8 +368,10 @@ def _evaluate_validation(result: TrainResult, dataset) -> tuple[Evaluation, str]
 class JobManager:
     """Holds the current training job; one runs at a time (training takes the whole CPU)."""
 
-    def __init__(self, runs_dir: Path = RUNS_DIR):
-        self.runs_dir = Path(runs_dir)
+    def __init__(self, runs_dir: Path | None = None):
+        # Each run trains into a folder of its own in `runs_dir`; None: config.runs_dir() at each
+        # start ($EMOTION_RUNS_DIR moves them: screenshots, demos).
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else None
         self._lock = threading.Lock()
         self._job: Job | None = None
 
@@ -424,15 +421,16 @@ class JobManager:
                 self._job = None
 
     def _new_run_dir(self) -> Path:
+        runs_dir = self.runs_dir or default_runs_dir()
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         for n in range(100):
-            run_dir = self.runs_dir / (stamp if n == 0 else f"{stamp}-{n}")
+            run_dir = runs_dir / (stamp if n == 0 else f"{stamp}-{n}")
             try:
                 run_dir.mkdir(parents=True)
                 return run_dir
             except FileExistsError:
                 continue
-        raise JobError(f"could not create a new run folder in {self.runs_dir}")
+        raise JobError(f"could not create a new run folder in {runs_dir}")
 
 
 # The process-wide manager: Streamlit re-runs page scripts, but imported modules stay loaded,

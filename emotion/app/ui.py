@@ -10,8 +10,8 @@ from typing import Callable, TypeVar
 import streamlit as st
 
 from .. import registry
-from ..config import (ADMIN_TOKEN_ENV, DISABLE_TRAINING_ENV, SHARED_FER2013, admin_token,
-                      admin_token_matches, env_switch, parse_switch)
+from .. import config
+from ..config import ADMIN_TOKEN_ENV, DISABLE_TRAINING_ENV, SHARED_FER2013, parse_switch
 
 T = TypeVar("T")
 
@@ -47,10 +47,9 @@ def _model_key(path: Path) -> tuple[str, float]:
 def _load_recognizer(path: str, mtime: float):
     import cv2
 
-    from ..config import app_threads
     from ..recognizer import EmotionRecognizer
 
-    threads = app_threads()
+    threads = config.app_threads()
     # OpenCV's pool is process-wide: the app's only OpenCV work is detection and drawing.
     cv2.setNumThreads(threads)
     recognizer = EmotionRecognizer(path, threads=threads)
@@ -133,7 +132,7 @@ def training_disabled() -> str | None:
     """Why training is off on this deployment (env var or st.secrets), or None when it is on.
     A switch set to a value it does not know turns training off and says so."""
     try:
-        if env_switch(DISABLE_TRAINING_ENV):
+        if config.training_disabled():
             return f"the environment variable {DISABLE_TRAINING_ENV} is set"
     except ValueError as exc:
         return str(exc)
@@ -180,7 +179,7 @@ def admin_gate() -> bool:
     """On a server whose operator set an administrator token ($EMOTION_ADMIN_TOKEN or
     `admin_token` in the secrets): True once this session has given it, checked here on the
     server; until then a password box. Without a token, True: anyone may train."""
-    expected = admin_token(secrets=_secrets())
+    expected = config.admin_token(secrets=_secrets())
     if expected is None:
         return True
     if st.session_state.get(ADMIN_KEY) == expected:
@@ -188,7 +187,7 @@ def admin_gate() -> bool:
     st.info("Training and changing the app's model are for this server's administrators.")
     given = st.text_input("Administrator token", type="password", key="admin_token_input",
                           help=f"Set by whoever runs the server ({ADMIN_TOKEN_ENV}).")
-    if given and admin_token_matches(given, expected):
+    if given and config.admin_token_matches(given, expected):
         # The token itself, so that a new token set by the operator ends old sessions' access.
         st.session_state[ADMIN_KEY] = expected
         return True

@@ -18,7 +18,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..config import CACHE_DIR, VALIDATION_FRACTION
+from ..config import VALIDATION_FRACTION, child_environment, keras_backend
+from ..config import cache_dir as default_cache_dir
 from ..files import write_text_atomic
 from ..model import DEFAULT_BLOCKS
 
@@ -39,7 +40,7 @@ class SpeedKey:
 
     def text(self) -> str:
         """The key in the cache file, with what makes the same settings run at another speed."""
-        backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+        backend = keras_backend()
         blocks = ",".join(f"{w}x{n}" for w, n in self.blocks)
         return (f"{backend}|{os.cpu_count()} cores|{blocks}|batch {self.batch_size}|"
                 f"augment {self.augment}|{self.optimizer}")
@@ -162,7 +163,7 @@ _failed: set[str] = set()
 
 
 def _cache_path(cache_dir: Path | None) -> Path:
-    return Path(cache_dir or CACHE_DIR) / CACHE_FILE
+    return Path(cache_dir or default_cache_dir()) / CACHE_FILE
 
 
 def known_speed(key: SpeedKey, cache_dir: Path | None = None) -> Speed | None:
@@ -229,9 +230,7 @@ def _read_cache(path: Path) -> dict[str, Speed]:
 
 def measure_in_subprocess(key: SpeedKey, timeout: float = MEASURE_TIMEOUT_S) -> Speed | None:
     package_root = Path(__file__).resolve().parents[2]  # this checkout's emotion/, not another
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(package_root), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        TF_CPP_MIN_LOG_LEVEL="3")
+    env = child_environment(package_root, TF_CPP_MIN_LOG_LEVEL="3")
     settings = json.dumps({**asdict(key), "blocks": [list(b) for b in key.blocks]})
     try:
         done = subprocess.run([sys.executable, "-m", __name__, settings], capture_output=True,
