@@ -33,7 +33,6 @@ PROJECT_ROOT = _project_root()
 MODELS_DIR = PROJECT_ROOT / "models"
 MODEL_FILE = "emotion_cnn.keras"  # what training writes, promotion copies and the app loads
 SHIPPED_MODEL = MODELS_DIR / MODEL_FILE
-DEFAULT_METRICS = MODELS_DIR / "metrics.json"
 AUDIO_DIR = PROJECT_ROOT / "audio_files"
 IMAGES_DIR = PROJECT_ROOT / "images"
 DATA_DIR = PROJECT_ROOT / "data"

@@ -77,10 +77,6 @@ class Dataset:
         return sum(len(s) for s in self.splits.values())
 
 
-def _empty_split() -> Split:
-    return Split(np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8), np.zeros(0, np.int64), [])
-
-
 def _os_problem(path: Path, exc: OSError) -> str:
     """One line for an OSError met on `path`: permission, symlink loop, or the system's words."""
     from .images import unreadable

@@ -19,7 +19,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -47,7 +47,6 @@ _CONVERT_LOCK = threading.Lock()
 _KERAS_LOCK = threading.Lock()
 
 
-@runtime_checkable
 class Classifier(Protocol):
     """Emotion probabilities for a batch of faces; `predict` may be called from many threads."""
 
@@ -207,23 +206,6 @@ def load_onnx(model_path: str | Path, threads: int | None = None) -> OnnxClassif
         path = _store(data, model_path, digest)
     # Unstorable anywhere still runs: ONNX Runtime takes the model's bytes as well as a path.
     return OnnxClassifier(_session(path or data, threads), path, threads)
-
-
-def convert(model_path: str | Path) -> Path:
-    """The up-to-date ONNX file for a `.keras` model, converting only when it is missing or stale.
-
-    For training to call after saving a model, so the app's first load finds it ready.
-    """
-    model_path = Path(model_path)
-    with _CONVERT_LOCK:
-        digest = file_sha256(model_path)
-        for path in cache_candidates(model_path):
-            if _read_current(path, digest) is not None:
-                return path
-        path = _store(export_onnx_bytes(model_path, digest), model_path, digest)
-    if path is None:
-        raise OSError(f"cannot write the ONNX model beside {model_path} nor in {config.cache_dir()}")
-    return path
 
 
 # --- the cache -------------------------------------------------------------------------------

@@ -61,15 +61,6 @@ def choice_text(job: Job) -> str | None:
             + (f" (the other candidates: {others})" if others else "") + ".")
 
 
-def history_frame(history: list[dict[str, float]]):
-    """Per-epoch history as a DataFrame indexed by epoch (for live charts), or None when empty."""
-    import pandas as pd
-
-    if not history:
-        return None
-    return pd.DataFrame(history).set_index("epoch")
-
-
 def per_class_frame(evaluation: Evaluation):
     """Precision, recall, F1 and support per emotion as a DataFrame."""
     import pandas as pd
@@ -344,16 +335,6 @@ def run_metrics(job: Job) -> dict | None:
 
 
 # ---------------------------------------------------------------- the Webcam page
-
-
-def _shown_scale():
-    """Altair's colour scale for shown labels: the seven emotions and "uncertain", one palette."""
-    import altair as alt
-
-    from ..labels import palette
-    from ..live import SHOWN_LABELS
-
-    return alt.Scale(domain=list(SHOWN_LABELS), range=palette(SHOWN_LABELS))
 
 
 # Heights to give st.altair_chart (axis and legend included): a height set in the chart itself
