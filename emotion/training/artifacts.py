@@ -80,7 +80,7 @@ def build_metrics(*, config: TrainConfig, dataset: Dataset, splits: tuple[Split,
         "hyperparameters": {
             "optimizer": config.optimizer, "epochs": epochs, "batch_size": config.batch_size,
             "learning_rate": config.learning_rate,
-            "schedule": schedule_text(config, averaged),
+            "schedule": schedule_text(config.per_epoch_schedule, averaged),
             "minutes": config.minutes, "average": config.average,
             "augment": config.augment, "robust_augment": config.robust,
             "precision": config.precision,
@@ -105,8 +105,9 @@ def build_metrics(*, config: TrainConfig, dataset: Dataset, splits: tuple[Split,
     return metrics
 
 
-def schedule_text(config: TrainConfig, averaged: list[int]) -> str:
-    text = "cosine decay to 1%" + (", set each epoch" if config.per_epoch_schedule else "")
+def schedule_text(per_epoch: bool, averaged: list[int]) -> str:
+    """The learning-rate schedule in words, for metrics.json."""
+    text = "cosine decay to 1%" + (", set each epoch" if per_epoch else "")
     if averaged:
         # From the epochs really averaged: a run the clock stopped early planned more of them.
         text += f", held from epoch {averaged[0]} while the weights are averaged"
