@@ -12,6 +12,10 @@ from .faces import Box, DetectionSettings, FaceDetector, HaarDetector, crop, det
 from .labels import EMOTIONS, UNCERTAIN
 from .preprocess import faces_to_input, to_gray
 
+# A face's columns in every CSV of faces (a photo's, a video's), after the columns that say which
+# image or frame it is in: where it is, its label, the confidence and the seven probabilities.
+FACE_COLUMNS = ["x", "y", "w", "h", "label", "confidence", *EMOTIONS]
+
 
 @dataclass
 class Face:
@@ -31,6 +35,13 @@ class Face:
     def shown_label(self) -> str:
         """What a person is shown: the label, or "uncertain"."""
         return UNCERTAIN if self.uncertain else self.label
+
+    def to_row(self, shown: bool = False) -> list:
+        """The face as FACE_COLUMNS: the box, the label (`shown`: as shown, maybe "uncertain"),
+        the confidence and the probabilities to 4 decimals."""
+        return [*self.box.as_list(), self.shown_label if shown else self.label,
+                f"{self.confidence:.4f}",
+                *(f"{self.probabilities.get(e, 0.0):.4f}" for e in EMOTIONS)]
 
     def to_dict(self) -> dict:
         return {
