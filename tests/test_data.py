@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from emotion import config, data
+from emotion import data
 from emotion.data import DataError
 
 
@@ -310,9 +310,9 @@ def test_an_empty_cache_from_an_older_version_is_not_trusted(hostile, tmp_path, 
     monkeypatch.setenv("EMOTION_CACHE_DIR", str(tmp_path / "cache"))
     root = tmp_path / "unreadable_images"
     shutil.copytree(hostile["unreadable_images"], root)
-    files = data._image_files(root)
+    files = data.folders.image_files(root)
     # What an older version cached for this folder: a dataset of no splits at all.
-    data._write_cache(config.cache_dir() / f"{data._content_key(files, root)}.npz",
-                      data.Dataset({}, data.LoadReport(str(root))))
+    data.cache.write_cache(data.cache.cache_path(data.cache.content_key(files, root)),
+                           data.Dataset({}, data.LoadReport(str(root))))
     with pytest.raises(DataError, match="none of its 8 image files could be read"):
         data.load(root)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from emotion import runtime
+from emotion import onnx_export, runtime
 from emotion.labels import EMOTIONS
 from emotion.preprocess import faces_to_input
 
@@ -262,8 +262,8 @@ def test_a_layer_the_exporter_does_not_know_falls_back_to_keras(tmp_path):
                               keras.layers.GlobalAveragePooling2D(),
                               keras.layers.Dense(7, activation="softmax")])
     path = save_model_atomic(model, tmp_path / "odd.keras")
-    with pytest.raises(runtime.UnsupportedModel, match="GlobalAveragePooling2D"):
-        runtime.export_onnx(model)
+    with pytest.raises(onnx_export.UnsupportedModel, match="GlobalAveragePooling2D"):
+        onnx_export.export_onnx(model)
     classifier = runtime.load_classifier(path)
     assert classifier.name == "keras" and "GlobalAveragePooling2D" in classifier.fallback_reason
     assert not path.with_suffix(".onnx").exists()
@@ -328,7 +328,7 @@ def test_eight_threads_get_exactly_the_single_threaded_results(model_copy, many_
 
 def _foreign_onnx(keras_model, real_digest: str) -> bytes:
     """Another network exported to ONNX with the real model's cache metadata copied in."""
-    proto = runtime.export_onnx(keras_model)
+    proto = onnx_export.export_onnx(keras_model)
     for key, value in runtime._cache_key(real_digest).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value

@@ -12,7 +12,8 @@ import pytest
 from emotion.config import UNCERTAIN_BELOW
 from emotion.faces import Box
 from emotion.labels import COLOURS, EMOTIONS, UNCERTAIN
-from emotion.live import Band, LiveFace, LiveProcessor, Timeline
+from emotion.live import LiveFace, LiveProcessor
+from emotion.timeline import Band, Timeline
 from emotion.smoothing import HOLD_S, SMOOTHING_S, EmotionSmoother
 from emotion.speech import SpeechPolicy
 

@@ -188,9 +188,9 @@ def test_the_callback_takes_and_returns_i420_with_the_same_picture(model_path):
 
 
 def test_timeline_chart_is_a_plain_spec_in_the_palette():
-    from emotion.app.formatting import timeline_chart
+    from emotion.app.session_view import timeline_chart
     from emotion.labels import palette
-    from emotion.live import SHOWN_LABELS, Band
+    from emotion.timeline import SHOWN_LABELS, Band
 
     bands = [Band(0.0, 2.5, "happy"), Band(2.5, 3.0, "uncertain"), Band(3.0, 4.0, "sad")]
     data, spec = timeline_chart(bands)
