@@ -8,6 +8,7 @@ from pathlib import Path
 from . import config
 from .config import INPUT_SHAPE
 from .files import write_atomically
+from .images import hidden, unreadable
 from .labels import NUM_CLASSES
 
 NAME = "emotion_cnn"  # also how the trainer finds the network inside its augmented wrapper
@@ -134,8 +135,6 @@ def check_readable(path: str | Path) -> None:
     """FileNotFoundError when there is no file at `path`; ModelError, one line, when it is a
     folder, a symlink loop, unreadable, or not a whole `.keras` file (a zip archive)."""
     import zipfile
-
-    from .images import hidden, unreadable
 
     path = Path(path)
     if path.is_dir():

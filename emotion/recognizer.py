@@ -10,7 +10,9 @@ import numpy as np
 from .config import INPUT_SHAPE, UNCERTAIN_BELOW, app_model_path
 from .faces import Box, DetectionSettings, FaceDetector, HaarDetector, crop, detect_faces
 from .labels import EMOTIONS, UNCERTAIN
+from .model import ModelError, check_probabilities, one_line
 from .preprocess import faces_to_input, to_gray
+from .runtime import load_classifier
 
 # A face's columns in every CSV of faces (a photo's, a video's), after the columns that say which
 # image or frame it is in: where it is, its label, the confidence and the seven probabilities.
@@ -67,8 +69,6 @@ def check_classifier(classifier, path: Path) -> None:
     `load_model` checks a `.keras` when Keras reads it, but an ONNX copy cached before that check
     existed is run without Keras: one blank face through it catches a wrong shape either way.
     """
-    from .model import ModelError, check_probabilities, one_line
-
     try:
         out = classifier.predict(np.zeros((1, *INPUT_SHAPE), np.float32))
     except Exception as exc:  # any failure on a valid face means a bad model
@@ -89,8 +89,6 @@ class EmotionRecognizer:
                  settings: DetectionSettings = DetectionSettings(),
                  detector: FaceDetector | None = None, runtime: str | None = None,
                  threads: int | None = None, tta: bool = True):
-        from .runtime import load_classifier
-
         self.model_path = Path(model_path or app_model_path())
         self.classifier = load_classifier(self.model_path, runtime=runtime, threads=threads)
         check_classifier(self.classifier, self.model_path)

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import config
 from .files import write_bytes_atomic
+from .model import ModelError, check_readable, load_model
 from .onnx_export import CONVERTER, export_onnx
 
 log = logging.getLogger(__name__)
@@ -147,8 +148,6 @@ def load_classifier(model_path: str | Path, runtime: str | None = None,
     per core); Keras's thread pools are process-wide and fixed once TensorFlow starts, so the
     Keras classifier leaves them alone.
     """
-    from .model import ModelError, check_readable
-
     choice = resolve_runtime(runtime)
     model_path = Path(model_path)
     # Missing, unreadable or damaged: an error, not a reason to fall back to another runtime.
@@ -180,8 +179,6 @@ def _describe(exc: BaseException) -> str:
 
 def _load_keras(model_path: Path, fallback_reason: str | None = None) -> KerasClassifier:
     """The Keras classifier, its predict function ready for concurrent calls."""
-    from .model import load_model
-
     return KerasClassifier(load_model(model_path), fallback_reason=fallback_reason)
 
 
@@ -322,8 +319,6 @@ def _store(data: bytes, model_path: Path, digest: str) -> Path | None:
 
 def export_onnx_bytes(model_path: Path, digest: str | None = None) -> bytes:
     """Load a `.keras` model and export it as serialised ONNX, its cache key in the metadata."""
-    from .model import load_model
-
     proto = export_onnx(load_model(model_path))
     key = _cache_key(digest or file_sha256(model_path))
     for name, value in {**key, "source_name": model_path.name}.items():

@@ -15,11 +15,13 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from ..compare import Comparison
+from ..compare import Comparison, compare_on_data, record
 from ..config import runs_dir as default_runs_dir
 from ..evaluate import Evaluation
 from ..training.config import Progress, Stage, TrainConfig, TrainResult
+from ..training.timing import duration_text
 from .training_process import _child, run_dataset
+
 
 class JobState(str, Enum):
     QUEUED = "queued"
@@ -171,8 +173,6 @@ class Job:
                 parts.append(f"accuracy {acc:.1%}")
             parts.append(f"{p.elapsed_s:.0f} s")
             if (left := self.time_left_s) is not None:
-                from ..training.timing import duration_text
-
                 parts.append(f"{duration_text(left)} left")
             return ", ".join(parts)
         if self.state == JobState.DONE and self.evaluation:
@@ -195,8 +195,6 @@ class Job:
     def compare_again(self, app_model: Path) -> Comparison:
         """Score this run's model and the app's model at `app_model` again on the run's faces
         (the app's model changed since the run ended), in this process; kept in metrics.json."""
-        from ..compare import compare_on_data, record
-
         with self._compare_lock:  # two sessions on the page compare once
             if self.comparison is None or not self.comparison.is_current(app_model):
                 dataset = run_dataset(self.config.data, self.faces)

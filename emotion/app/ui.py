@@ -9,9 +9,14 @@ from typing import Callable, TypeVar
 
 import streamlit as st
 
-from .. import registry
-from .. import config
+from .. import config, registry
+from ..audit import audit
 from ..config import ADMIN_TOKEN_ENV, DISABLE_TRAINING_ENV, SHARED_FER2013, parse_switch
+from ..data import count_faces, load
+from ..images import fit_side
+from ..recognizer import EmotionRecognizer
+from .sessions import LiveSessions, new_key, valid_key
+from .uploads import UploadError, save_upload
 
 T = TypeVar("T")
 
@@ -46,8 +51,6 @@ def _model_key(path: Path) -> tuple[str, float]:
 @st.cache_resource(show_spinner="Loading the emotion model...", max_entries=2)
 def _load_recognizer(path: str, mtime: float):
     import cv2
-
-    from ..recognizer import EmotionRecognizer
 
     threads = config.app_threads()
     # OpenCV's pool is process-wide: the app's only OpenCV work is detection and drawing.
@@ -159,8 +162,6 @@ def displayable(image):
     ratio. The image itself when it fits; the results are computed on the full image regardless."""
     import cv2
 
-    from ..images import fit_side
-
     image = fit_side(image, MAX_DISPLAY_SIDE)
     height, width = image.shape[:2]
     pad_rows = max(0, -(-width // MAX_DISPLAY_RATIO) - height)
@@ -199,9 +200,6 @@ def admin_gate() -> bool:
 @st.cache_resource(show_spinner="Loading and auditing the data...", max_entries=2)
 def audit_data(source: str):
     """Load a dataset and audit it, once per source per process: (Dataset, AuditReport)."""
-    from ..audit import audit
-    from ..data import load
-
     dataset = load(source)
     return dataset, audit(dataset)
 
@@ -225,8 +223,6 @@ def data_source_picker(key: str, label: str = "Data", *, kaggle: bool = False,
     if choice == LOCAL_DATA:
         return data_path_input(key)
     if choice == UPLOADED_DATA:
-        from .uploads import UploadError, save_upload
-
         upload = st.file_uploader("fer2013.csv (columns emotion, pixels, Usage)", type=["csv"])
         st.caption(
             f"Uploads are limited to {st.get_option('server.maxUploadSize')} MB "
@@ -317,8 +313,6 @@ def keep_settings(keys) -> None:
 @st.cache_data(ttl=300, max_entries=8, show_spinner=False)
 def face_counts(source: str) -> dict[str, int] | None:
     """Faces per split of a data source, counted without decoding (for the time estimate)."""
-    from ..data import count_faces
-
     return count_faces(source)
 
 
@@ -328,16 +322,12 @@ SESSION_PARAM = "session"
 
 @st.cache_resource
 def _live_sessions():
-    from .sessions import LiveSessions
-
     return LiveSessions()
 
 
 def webcam_session(make: Callable[[], T]) -> T:
     """This browser tab's webcam session (made by `make` the first time), found again after a
     refresh through the key in the page's address."""
-    from .sessions import new_key, valid_key
-
     key = st.session_state.get("webcam_session_key")
     if not valid_key(key):
         key = st.query_params.get(SESSION_PARAM)

@@ -21,6 +21,7 @@ from ..evaluate import Evaluation
 from ..files import replace_atomically
 from ..labels import EMOTIONS
 from ..model import save_model_atomic
+from ..plots import plot_confusion, plot_history, plot_reliability
 from .config import TrainConfig
 
 
@@ -122,8 +123,6 @@ def _backend_version() -> dict[str, str]:
 def write_artifacts(model: keras.Model, *, metrics: dict, history: list[dict[str, float]],
                     out: Path) -> None:
     """Write model, metrics.json, history.csv and plots into a staging folder, then move each in."""
-    from ..plots import plot_confusion, plot_history, plot_reliability
-
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     try:

@@ -21,7 +21,9 @@ from pathlib import Path
 from ..config import VALIDATION_FRACTION, child_environment, keras_backend
 from ..config import cache_dir as default_cache_dir
 from ..files import write_text_atomic
-from ..model import DEFAULT_BLOCKS
+from ..labels import NUM_CLASSES
+from ..model import DEFAULT_BLOCKS, build_model
+from .config import TrainConfig
 
 CACHE_FILE = "training-speed.json"
 TIMED_STEPS = 4  # after one step that compiles; medians of these
@@ -124,10 +126,7 @@ def measure(key: SpeedKey, steps: int = TIMED_STEPS) -> Speed:
     import keras
     import numpy as np
 
-    from ..labels import NUM_CLASSES
-    from ..model import build_model
-    from .config import TrainConfig
-    from .datasets import trainable
+    from .datasets import trainable  # these two load Keras, which this module leaves alone
     from .loop import make_optimizer
 
     config = TrainConfig(data="", optimizer=key.optimizer, batch_size=key.batch_size,
