@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from emotion import live, speech
+from emotion import speech
 from emotion.app import session_view, ui, webrtc
 from emotion.app.sessions import WebcamSession
 from emotion.config import UNCERTAIN_BELOW
@@ -14,6 +14,7 @@ st.set_page_config(page_title="Webcam · Facial emotion recognition", page_icon=
 st.title("Live emotions from your webcam")
 
 recognizer = ui.recognizer_or_stop()
+webrtc.use_lean_vp8_encoder()  # the video sent back costs a third less to encode
 try:
     rtc_configuration = webrtc.streamlit_rtc_configuration()
 except webrtc.IceConfigError as exc:
@@ -22,12 +23,10 @@ except webrtc.IceConfigError as exc:
 
 # One session per browser tab, kept on the server under the key in the page's address, so a
 # refresh finds its timeline; the webrtc worker thread feeds the processor, this script reads it.
-session: WebcamSession = ui.webcam_session(lambda: WebcamSession(
-    live.LiveProcessor(recognizer), speech.BrowserSpeaker(), webrtc.stats_file_from_env()))
-processor = session.processor
+session: WebcamSession = ui.webcam_session(lambda: WebcamSession.open(recognizer))
+processor = session.use(recognizer)  # a model reloaded on another page gets a processor of its own
 if "start_watch" not in st.session_state:  # says so when Start shows no frame in a few seconds
     st.session_state.start_watch = webrtc.StartWatch()
-processor.recognizer = recognizer  # a model reloaded on another page is used from the next frame
 
 video, side = st.columns([3, 2])
 with video:
@@ -36,7 +35,7 @@ with video:
         key="webcam",
         mode=WebRtcMode.SENDRECV,
         rtc_configuration=rtc_configuration,
-        queued_video_frames_callback=webrtc.frames_callback(processor, session.stats_file),
+        queued_video_frames_callback=webrtc.frames_callback(processor, session.times),
         media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}},
                                   "audio": False},
         async_processing=True,

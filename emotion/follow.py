@@ -11,6 +11,7 @@ known face, or in which a known face was lost, is scanned whole at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -20,8 +21,14 @@ from .smoothing import HOLD_S, SMOOTHING_S
 
 @dataclass(frozen=True)
 class LiveSettings:
-    """Everything the live path can be tuned by; the defaults suit a webcam at 640x480."""
+    """Everything the live path can be tuned by; the defaults suit a webcam at 640x480 (CAMERA
+    adds looking at every other frame only)."""
 
+    # Faces are looked for and classified on one frame in this many; the frames between are drawn
+    # with the boxes and labels of the last one looked at. At 30 fps a face moves a few pixels in
+    # a frame, and the label is an average over about a second anyway, while looking costs most
+    # of a frame's time (a video file, with nobody waiting, looks at every frame).
+    look_every: int = 1
     # Whole-frame scans run on a copy no wider or taller than this.
     detect_side: int = 320
     # The whole frame is covered once every this many frames (half a second at 30 fps)...
@@ -40,8 +47,6 @@ class LiveSettings:
     # A window holds one known face, so fewer neighbours are needed to trust a detection there,
     # which keeps a slightly turned or tilted face that a whole-frame scan would drop.
     window_min_neighbors: int = 3
-    min_neighbors: int = 6
-    scale_factor: float = 1.1
     # A face missing from its window this many frames in a row is lost: the whole frame is
     # scanned at once to find where it went.
     lost_after: int = 2
@@ -49,15 +54,28 @@ class LiveSettings:
     # is shown only once it has led that average this long (emotion.smoothing says why).
     smoothing_s: float = SMOOTHING_S
     hold_s: float = HOLD_S
+    # The Haar parameters (scale factor, neighbours, smallest face) of whole-frame scans; None:
+    # the recognizer's, which LiveProcessor fills in.
+    detection: DetectionSettings | None = None
 
     def __post_init__(self) -> None:
-        if self.full_scan_every < 1 or self.scan_parts < 1 or self.detect_side < CASCADE_WINDOW:
-            raise ValueError("full_scan_every and scan_parts must be at least 1, "
+        if (self.full_scan_every < 1 or self.scan_parts < 1 or self.look_every < 1
+                or self.detect_side < CASCADE_WINDOW):
+            raise ValueError("full_scan_every, scan_parts and look_every must be at least 1, "
                              "detect_side at least 24")
 
+    @property
+    def haar(self) -> DetectionSettings:
+        return self.detection or DetectionSettings()
 
+
+# What a camera's live stream gets (the Webcam page, the webcam command): a look every other frame.
+CAMERA = LiveSettings(look_every=2)
+
+
+@lru_cache(maxsize=64)  # one frame size per stream: the packing is not redone on every frame
 def size_ranges(shape: tuple[int, int], parts: int, scale_factor: float,
-                min_px: float) -> list[tuple[float, float]]:
+                min_px: float) -> tuple[tuple[float, float], ...]:
     """Face-size ranges (min, max pixels in an image of `shape`) that split one Haar scan into
     at most `parts` scans whose largest costs as little as possible.
 
@@ -78,7 +96,7 @@ def size_ranges(shape: tuple[int, int], parts: int, scale_factor: float,
         costs.append((width / factor) * (height / factor) / stride**2)
         size *= scale_factor
     if not sizes:
-        return []
+        return ()
 
     def pack(limit: float) -> list[tuple[int, int]]:
         """Greedy runs of sizes (first, last index) each costing at most `limit` with overlap."""
@@ -97,7 +115,7 @@ def size_ranges(shape: tuple[int, int], parts: int, scale_factor: float,
     for _ in range(30):
         middle = (low + high) / 2
         low, high = (low, middle) if len(pack(middle)) <= parts else (middle, high)
-    return [(sizes[first], sizes[last] * scale_factor) for first, last in pack(high)]
+    return tuple((sizes[first], sizes[last] * scale_factor) for first, last in pack(high))
 
 
 class FaceFollower:
@@ -166,8 +184,8 @@ class FaceFollower:
         s = self.settings
         scale = self._frame_scale(shape)
         small = (round(shape[0] * scale), round(shape[1] * scale))
-        min_px = min_face_px(shape, DetectionSettings()) * scale
-        return size_ranges(small, s.scan_parts, s.scale_factor, min_px)
+        min_px = min_face_px(shape, s.haar) * scale
+        return size_ranges(small, s.scan_parts, s.haar.scale_factor, min_px)
 
     def _frame_scale(self, shape: tuple[int, ...]) -> float:
         return min(1.0, self.settings.detect_side / max(shape[:2]))
@@ -178,9 +196,9 @@ class FaceFollower:
         s = self.settings
         shape = gray.shape
         scale = self._frame_scale(shape)
-        low = max(low, min_face_px(shape, DetectionSettings()) * scale)
+        low = max(low, min_face_px(shape, s.haar) * scale)
         return scan(gray, scale=scale, min_px=low, max_px=high,
-                    scale_factor=s.scale_factor, min_neighbors=s.min_neighbors)
+                    scale_factor=s.haar.scale_factor, min_neighbors=s.haar.min_neighbors)
 
     def _confirm(self, gray: np.ndarray, box: Box) -> list[Box]:
         """The face a part of the scan found, if a scan of its surroundings for faces of every size
@@ -192,9 +210,9 @@ class FaceFollower:
         """
         region = _grow(box, 1.0, gray.shape)
         x0, y0, x1, y1 = region
+        haar = self.settings.haar
         hits = scan(gray[y0:y1, x0:x1], scale=self._frame_scale(gray.shape), origin=(x0, y0),
-                    scale_factor=self.settings.scale_factor,
-                    min_neighbors=self.settings.min_neighbors)
+                    scale_factor=haar.scale_factor, min_neighbors=haar.min_neighbors)
         return [h for h in hits if h.intersection(box) > 0.5 * min(h.area, box.area)]
 
     def _search_window(self, gray: np.ndarray, box: Box) -> Box | None:
@@ -207,7 +225,7 @@ class FaceFollower:
         target = box.h * scale
         hits = scan(gray[y0:y1, x0:x1], scale=scale, origin=(x0, y0),
                     min_px=target * s.window_min_ratio, max_px=target * s.window_max_ratio,
-                    scale_factor=s.scale_factor, min_neighbors=s.window_min_neighbors)
+                    scale_factor=s.haar.scale_factor, min_neighbors=s.window_min_neighbors)
         if not hits:
             return None
         cx, cy = box.x + box.w / 2, box.y + box.h / 2

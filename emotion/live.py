@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -50,12 +50,14 @@ class LiveFace(Face):
 
 @dataclass(frozen=True)
 class StageTimes:
-    """Where a frame's time went, in milliseconds; full_scan: the whole frame was scanned."""
+    """Where a frame's time went, in milliseconds; full_scan: the whole frame was scanned;
+    looked: faces were looked for and classified (not drawn from the last frame that was)."""
 
     detect_ms: float = 0.0
     classify_ms: float = 0.0
     draw_ms: float = 0.0
     full_scan: bool = False
+    looked: bool = True
 
 
 @dataclass
@@ -123,6 +125,10 @@ class FaceTracker:
         self._tracks = []
         self._next_id = 1
 
+    def __len__(self) -> int:
+        """How many faces are being followed."""
+        return len(self._tracks)
+
     def _pairs(self, boxes: list[Box]) -> list[tuple[float, int, int]]:
         """Plausible (score, track index, box index) matches, best first."""
         pairs = []
@@ -187,6 +193,10 @@ class FpsMeter:
     def reset(self) -> None:
         self._times.clear()
 
+    def __len__(self) -> int:
+        """How many frame times the window holds."""
+        return len(self._times)
+
 
 @dataclass
 class LiveStats:
@@ -209,6 +219,15 @@ class LiveStats:
     raw_changes: list = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class LiveSnapshot:
+    """A processor at one moment: its counters, and how much each store it keeps between frames
+    holds (all bounded, as a long session and scripts/soak_live.py need)."""
+
+    stats: LiveStats
+    held: dict[str, int]
+
+
 # How many of the latest changes LiveStats keeps.
 CHANGES_KEPT = 64
 
@@ -227,6 +246,8 @@ class LiveProcessor:
         # A camera's frames get one pass (the smoothing over time does TTA's job, and the frame
         # budget is tight); a video file, with no viewer waiting, averages with the mirror image.
         self.tta = tta
+        if settings.detection is None:
+            settings = replace(settings, detection=recognizer.settings)
         self.settings = settings
         self.follower = FaceFollower(settings)
         self.tracker = FaceTracker(settings.smoothing_s, settings.hold_s)
@@ -244,6 +265,7 @@ class LiveProcessor:
         self._last_frame: np.ndarray | None = None
         self._main_id: int | None = None
         self._missing_since: float | None = None
+        self._frame_index = 0
         # The model's first call may build its graph (seconds on a small CPU): pay that now, not
         # on the first video frame, where it would freeze the picture.
         recognizer.classify([np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)])
@@ -252,36 +274,51 @@ class LiveProcessor:
         """Annotate one BGR frame; `t` (seconds) defaults to the clock, the video command passes its own."""
         started = time.perf_counter()
         now = self.clock() if t is None else t
-        gray = to_gray(frame)
         with self._follow_lock:
-            boxes = self.follower.detect(gray)
-            full_scan = self.follower.last_was_full_scan
-            detected = time.perf_counter()
-            crops = [crop(gray, b) for b in boxes]
-            probs = (self.recognizer.classify(crops, tta=True) if self.tta
-                     else self.recognizer.classify(crops))
-            classified = time.perf_counter()
+            look = self._frame_index % self.settings.look_every == 0
+            self._frame_index += 1
+            if look:
+                faces, main_id, stages = self._look(frame, now, started)
+            else:
+                with self._lock:
+                    faces, main_id = self._last_faces, self._main_id
+                stages = StageTimes(looked=False)
             with self._lock:
-                if self._start is None:
-                    self._start = now
-                faces = self.tracker.update(boxes, probs, now)
                 fps = self.fps_meter.tick(now)
-                main = main_face(faces, self._main_id)
-                self._main_id = main.face_id if main else None
-                self.timeline.add(now - self._start, faces, self._main_id)
-                main_id = self._main_id
+        main = next((f for f in faces if f.face_id == main_id), None)
         drawing = time.perf_counter()
         out = annotate(frame, faces)
         if self.draw_fps:
             draw_fps(out, fps)
         done = time.perf_counter()
         ms = (done - started) * 1000
-        stages = StageTimes((detected - started) * 1000, (classified - detected) * 1000,
-                            (done - drawing) * 1000, full_scan)
+        stages = replace(stages, draw_ms=(done - drawing) * 1000)
         with self._lock:
             self._update_stats(faces, main, fps, ms, now)
             self._last_frame = out
         return LiveResult(out, faces, fps, ms, stages, main_id)
+
+    def _look(self, frame: np.ndarray, now: float,
+              started: float) -> tuple[list[LiveFace], int | None, StageTimes]:
+        """Find, classify and track this frame's faces (the caller holds the follow lock)."""
+        gray = to_gray(frame)
+        boxes = self.follower.detect(gray)
+        full_scan = self.follower.last_was_full_scan
+        detected = time.perf_counter()
+        crops = [crop(gray, b) for b in boxes]
+        probs = (self.recognizer.classify(crops, tta=True) if self.tta
+                 else self.recognizer.classify(crops))
+        classified = time.perf_counter()
+        with self._lock:
+            if self._start is None:
+                self._start = now
+            faces = self.tracker.update(boxes, probs, now)
+            main = main_face(faces, self._main_id)
+            self._main_id = main.face_id if main else None
+            self.timeline.add(now - self._start, faces, self._main_id)
+            main_id = self._main_id
+        return faces, main_id, StageTimes((detected - started) * 1000,
+                                          (classified - detected) * 1000, 0.0, full_scan)
 
     def _update_stats(self, faces: list[LiveFace], main: LiveFace | None, fps: float, ms: float,
                       now: float) -> None:
@@ -335,13 +372,13 @@ class LiveProcessor:
         with self._lock:
             return self._last_frame
 
-    def held(self) -> dict[str, int]:
-        """How much each store kept between frames holds: all bounded, as a long session (and
-        scripts/soak_live.py) needs."""
+    def snapshot(self) -> LiveSnapshot:
+        """The session's counters and the size of every store kept between frames, at one moment."""
         with self._follow_lock, self._lock:
-            return {"timeline_rows": len(self.timeline), "timeline_faces": self.timeline.faces_held(),
-                    "tracks": len(self.tracker._tracks), "fps_times": len(self.fps_meter._times),
+            held = {"timeline_rows": len(self.timeline), "timeline_faces": self.timeline.faces_held(),
+                    "tracks": len(self.tracker), "fps_times": len(self.fps_meter),
                     "labels": len(self._stats.labels)}
+        return LiveSnapshot(self.stats(), held)
 
     def reset(self) -> None:
         """Start a new session: forget faces, timings and the timeline."""
@@ -357,3 +394,4 @@ class LiveProcessor:
             self._last_frame = None
             self._main_id = None
             self._missing_since = None
+            self._frame_index = 0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cv2
 
+from .follow import CAMERA
 from .live import LiveProcessor
 from .recognizer import EmotionRecognizer
 from .speech import DesktopSpeaker
@@ -59,7 +60,8 @@ def show_live(source: int | str, model: str | Path | None = None, *, speak: bool
         if not capture.isOpened():
             raise ValueError(f"camera {source} could not be opened (try --camera 1)")
         check_frame_size(capture, f"camera {source}")
-        ended = _show_frames(capture, source, LiveProcessor(recognizer), speaker)
+        processor = LiveProcessor(recognizer, settings=CAMERA)
+        ended = _show_frames(capture, source, processor, speaker)
     finally:
         capture.release()
         cv2.destroyAllWindows()

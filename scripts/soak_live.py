@@ -18,7 +18,7 @@ Every --report-every seconds it prints frames sent, processed and dropped (a new
 arrived, so the callback skipped it), stale outputs (the out track resent the previous
 annotated frame because the next was not ready), late camera ticks (the sender woke more than
 a frame late), the resident memory (VmRSS), the largest length of each queue on the way, and
-what the processor holds between frames (`LiveProcessor.held()`). At the end: RSS at minute 1
+what the processor holds between frames (`LiveProcessor.snapshot()`). At the end: RSS at minute 1
 against the end, and the verdict: exit 1 when the RSS grew more than --max-growth-mb after
 minute 1 or a queue ever held more than --max-queue frames.
 """
@@ -50,6 +50,7 @@ from streamlit_webrtc.models import CallbackAttachableProcessor
 from streamlit_webrtc.process import AsyncVideoProcessTrack
 
 from emotion import live
+from emotion.follow import CAMERA
 from emotion.app import ui, webrtc
 from emotion.clips import astronaut_clip
 
@@ -130,8 +131,11 @@ async def soak(args: argparse.Namespace) -> int:
     recognizer = ui.get_recognizer()
     logging.disable(logging.NOTSET)
     # As the page: one processor per browser session, its callback handed to streamlit-webrtc.
-    processor = live.LiveProcessor(recognizer)
-    callback = webrtc.frames_callback(processor, webrtc.stats_file_from_env())
+    processor = live.LiveProcessor(recognizer, settings=CAMERA)
+    callback = webrtc.frames_callback(processor)
+    stats_file = webrtc.stats_file_from_env()
+    if stats_file is not None:
+        stats_file.watch(processor)
     callback_holder = CallbackAttachableProcessor(
         frame_callback=None, queued_frames_callback=callback, ended_callback=None)
     camera = SyntheticCamera(astronaut_clip(args.clip_frames), args.fps)
@@ -169,8 +173,8 @@ async def soak(args: argparse.Namespace) -> int:
             previous = frame
             elapsed = time.monotonic() - started
             if elapsed >= next_report or elapsed >= duration:
-                stats = processor.stats()
-                held = processor.held()
+                snapshot = processor.snapshot()
+                stats, held = snapshot.stats, snapshot.held
                 sent, processed = camera.sent, stats.frames
                 d_sent, d_proc = sent - last["sent"], processed - last["processed"]
                 dropped = d_sent - d_proc
@@ -194,7 +198,8 @@ async def soak(args: argparse.Namespace) -> int:
         camera.stop()
         reader.join()
 
-    stats, held = processor.stats(), processor.held()
+    snapshot = processor.snapshot()
+    stats, held = snapshot.stats, snapshot.held
     # Minute 1: the model, the codecs and the first allocations have settled by then.
     first_m, at_1 = next(((m, r) for m, r in zip(report.minutes, report.rss, strict=True) if m >= 1.0),
                          (report.minutes[0], report.rss[0]))

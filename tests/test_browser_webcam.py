@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import pytest
 
-from browser import CHROMEDRIVER, CHROMIUM, missing_tools, running_app  # noqa: F401
+from browser import camera_chromium, missing_tools, running_app
 from emotion.clips import astronaut_clip, pick_talking_face, talking_face_clip, write_y4m
 from emotion.config import SHARED_FER2013
 from emotion.labels import COLOURS
@@ -119,49 +119,13 @@ def server(tmp_path: Path, model_path: Path):
         yield f"http://localhost:{port}/Webcam", stats
 
 
-# Keeps every RTCPeerConnection a frame makes, so the test can read WebRTC's own counters
-# (frames the camera sent, frames that came back) without touching the component's code.
-PEER_CONNECTION_HOOK_JS = """
-(() => {
-  const Original = window.RTCPeerConnection;
-  if (!Original || Original.__kept) return;
-  window.__peerConnections = [];
-  function Kept(...args) {
-    const pc = new Original(...args);
-    window.__peerConnections.push(pc);
-    return pc;
-  }
-  Kept.prototype = Original.prototype;
-  Object.setPrototypeOf(Kept, Original);  // static members such as generateCertificate
-  Kept.__kept = true;
-  window.RTCPeerConnection = Kept;
-})();
-"""
 
 
 @pytest.fixture
 def browser(tmp_path: Path, fake_camera: FakeCamera):
     """Headless Chromium whose camera plays `fake_camera`."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
-                 "--use-fake-device-for-media-stream",
-                 f"--use-file-for-fake-video-capture={fake_camera.y4m}",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                 "--autoplay-policy=no-user-gesture-required",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
-        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
-                               {"source": PEER_CONNECTION_HOOK_JS})
+    with camera_chromium(tmp_path / "chromium-profile", fake_camera.y4m) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _read_stats(path: Path) -> dict:

@@ -13,6 +13,7 @@ only (`--allow-loopback-peers`): the replicas listen on 127.0.0.1 here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,12 +25,12 @@ from pathlib import Path
 
 import pytest
 
-from browser import CHROMEDRIVER, CHROMIUM, free_port, stop, wait_http
+from browser import camera_chromium, free_port, running_app, stop, wait_http
 from emotion.config import ICE_SERVERS_ENV, LIVE_STATS_ENV
 from emotion.config import PROJECT_ROOT
 from emotion.labels import COLOURS
 from test_browser_webcam import (  # noqa: F401 - fake_camera is a fixture used by name
-    PEER_CONNECTION_HOOK_JS, FakeCamera, _grab_frame,
+    FakeCamera, _grab_frame,
     _label_colour_gains, _missing_tools, _open_and_start, fake_camera)
 from test_deploy_recipe import render_template
 
@@ -184,25 +185,6 @@ pcs[pcs.length - 1].getStats().then(report => {
 """
 
 
-def _browser(profile: Path, camera: FakeCamera):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
-                 "--use-fake-device-for-media-stream",
-                 f"--use-file-for-fake-video-capture={camera.y4m}",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                 f"--user-data-dir={profile}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
-                           {"source": PEER_CONNECTION_HOOK_JS})
-    return driver
-
-
 def _session_stats(folder: Path) -> dict:
     best: dict = {}
     for path in folder.glob("session-*.json"):
@@ -220,11 +202,10 @@ def test_replicas_behind_nginx_with_media_relayed_through_turn(
         proxy, replicas, turn, fake_camera: FakeCamera, tmp_path: Path):
     base, access_log = proxy
     cookies = _cookie_per_replica(base, access_log, replicas)
-    drivers = []
-    try:
+    with contextlib.ExitStack() as browsers:
         for i, (port, stats_dir) in enumerate(replicas):
-            driver = _browser(tmp_path / f"profile-{i}", fake_camera)
-            drivers.append(driver)
+            driver = browsers.enter_context(
+                camera_chromium(tmp_path / f"profile-{i}", fake_camera.y4m))
             # Before the first request, as the cookie nginx itself would have set (host-only).
             driver.execute_cdp_cmd("Network.setCookie", {"name": COOKIE, "value": cookies[port],
                                                          "url": f"{base}/", "path": "/"})
@@ -246,9 +227,6 @@ def test_replicas_behind_nginx_with_media_relayed_through_turn(
             assert max(gains.values()) > 0.002, f"no label colour in the returned video: {gains}"
             driver.switch_to.default_content()
             driver.save_screenshot(str(tmp_path / f"webcam-via-nginx-{i}.png"))
-    finally:
-        for driver in drivers:
-            driver.quit()
     # Each replica served its own browser's session, chosen by nginx's sticky cookie: every
     # WebSocket of a browser went to its replica (nginx logs a WebSocket once it closes).
     served = {port: _session_stats(stats_dir).get("frames", 0) for port, stats_dir in replicas}
@@ -278,18 +256,9 @@ def test_a_start_that_cannot_connect_says_what_to_try(tmp_path: Path, model_path
     ice = {"iceServers": [{"urls": [f"turn:127.0.0.1:{dead_turn}?transport=udp"],
                            "username": TURN_USER, "credential": TURN_PASSWORD}],
            "iceTransportPolicy": "relay"}
-    port = free_port()
-    log = tmp_path / "server.log"
-    env = {**os.environ, ICE_SERVERS_ENV: json.dumps(ice), "EMOTION_MODEL": str(model_path),
-           "EMOTION_TTS_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=PROJECT_ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    driver = None
-    try:
-        wait_http(f"http://127.0.0.1:{port}/_stcore/health", proc, log)
-        driver = _browser(tmp_path / "profile", fake_camera)
+    env = {ICE_SERVERS_ENV: json.dumps(ice), "EMOTION_MODEL": str(model_path), "EMOTION_TTS_OFFLINE": "1"}
+    with running_app(tmp_path, env) as (port, _, _), \
+            camera_chromium(tmp_path / "profile", fake_camera.y4m) as driver:
         driver.set_window_size(420, 1000)  # a phone first: the sidebar starts folded away
         _open_and_start(driver, f"http://localhost:{port}/Webcam")
         started = time.monotonic()
@@ -306,7 +275,3 @@ def test_a_start_that_cannot_connect_says_what_to_try(tmp_path: Path, model_path
         driver.execute_script("window.scrollTo(0, 0);")
         time.sleep(1)
         driver.save_screenshot(str(tmp_path / "webcam-no-frame.png"))
-    finally:
-        if driver is not None:
-            driver.quit()
-        stop(proc)

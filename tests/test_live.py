@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import gc
 import io
 import json
 import threading
@@ -16,7 +17,7 @@ import pytest
 from emotion.faces import Box, detect_faces
 from emotion.labels import EMOTIONS
 from emotion.follow import LiveSettings
-from emotion.app.webrtc import StatsFile, frames_callback
+from emotion.app.webrtc import FramePathTimes, StatsFile, frames_callback
 from emotion.live import FaceTracker, FpsMeter, LiveProcessor, iou
 from emotion.timeline import Timeline
 from emotion.cli import build_parser
@@ -215,7 +216,7 @@ def test_processor_state_stays_bounded_over_a_long_session(recognizer, webcam_fr
         (face,) = processor.process(webcam_frame).faces
         ids.add(face.face_id)
     assert len(ids) == 100
-    held = processor.held()
+    held = processor.snapshot().held
     assert held["timeline_rows"] == 50 and held["timeline_faces"] == processor.timeline.max_faces
     assert held["tracks"] == 1 and held["fps_times"] <= 2 and held["labels"] <= len(EMOTIONS)
     # One row per face id: each came once.
@@ -281,28 +282,57 @@ def test_webrtc_callback_annotates_only_the_newest_frame(recognizer, webcam_fram
     import av
 
     processor = LiveProcessor(recognizer)
-    clock = [0.0]
-    stats = StatsFile(tmp_path / "stats.json", every_s=0.5, clock=lambda: clock[0])
     frames = []
     for i in range(3):
         frame = av.VideoFrame.from_ndarray(webcam_frame, format="bgr24")
         frame.pts = i
         frames.append(frame)
-    callback = frames_callback(processor, stats)
+    times = FramePathTimes()
+    callback = frames_callback(processor, times)
     out = asyncio.run(callback(frames))
     assert len(out) == 1 and out[0].pts == 2
     assert out[0].to_ndarray(format="bgr24").shape == webcam_frame.shape
     assert processor.stats().frames == 1  # the two stale frames were dropped, not queued
+    assert times.calls == 1 and times.frames_in == 3 and times.process_ms > 0
+    assert list(tmp_path.iterdir()) == []  # the frame path writes nothing
+
+
+def test_stats_file_is_written_at_most_twice_a_second_and_never_half_written(
+        recognizer, webcam_frame, tmp_path):
+    processor = LiveProcessor(recognizer)
+    clock = [0.0]
+    stats = StatsFile(tmp_path / "stats.json", every_s=0.5, clock=lambda: clock[0])
+    stats.update(processor)
+    assert not stats.path.exists()  # nothing to say before the first frame
+    processor.process(webcam_frame)
+    stats.update(processor, FramePathTimes(calls=1))
     written = json.loads(stats.path.read_text())
     assert written["frames"] == 1 and written["frames_with_faces"] == 1
-    # The file is for a test watching from outside: at most twice a second, never half-written.
+    assert written["path"]["calls"] == 1
     clock[0] = 0.2
-    asyncio.run(callback(frames[-1:]))
+    processor.process(webcam_frame)
+    stats.update(processor)
     assert json.loads(stats.path.read_text())["frames"] == 1
     clock[0] = 0.6
-    asyncio.run(callback(frames[-1:]))
-    assert json.loads(stats.path.read_text())["frames"] == 3
+    stats.update(processor)
+    assert json.loads(stats.path.read_text())["frames"] == 2
     assert [p.name for p in tmp_path.iterdir()] == ["stats.json"]
+
+
+def test_stats_file_watches_a_session_from_a_thread_of_its_own(recognizer, webcam_frame, tmp_path):
+    """The observer a test attaches: it writes while the processor lives, and stops with it."""
+    processor = LiveProcessor(recognizer)
+    stats = StatsFile(tmp_path / "stats.json", every_s=0.1)
+    thread = stats.watch(processor)
+    processor.process(webcam_frame)
+    deadline = time.monotonic() + 10
+    while not stats.path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert json.loads(stats.path.read_text())["frames"] == 1
+    del processor
+    gc.collect()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
 
 
 @pytest.fixture(scope="module")
@@ -484,3 +514,24 @@ def test_video_files_average_with_the_mirror_image_and_cameras_do_not(recognizer
     parser = build_parser()
     assert parser.parse_args(["video", "a.mp4"]).no_tta is False
     assert parser.parse_args(["video", "a.mp4", "--no-tta"]).no_tta is True
+
+
+def test_a_camera_stream_is_looked_at_every_other_frame(recognizer, webcam_frame):
+    """CAMERA looks for faces and classifies them on every second frame; the frame between is
+    drawn with the same faces, the readout and the counters go on as before."""
+    from emotion.follow import CAMERA
+
+    processor = LiveProcessor(recognizer, settings=CAMERA)
+    frames = [np.roll(webcam_frame, 4 * i, axis=1) for i in range(6)]
+    results = [processor.process(f, t=i / 30) for i, f in enumerate(frames)]
+    assert [r.stages.looked for r in results] == [True, False] * 3
+    for looked, between, frame in zip(results[::2], results[1::2], frames[1::2]):
+        assert between.faces == looked.faces and between.main_id == looked.main_id
+        assert between.stages.detect_ms == between.stages.classify_ms == 0.0
+        # Drawn on its own frame: the picture moved, the box stayed.
+        assert not np.array_equal(between.frame, looked.frame)
+        assert np.array_equal(between.frame[400:], frame[400:])
+    stats = processor.stats()
+    assert stats.frames == 6 and stats.frames_with_faces == 6
+    with pytest.raises(ValueError, match="look_every"):
+        LiveSettings(look_every=0)

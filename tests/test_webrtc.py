@@ -227,3 +227,49 @@ def test_a_streamer_rendered_in_the_previous_full_run_is_kept():
     context._last_rendered_run_count = 12
     keep_streamer_across_reruns(state, "webcam")  # a run cut short before it was counted
     assert context._last_rendered_run_count is None
+
+
+def test_the_lean_vp8_encoder_is_what_aiortc_uses_and_sends_the_picture(monkeypatch):
+    """After use_lean_vp8_encoder, aiortc's encoder for VP8 runs without the denoiser at speed 10,
+    also after a bit rate change, and its packets decode to the picture it was given."""
+    from fractions import Fraction
+
+    import av
+    import cv2
+    import numpy as np
+    from aiortc.codecs import get_encoder
+    from aiortc.codecs.vpx import Vp8Decoder, vp8_depayload
+    from aiortc.jitterbuffer import JitterFrame
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+    from emotion.app.webrtc import LEAN_VP8_OPTIONS, use_lean_vp8_encoder
+    from emotion.clips import astronaut_clip
+
+    webcam_frame = astronaut_clip(frames=3)[1]
+
+    use_lean_vp8_encoder()
+    use_lean_vp8_encoder()  # twice is once
+    encoder = get_encoder(RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000))
+    assert getattr(type(encoder), "lean", False)
+    built = []  # every codec context the encoder builds, to tell its own from aiortc's
+    lean_codec = type(encoder)._lean_codec
+    monkeypatch.setattr(type(encoder), "_lean_codec",
+                        lambda self, w, h: built.append(lean_codec(self, w, h)) or built[-1])
+    yuv = cv2.cvtColor(webcam_frame, cv2.COLOR_BGR2YUV_I420)
+    payloads = []
+    for i in range(3):
+        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        frame.pts, frame.time_base = i * 3000, Fraction(1, 90000)
+        if i == 2:
+            encoder.target_bitrate = 1_200_000  # as the receiver's estimate moves
+        packets, _ = encoder.encode(frame)
+        payloads.append(packets)
+        # Ours, and libvpx took our options (PyAV keeps only the ones a codec refused).
+        assert encoder.codec is built[-1] and not set(LEAN_VP8_OPTIONS) & set(encoder.codec.options)
+    assert len(built) == 2 and encoder.codec.bit_rate == 1_200_000
+    # The first frame's packets (a key frame), depacketized and decoded, give the picture back.
+    data = b"".join(vp8_depayload(p) for p in payloads[0])
+    (decoded,) = Vp8Decoder().decode(JitterFrame(data=data, timestamp=0))
+    picture = decoded.to_ndarray(format="bgr24")
+    assert picture.shape == webcam_frame.shape
+    assert np.abs(picture.astype(int) - webcam_frame.astype(int)).mean() < 12

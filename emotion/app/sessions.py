@@ -11,13 +11,16 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Generic, TypeVar
 
+from ..follow import CAMERA
+from ..live import LiveProcessor
+from ..speech import BrowserSpeaker
+from .webrtc import FramePathTimes, StatsFile, stats_file_from_env
+
 if TYPE_CHECKING:
-    from ..live import LiveProcessor
-    from ..speech import BrowserSpeaker
-    from .webrtc import StatsFile
+    from ..recognizer import EmotionRecognizer
 
 T = TypeVar("T")
 KEY_PATTERN = re.compile(r"[0-9a-f]{32}")
@@ -72,9 +75,30 @@ class LiveSessions(Generic[T]):
 
 @dataclass
 class WebcamSession:
-    """What the Webcam page keeps per browser tab: the live processor, the speaker, and the
-    stats file of the browser test (None otherwise)."""
+    """What the Webcam page keeps per browser tab: the live processor (built with the recognizer
+    the page loaded), the speaker, the frame callback's timings, and the stats file a test asked
+    for through $EMOTION_LIVE_STATS (None otherwise)."""
 
     processor: LiveProcessor
     speaker: BrowserSpeaker
+    times: FramePathTimes = field(default_factory=FramePathTimes)
     stats_file: StatsFile | None = None
+
+    @classmethod
+    def open(cls, recognizer: EmotionRecognizer) -> WebcamSession:
+        """A new session: a camera's live processor with this recognizer, and the stats file
+        watching it when a test asked for one."""
+        session = cls(LiveProcessor(recognizer, settings=CAMERA), BrowserSpeaker())
+        session.stats_file = stats_file_from_env()
+        if session.stats_file is not None:
+            session.stats_file.watch(session.processor, session.times)
+        return session
+
+    def use(self, recognizer: EmotionRecognizer) -> LiveProcessor:
+        """The processor for this recognizer: after a model was reloaded on another page, a new
+        one built with it (the session's figures then come from one model)."""
+        if self.processor.recognizer is not recognizer:
+            self.processor = LiveProcessor(recognizer, settings=CAMERA)
+            if self.stats_file is not None:
+                self.stats_file.watch(self.processor, self.times)
+        return self.processor

@@ -1,11 +1,14 @@
 """The streamlit-webrtc adapter of the Webcam page: ICE configuration (none by default, STUN/TURN
 servers only when configured), the frames callback around a LiveProcessor, and the stats file
-the browser test reads."""
+the browser test reads (written by a thread of its own, never by the frame path)."""
 
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
+import weakref
 from collections.abc import Mapping, MutableMapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -127,7 +130,7 @@ class FramePathTimes:
 
 class StatsFile:
     """A processor's counters (LiveStats) as JSON in a file, rewritten at most every `every_s`
-    seconds: for a test watching the server from outside, not a log."""
+    seconds once it has processed a frame: for a test watching the server from outside, not a log."""
 
     def __init__(self, path: str | Path, every_s: float = 0.5, clock=time.monotonic):
         path = Path(path)
@@ -139,14 +142,34 @@ class StatsFile:
         self._written = -1.0
 
     def update(self, processor: LiveProcessor, times: FramePathTimes | None = None) -> None:
+        """Write the counters now, unless they were written less than `every_s` ago or no frame
+        has been processed yet."""
         now = self.clock()
         if self._written >= 0 and now - self._written < self.every_s:
             return
+        stats = processor.stats()
+        if not stats.frames:
+            return
         self._written = now
-        record = dict(processor.stats().__dict__)
+        record = dict(stats.__dict__)
         if times is not None:
             record["path"] = asdict(times)
         write_text_atomic(self.path, json.dumps(record))
+
+    def watch(self, processor: LiveProcessor, times: FramePathTimes | None = None) -> threading.Thread:
+        """Keep the file up to date from a daemon thread of its own, off the frame path, for as
+        long as the processor exists."""
+        kept = weakref.ref(processor)
+
+        def run() -> None:
+            while (watched := kept()) is not None:
+                self.update(watched, times)
+                del watched  # hold no reference while sleeping, so the session can go
+                time.sleep(self.every_s / 2)
+
+        thread = threading.Thread(target=run, name="emotion-live-stats", daemon=True)
+        thread.start()
+        return thread
 
 
 def stats_file_from_env(environ: Mapping[str, str] | None = None) -> StatsFile | None:
@@ -155,19 +178,19 @@ def stats_file_from_env(environ: Mapping[str, str] | None = None) -> StatsFile |
     return StatsFile(path) if path else None
 
 
-def frames_callback(processor: LiveProcessor, stats: StatsFile | None = None):
+def frames_callback(processor: LiveProcessor, times: FramePathTimes | None = None):
     """A streamlit-webrtc `queued_video_frames_callback` that annotates only the newest frame.
 
     streamlit-webrtc hands over every frame that arrived while the previous call ran; processing
     only the newest and dropping the rest keeps latency at one frame however slow the model is,
     and nothing piles up. streamlit-webrtc already runs it in a thread of its own per session
-    (with `async_processing=True`), off aiortc's event loop. `stats`, if given, is updated after
-    each frame, with the callback's own timings.
+    (with `async_processing=True`), off aiortc's event loop. `times`, if given, adds up the
+    callback's own timings (the session keeps it, so it survives the page's reruns).
     """
     import av
     import cv2
 
-    times = FramePathTimes()
+    times = FramePathTimes() if times is None else times
     clock = time.perf_counter
 
     async def on_frames(frames: list) -> list:
@@ -201,11 +224,65 @@ def frames_callback(processor: LiveProcessor, stats: StatsFile | None = None):
         times.to_array_ms += (t1 - t0) * 1000
         times.process_ms += (t2 - t1) * 1000
         times.to_frame_ms += (t3 - t2) * 1000
-        if stats is not None:
-            stats.update(processor, times)
         return [out]
 
     return on_frames
+
+
+# aiortc's VP8 encoder turns libvpx's temporal denoiser on and runs at speed 6 of 16. The frames it
+# encodes here are the browser's own decoded camera frames with boxes drawn on them, already
+# denoised once; without the denoiser and at speed 10 a 640x480 frame of the astronaut clip cost
+# 1.7 ms of CPU instead of 2.6 at the same bit rate (165-170 kbps) and the same PSNR (32.0 against
+# 32.1 dB): scripts/bench_webrtc.py's encode+send share is the second largest after `process`.
+LEAN_VP8_OPTIONS = {"noise-sensitivity": "0", "cpu-used": "-10"}
+
+
+def lean_vp8_encoder():
+    """aiortc's Vp8Encoder with LEAN_VP8_OPTIONS: it builds the codec context itself, with
+    aiortc's settings but those two, and leaves everything else (packets, bit rate) to aiortc."""
+    import av
+    from aiortc.codecs import vpx
+
+    class LeanVp8Encoder(vpx.Vp8Encoder):
+        def encode(self, frame, force_keyframe: bool = False):
+            # aiortc's own rule for a new codec context (a new size, or the bit rate moved by
+            # over 10%), applied first, so that aiortc finds a current one and keeps it.
+            codec = self.codec
+            if (codec is None or (frame.width, frame.height) != (codec.width, codec.height)
+                    or abs(self.target_bitrate - codec.bit_rate) / codec.bit_rate > 0.1):
+                self.codec = self._lean_codec(frame.width, frame.height)
+            return super().encode(frame, force_keyframe)
+
+        def _lean_codec(self, width: int, height: int):
+            codec = av.CodecContext.create("libvpx", "w")
+            codec.width, codec.height = width, height
+            codec.bit_rate = rate = self.target_bitrate
+            codec.pix_fmt = "yuv420p"
+            codec.gop_size, codec.qmin, codec.qmax = 3000, 2, 56
+            # aiortc's options (its CBR at the target rate, no lag, one partition), then ours.
+            codec.options = {
+                "bufsize": str(rate), "minrate": str(rate), "maxrate": str(rate),
+                "deadline": "realtime", "lag-in-frames": "0", "overshoot-pct": "15",
+                "undershoot-pct": "100", "partitions": "0", "static-thresh": "1",
+                **LEAN_VP8_OPTIONS}
+            codec.thread_count = vpx.number_of_threads(width * height, os.cpu_count() or 1)
+            return codec
+
+    return LeanVp8Encoder
+
+
+def use_lean_vp8_encoder() -> None:
+    """Make aiortc encode the VP8 video it sends with LeanVp8Encoder (idempotent).
+
+    aiortc picks its encoder by name in `aiortc.codecs.get_encoder`, so the name is what changes.
+    """
+    import aiortc.codecs
+
+    if getattr(aiortc.codecs.Vp8Encoder, "lean", False):
+        return
+    encoder = lean_vp8_encoder()
+    encoder.lean = True
+    aiortc.codecs.Vp8Encoder = encoder
 
 
 # A viewer who pressed Start and sees nothing needs to hear so: a few seconds is longer than a
