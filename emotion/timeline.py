@@ -9,12 +9,9 @@ import io
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from .labels import EMOTIONS, UNCERTAIN
-
-if TYPE_CHECKING:  # live imports this module: its faces are only named here
-    from .live import LiveFace
+from .tracking import LiveFace
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,9 @@ from emotion.faces import Box, detect_faces
 from emotion.labels import EMOTIONS
 from emotion.follow import LiveSettings
 from emotion.app.webrtc import FramePathTimes, StatsFile, frames_callback
-from emotion.live import FaceTracker, FpsMeter, LiveProcessor, iou
+from emotion.faces import iou
+from emotion.live import FpsMeter, LiveProcessor
+from emotion.tracking import FaceTracker
 from emotion.timeline import Timeline
 from emotion.cli import build_parser
 from emotion.video import CSV_HEADER
@@ -196,7 +198,7 @@ def test_timeline_csv(recognizer, webcam_frame):
 
 def test_timeline_is_bounded():
     timeline = Timeline(interval_s=0.0, max_entries=100)
-    from emotion.live import LiveFace
+    from emotion.tracking import LiveFace
 
     face = LiveFace(Box(0, 0, 10, 10), "happy", 0.9, {e: 1 / 7 for e in EMOTIONS}, face_id=1)
     for i in range(1000):
