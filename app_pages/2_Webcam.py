@@ -6,7 +6,7 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from emotion import speech
-from emotion.app import formatting, ui, webrtc
+from emotion.app import session_view, ui, webrtc
 from emotion.app.sessions import WebcamSession
 from emotion.config import UNCERTAIN_BELOW
 
@@ -90,20 +90,20 @@ def live_panel() -> None:
         st.info("Start the camera: the main face's emotion will be drawn here as coloured "
                 "bands over time.")
         return
-    data, spec = formatting.timeline_chart(bands)  # a plain spec: a twelfth of Altair's CPU
-    st.vega_lite_chart(data, spec, width="stretch", height=formatting.TIMELINE_HEIGHT)
-    st.markdown(formatting.legend_html(), unsafe_allow_html=True)
+    data, spec = session_view.timeline_chart(bands)  # a plain spec: a twelfth of Altair's CPU
+    st.vega_lite_chart(data, spec, width="stretch", height=session_view.TIMELINE_HEIGHT)
+    st.markdown(session_view.legend_html(), unsafe_allow_html=True)
     if st.toggle("Show the smoothed probabilities", key="show_shares",
                  help="The main face's seven probabilities over time, averaged as the readout is."):
-        st.altair_chart(formatting.shares_chart(processor.timeline.series(max_points=400)),
-                        width="stretch", height=formatting.SHARES_HEIGHT)
+        st.altair_chart(session_view.shares_chart(processor.timeline.series(max_points=400)),
+                        width="stretch", height=session_view.SHARES_HEIGHT)
     if not playing:
         summary = processor.timeline.summary()
         with side:  # beside the session's last frame
             st.subheader("Session summary")
-            st.write(formatting.session_sentence(summary))
+            st.write(session_view.session_sentence(summary))
             if summary.shares:
-                st.dataframe(formatting.summary_frame(summary), width="stretch")
+                st.dataframe(session_view.summary_frame(summary), width="stretch")
             left, right = st.columns(2)
             left.download_button("Timeline (CSV)", processor.timeline.to_csv(),
                                  "emotion-timeline.csv", "text/csv", on_click="ignore")

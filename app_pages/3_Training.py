@@ -9,7 +9,7 @@ from emotion import registry
 from emotion.app import formatting, jobs, ui
 from emotion.config import MODEL_FILE
 from emotion.plots import confusion_figure
-from emotion.training import TrainConfig, timing
+from emotion.training import TrainConfig, TrainError, timing
 
 st.set_page_config(page_title="Training · Facial emotion recognition", page_icon="🏋️", layout="wide")
 st.title("Train a model")
@@ -161,20 +161,20 @@ with st.container(border=True):
         elif data != "kaggle" and (problem := ui.missing_data(data)):
             st.error(problem)
         else:
-            config = TrainConfig(
-                data=data,
-                optimizer=optimizer.lower(),
-                epochs=run_epochs,
-                batch_size=int(batch_size),
-                lr=float(lr),
-                augment=bool(augment),
-                minutes=run_minutes,
-                average=average / 100,
-            )
             try:
+                config = TrainConfig(
+                    data=data,
+                    optimizer=optimizer.lower(),
+                    epochs=run_epochs,
+                    batch_size=int(batch_size),
+                    lr=float(lr),
+                    augment=bool(augment),
+                    minutes=run_minutes,
+                    average=average / 100,
+                )
                 manager.start(config, faces=run_faces, app_model=registry.app_model_path(),
                               estimate_s=estimate.seconds if estimate else None)
-            except (jobs.JobError, OSError) as exc:
+            except (TrainError, jobs.JobError, OSError) as exc:
                 st.error(formatting.start_problem(exc))
             else:
                 st.rerun()  # drawn again with "Start training" off while the run goes

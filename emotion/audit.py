@@ -81,62 +81,81 @@ def audit(dataset: Dataset) -> AuditReport:
     if not dataset.total():  # "images: 0" with exit 0 would pass for a clean audit
         raise DataError(f"{dataset.report.source}: no faces to audit; give a FER2013 folder "
                         "(train/, test/, one sub-folder per emotion) or a fer2013.csv")
-    groups: dict[bytes, list[tuple[str, int, str]]] = defaultdict(list)
-    per_split_class = {}
-    near_blank, near_blank_examples = 0, []
-    for split, part in dataset.splits.items():
-        per_split_class[split] = part.counts()
-        for digest, label, source in zip(_hashes(part.images), part.labels, part.sources):
-            groups[digest].append((split, int(label), source))
-        stds = part.images.reshape(len(part), -1).std(axis=1)
-        blank = np.flatnonzero(stds < NEAR_BLANK_STD)
-        near_blank += len(blank)
-        near_blank_examples += [f"{split}/{part.sources[i]}" for i in blank[:EXAMPLES]]
-
-    within_groups = {s: 0 for s in dataset.splits}
-    within_images = {s: 0 for s in dataset.splits}
-    cross_pairs: dict[str, int] = defaultdict(int)
-    cross, conflicts = 0, 0
-    cross_examples, conflict_examples = [], []
+    groups = _identical_images(dataset)
+    near_blank, near_blank_examples = _near_blank(dataset)
+    found = _Duplicates({s: 0 for s in dataset.splits}, {s: 0 for s in dataset.splits})
     for members in groups.values():
-        if len(members) < 2:
-            continue
-        group = DuplicateGroup([m[0] for m in members], [EMOTIONS[m[1]] for m in members],
-                               [m[2] for m in members])
-        splits = sorted(set(group.splits))
-        for split in splits:
-            n = group.splits.count(split)
-            if n > 1:
-                within_groups[split] += 1
-                within_images[split] += n - 1
-        if len(splits) > 1:
-            cross += 1
-            for i, a in enumerate(splits):
-                for b in splits[i + 1:]:
-                    cross_pairs[f"{a}-{b}"] += 1
-            if len(cross_examples) < EXAMPLES:
-                cross_examples.append(group)
-        if len(set(group.labels)) > 1:
-            conflicts += 1
-            if len(conflict_examples) < EXAMPLES:
-                conflict_examples.append(group)
-
+        if len(members) > 1:
+            found.add(DuplicateGroup([m[0] for m in members], [EMOTIONS[m[1]] for m in members],
+                                     [m[2] for m in members]))
     report = dataset.report
     return AuditReport(
         source=report.source,
         total=dataset.total(),
         distinct=len(groups),
-        per_split_class=per_split_class,
+        per_split_class={split: part.counts() for split, part in dataset.splits.items()},
         not_48x48=report.resized,
         sizes_not_48x48=dict(report.not_48x48_sizes),
         unreadable=list(report.unreadable),
-        duplicate_groups_within=within_groups,
-        duplicate_images_within=within_images,
-        cross_split_groups=cross,
-        cross_split_pairs=dict(cross_pairs),
-        conflicting_label_groups=conflicts,
+        duplicate_groups_within=found.within_groups,
+        duplicate_images_within=found.within_images,
+        cross_split_groups=found.cross,
+        cross_split_pairs=dict(found.cross_pairs),
+        conflicting_label_groups=found.conflicts,
         near_blank=near_blank,
         near_blank_examples=near_blank_examples,
-        cross_split_examples=cross_examples,
-        conflict_examples=conflict_examples,
+        cross_split_examples=found.cross_examples,
+        conflict_examples=found.conflict_examples,
     )
+
+
+def _identical_images(dataset: Dataset) -> dict[bytes, list[tuple[str, int, str]]]:
+    """Every image by the hash of its pixels: (split, label id, source) of each copy."""
+    groups: dict[bytes, list[tuple[str, int, str]]] = defaultdict(list)
+    for split, part in dataset.splits.items():
+        for digest, label, source in zip(_hashes(part.images), part.labels, part.sources):
+            groups[digest].append((split, int(label), source))
+    return groups
+
+
+def _near_blank(dataset: Dataset) -> tuple[int, list[str]]:
+    """How many faces barely vary (pixel std under NEAR_BLANK_STD), and a few of them per split."""
+    count, examples = 0, []
+    for split, part in dataset.splits.items():
+        stds = part.images.reshape(len(part), -1).std(axis=1)
+        blank = np.flatnonzero(stds < NEAR_BLANK_STD)
+        count += len(blank)
+        examples += [f"{split}/{part.sources[i]}" for i in blank[:EXAMPLES]]
+    return count, examples
+
+
+@dataclass
+class _Duplicates:
+    """Groups of identical images counted within each split, across splits, and across labels."""
+
+    within_groups: dict[str, int]
+    within_images: dict[str, int]
+    cross_pairs: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    cross: int = 0
+    conflicts: int = 0
+    cross_examples: list[DuplicateGroup] = field(default_factory=list)
+    conflict_examples: list[DuplicateGroup] = field(default_factory=list)
+
+    def add(self, group: DuplicateGroup) -> None:
+        splits = sorted(set(group.splits))
+        for split in splits:
+            n = group.splits.count(split)
+            if n > 1:
+                self.within_groups[split] += 1
+                self.within_images[split] += n - 1
+        if len(splits) > 1:
+            self.cross += 1
+            for i, a in enumerate(splits):
+                for b in splits[i + 1:]:
+                    self.cross_pairs[f"{a}-{b}"] += 1
+            if len(self.cross_examples) < EXAMPLES:
+                self.cross_examples.append(group)
+        if len(set(group.labels)) > 1:
+            self.conflicts += 1
+            if len(self.conflict_examples) < EXAMPLES:
+                self.conflict_examples.append(group)

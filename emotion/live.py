@@ -1,15 +1,14 @@
-"""Live video: follow faces, classify them in one batch, track and smooth them, time each stage.
+"""Live video: follow faces, classify them in one batch, track and smooth them (emotion.tracking),
+keep the session's timeline (emotion.timeline), time each stage.
 
 Shared by the web page (through emotion.app.webrtc), the desktop webcam and the video command.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -17,36 +16,14 @@ import numpy as np
 
 from .config import IMAGE_SIZE
 from .draw import annotate, draw_fps
-from .faces import Box, crop, iou
+from .faces import crop
 from .follow import FaceFollower, LiveSettings
-from .labels import EMOTIONS, UNCERTAIN
 from .preprocess import to_gray
-from .recognizer import EmotionRecognizer, Face
-from .smoothing import HOLD_S, SMOOTHING_S, EmotionSmoother
+from .recognizer import EmotionRecognizer
+from .timeline import Timeline
+from .tracking import FaceTracker, LiveFace, main_face
 
 Clock = Callable[[], float]
-
-
-@dataclass
-class LiveFace(Face):
-    """A tracked face: the same id across frames, its probabilities averaged over the last second
-    or so, and `shown`, the label held by hysteresis (emotion.smoothing), which is what the
-    overlay, the page, the speech and the timeline all use. `raw_label`: this frame's alone."""
-
-    face_id: int = 0
-    shown: str = ""
-    raw_label: str = ""
-
-    @property
-    def shown_label(self) -> str:
-        return self.shown or super().shown_label
-
-    @property
-    def uncertain(self) -> bool:
-        return self.shown_label == UNCERTAIN if self.shown else super().uncertain
-
-    def to_dict(self) -> dict:
-        return {"id": self.face_id, **super().to_dict(), "shown": self.shown_label}
 
 
 @dataclass(frozen=True)
@@ -78,99 +55,6 @@ class LiveResult:
         return next((f for f in self.faces if f.face_id == self.main_id), None)
 
 
-# The main face stays the main face until another is this much larger: two people at about the
-# same distance would otherwise swap the readout back and forth as their boxes jitter.
-MAIN_FACE_SWITCH_RATIO = 1.3
-
-
-def main_face(faces: list[LiveFace], previous_id: int | None = None) -> LiveFace | None:
-    """The largest face (the person nearest the camera), or None; the previous main face while
-    no other face is MAIN_FACE_SWITCH_RATIO times its size."""
-    largest = max(faces, key=lambda f: f.box.area, default=None)
-    previous = next((f for f in faces if f.face_id == previous_id), None)
-    if previous is not None and largest.box.area < MAIN_FACE_SWITCH_RATIO * previous.box.area:
-        return previous
-    return largest
-
-
-def centre_distance(a: Box, b: Box) -> float:
-    """Distance between box centres in units of the wider box's width."""
-    dx = (a.x + a.w / 2) - (b.x + b.w / 2)
-    dy = (a.y + a.h / 2) - (b.y + b.h / 2)
-    return float(np.hypot(dx, dy)) / max(1, a.w, b.w)
-
-
-@dataclass
-class _Track:
-    face_id: int
-    box: Box
-    smoother: EmotionSmoother
-    last_seen: float
-
-
-class FaceTracker:
-    """Keeps an id per face across frames, and its smoothed estimate (emotion.smoothing)."""
-
-    def __init__(self, smoothing_s: float = SMOOTHING_S, hold_s: float = HOLD_S,
-                 min_iou: float = 0.2, max_centre_shift: float = 0.5, max_age_s: float = 1.0):
-        self.smoothing_s = smoothing_s
-        self.hold_s = hold_s
-        self.min_iou = min_iou
-        self.max_centre_shift = max_centre_shift
-        # A face unseen this long is gone; a blink of the detector (a missed frame) is not.
-        self.max_age_s = max_age_s
-        self._tracks: list[_Track] = []
-        self._next_id = 1
-
-    def reset(self) -> None:
-        self._tracks = []
-        self._next_id = 1
-
-    def __len__(self) -> int:
-        """How many faces are being followed."""
-        return len(self._tracks)
-
-    def _pairs(self, boxes: list[Box]) -> list[tuple[float, int, int]]:
-        """Plausible (score, track index, box index) matches, best first."""
-        pairs = []
-        for ti, track in enumerate(self._tracks):
-            for bi, box in enumerate(boxes):
-                overlap = iou(track.box, box)
-                shift = centre_distance(track.box, box)
-                if overlap >= self.min_iou or shift <= self.max_centre_shift:
-                    # Overlap ranks first; centre distance breaks ties and catches fast moves.
-                    pairs.append((overlap - 0.01 * shift, ti, bi))
-        return sorted(pairs, reverse=True)
-
-    def update(self, boxes: list[Box], probs: np.ndarray, t: float) -> list[LiveFace]:
-        """Match this frame's boxes to known faces and return them with their smoothed estimates."""
-        self._tracks = [tr for tr in self._tracks if t - tr.last_seen <= self.max_age_s]
-        assigned: dict[int, _Track] = {}
-        used_tracks: set[int] = set()
-        for _, ti, bi in self._pairs(boxes):
-            if ti in used_tracks or bi in assigned:
-                continue
-            used_tracks.add(ti)
-            assigned[bi] = self._tracks[ti]
-        for bi, box in enumerate(boxes):
-            if bi not in assigned:
-                track = _Track(self._next_id, box,
-                               EmotionSmoother(self.smoothing_s, self.hold_s), t)
-                self._next_id += 1
-                self._tracks.append(track)
-                assigned[bi] = track
-        faces = []
-        for bi, box in enumerate(boxes):
-            track = assigned[bi]
-            track.box, track.last_seen = box, t
-            estimate = track.smoother.update(probs[bi], t)
-            faces.append(LiveFace(box, estimate.label, estimate.confidence,
-                                  dict(zip(EMOTIONS, map(float, estimate.probabilities))),
-                                  face_id=track.face_id, shown=estimate.shown,
-                                  raw_label=estimate.raw))
-        return faces
-
-
 class FpsMeter:
     """Frames per second over a sliding window of recent frame times."""
 
@@ -197,174 +81,6 @@ class FpsMeter:
     def __len__(self) -> int:
         """How many frame times the window holds."""
         return len(self._times)
-
-
-@dataclass(frozen=True)
-class TimelineEntry:
-    """One face at one moment of a session: its shown label (maybe "uncertain"), the confidence
-    of the emotion behind it, its smoothed probabilities, and whether it was the main face."""
-
-    time_s: float
-    face_id: int
-    label: str
-    confidence: float
-    probabilities: tuple[float, ...]
-    main: bool = False
-
-
-TIMELINE_HEADER = ["time_s", "face", "main", "label", "confidence", *EMOTIONS]
-# The shown labels in the order charts and summaries list them.
-SHOWN_LABELS: tuple[str, ...] = (*EMOTIONS, UNCERTAIN)
-
-
-@dataclass(frozen=True)
-class Band:
-    """A stretch of the session during which the main face showed one label."""
-
-    start_s: float
-    end_s: float
-    label: str
-
-    @property
-    def seconds(self) -> float:
-        return self.end_s - self.start_s
-
-
-@dataclass(frozen=True)
-class SessionSummary:
-    """How long the session ran, how long a face was in view, and the seconds per shown label."""
-
-    duration_s: float
-    face_s: float
-    seconds: dict[str, float]
-
-    @property
-    def shares(self) -> dict[str, float]:
-        """Each shown label's share of the time a face was in view, largest first."""
-        if self.face_s <= 0:
-            return {}
-        ranked = sorted(self.seconds.items(), key=lambda kv: -kv[1])
-        return {label: s / self.face_s for label, s in ranked if s > 0}
-
-
-class Timeline:
-    """The session's emotions over time, thread-safe, bounded, exportable as CSV."""
-
-    def __init__(self, interval_s: float = 0.5, max_entries: int = 50_000, max_faces: int = 64):
-        # One row per face per interval (and on every change of its shown label or of the main
-        # face) keeps an hour-long session small, while the chart still shows every change.
-        self.interval_s = interval_s
-        self._entries: deque[TimelineEntry] = deque(maxlen=max_entries)
-        # Every face that comes back after a second away gets a new id: the last row per face is
-        # kept only for the most recently seen ones, or a long session would grow it for ever.
-        self.max_faces = max_faces
-        self._last: OrderedDict[int, TimelineEntry] = OrderedDict()
-        self._now = 0.0
-        self._lock = threading.Lock()
-
-    def add(self, time_s: float, faces: list[LiveFace], main_id: int | None = None) -> None:
-        """Record this frame's faces (`main_id`: the main face's id) at `time_s` into the session."""
-        with self._lock:
-            self._now = max(self._now, time_s)
-            for face in faces:
-                is_main = face.face_id == main_id
-                label = face.shown_label
-                last = self._last.get(face.face_id)
-                if (last and time_s - last.time_s < self.interval_s and last.label == label
-                        and last.main == is_main):
-                    continue
-                entry = TimelineEntry(round(time_s, 3), face.face_id, label, face.confidence,
-                                      tuple(face.probabilities[e] for e in EMOTIONS), is_main)
-                self._entries.append(entry)
-                self._last[face.face_id] = entry
-                self._last.move_to_end(face.face_id)
-                if len(self._last) > self.max_faces:
-                    self._last.popitem(last=False)
-
-    def entries(self) -> list[TimelineEntry]:
-        with self._lock:
-            return list(self._entries)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
-
-    def faces_held(self) -> int:
-        """How many faces' last rows are kept (at most max_faces)."""
-        with self._lock:
-            return len(self._last)
-
-    @property
-    def duration_s(self) -> float:
-        """Seconds from the session's first frame to its latest."""
-        with self._lock:
-            return self._now
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._last.clear()
-            self._now = 0.0
-
-    def to_csv(self) -> str:
-        """time_s, face, main (1 or 0), the shown label, confidence and the seven smoothed
-        probabilities, one row per entry."""
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(TIMELINE_HEADER)
-        for e in self.entries():
-            writer.writerow([f"{e.time_s:.3f}", e.face_id, int(e.main), e.label,
-                             f"{e.confidence:.4f}", *(f"{p:.4f}" for p in e.probabilities)])
-        return out.getvalue()
-
-    def main_bands(self) -> list[Band]:
-        """The main face's shown label as consecutive stretches of time; none while no face was seen.
-
-        The main face is recorded at least every `interval_s` while it is there, so a longer
-        silence means nobody was in view: a stretch ends at most one interval after its last row.
-        """
-        with self._lock:
-            rows = [e for e in self._entries if e.main]
-            now = self._now
-        bands: list[Band] = []
-        for i, row in enumerate(rows):
-            end = rows[i + 1].time_s if i + 1 < len(rows) else now
-            end = min(end, row.time_s + self.interval_s * 1.5 + 0.25)
-            # The latest row starts a band even before it has a length: the timeline's last
-            # label is always the readout's.
-            if end <= row.time_s and i + 1 < len(rows):
-                continue
-            end = max(end, row.time_s)
-            last = bands[-1] if bands else None
-            if last and last.label == row.label and row.time_s - last.end_s < 1e-6:
-                bands[-1] = Band(last.start_s, end, row.label)
-            else:
-                bands.append(Band(row.time_s, end, row.label))
-        return bands
-
-    def summary(self) -> SessionSummary:
-        """The session in figures: its length, time with a face, seconds per shown label."""
-        seconds = dict.fromkeys(SHOWN_LABELS, 0.0)
-        bands = self.main_bands()
-        for band in bands:
-            seconds[band.label] = seconds.get(band.label, 0.0) + band.seconds
-        return SessionSummary(self.duration_s, sum(b.seconds for b in bands), seconds)
-
-    def series(self, face_id: int | None = None, max_points: int | None = None) -> dict[str, list]:
-        """Columns time_s and one per emotion (smoothed probabilities) for one face, default the
-        main face; at most `max_points` rows, evenly thinned, for a chart."""
-        entries = self.entries()
-        if face_id is None:
-            chosen = [e for e in entries if e.main]
-        else:
-            chosen = [e for e in entries if e.face_id == face_id]
-        if max_points and len(chosen) > max_points:
-            step = len(chosen) / max_points
-            chosen = [chosen[int(i * step)] for i in range(max_points)]
-        columns: dict[str, list] = {"time_s": [e.time_s for e in chosen]}
-        for i, name in enumerate(EMOTIONS):
-            columns[name] = [e.probabilities[i] for e in chosen]
-        return columns
 
 
 @dataclass

@@ -9,6 +9,9 @@ Renaming a finished temporary file over the target is right for regular files on
 over /dev/stdout (a link) it would replace the link with a file for every later process.
 A symlink to a regular file has its target replaced, not the link; a folder, a block device or
 a socket is refused before anything is read or written.
+
+Images are written that way by `write_image`; `annotated_plans` names where `predict` puts the
+annotated copies.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 from .files import replace_atomically, temp_beside
 
@@ -158,3 +164,86 @@ def report_stream(plans: list[OutputPlan]):
     """Where a command's own report goes: stderr when an output takes standard output, so
     the two do not mix."""
     return sys.stderr if any(p.stdout for p in plans) else sys.stdout
+
+
+def file_key(path: str | Path) -> str:
+    """One key per file: absolute, links resolved, case folded (a case-insensitive disk would
+    make a.jpg and A.jpg one file)."""
+    return str(Path(path).resolve()).casefold()
+
+
+def annotated_plans(out: str, images: list[str]) -> list[OutputPlan]:
+    """Where each image's annotated copy goes; OutputError, before anything is written, when
+    `out` (given as --out) cannot take them.
+
+    One image and `out` not a folder: that file (whose folder must exist), or a stream ('-', a
+    pipe). Otherwise `out` is a folder (made when first written to) and image k gets
+    STEM_annotated.jpg, or STEM_annotated-2.jpg and so on when an input or an earlier image of
+    this run has that name.
+    """
+    out_path = Path(out)
+    inputs = {file_key(p) for p in images}
+    if len(images) == 1 and not out_path.is_dir():
+        return [_one_image_plan(out, inputs)]
+    if out == STDOUT or (out_path.exists() and not out_path.is_dir()):
+        raise OutputError(f"--out {out} is not a folder: with several images give a folder instead")
+    if out_path.suffix and not out_path.exists():
+        raise OutputError(f"--out {out} names one file: with several images give a folder instead")
+    taken = set(inputs)
+    return [_numbered_plan(out_path, image, taken) for image in images]
+
+
+def _one_image_plan(out: str, inputs: set[str]) -> OutputPlan:
+    """The plan for the one image's --out file or stream, which must take an image format."""
+    plan = plan_output(out, "--out")
+    if plan.stream:
+        if plan.suffix and not cv2.haveImageWriter(f"x{plan.suffix}"):
+            raise OutputError(f"--out {out}: cannot write {plan.suffix} images, use .jpg or .png")
+        return plan
+    if file_key(plan.target) in inputs:
+        raise OutputError(f"--out {out} is one of the input images: choose another name")
+    if not plan.target.suffix:
+        raise OutputError(f"--out {out}: give an image file name ending in .jpg or .png, "
+                          "or an existing folder")
+    if not cv2.haveImageWriter(str(plan.target)):
+        raise OutputError(f"--out {out}: cannot write {plan.target.suffix} images, use .jpg or .png")
+    return plan
+
+
+def _numbered_plan(folder: Path, image: str, taken: set[str]) -> OutputPlan:
+    """STEM_annotated.jpg in `folder`, numbered past the names in `taken` (which it joins)."""
+    stem, n = Path(image).stem, 1
+    target = folder / f"{stem}_annotated.jpg"
+    while file_key(target) in taken:
+        n += 1
+        target = folder / f"{stem}_annotated-{n}.jpg"
+    taken.add(file_key(target))
+    # Something already there (a link, a pipe) is planned like any --out; else a new file.
+    if target.exists() or target.is_symlink():
+        return plan_output(str(target), "--out")
+    return OutputPlan("--out", str(target), target)
+
+
+def write_image(path: OutputPlan | str | Path, image: np.ndarray) -> bool:
+    """Write an image to a file path or an `OutputPlan`; False when OpenCV cannot encode to its
+    extension.
+
+    The image is encoded in memory and written to a temporary file, then renamed over a regular
+    file (so a failure, a full disk or Ctrl-C, leaves no partial file and the old one as it was)
+    or copied into a stream. OSError when it cannot be written.
+    """
+    plan = path if isinstance(path, OutputPlan) else OutputPlan("--out", str(path), Path(path))
+    suffix = plan.suffix or ".jpg"  # '-' and a pipe without an extension get a JPEG
+    try:
+        ok, encoded = cv2.imencode(suffix, image)
+    except cv2.error:
+        return False
+    if not ok:
+        return False
+    tmp = staging_file(plan, suffix)
+    try:
+        tmp.write_bytes(encoded.tobytes())
+        commit(plan, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True

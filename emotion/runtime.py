@@ -5,9 +5,10 @@
 
 ONNX Runtime runs one face in about 60% of Keras's time, with the same probabilities to 1e-6
 (scripts/compare_runtimes.py measures it; LiteRT, the other candidate, was slower).
-The ONNX file is exported from the `.keras` by a small exporter for the layers
-`emotion.model.build_model` uses, cached beside the model (else in `CACHE_DIR`) with a record of
-the `.keras` and `.onnx` bytes' hashes, and rebuilt when either does not match. With a current cache nothing imports Keras or TensorFlow.
+The ONNX file is exported from the `.keras` by `emotion.onnx_export`, for the layers
+`emotion.model.build_model` uses, cached beside the model (else in `config.cache_dir()`) with a
+record of the `.keras` and `.onnx` bytes' hashes, and rebuilt when either does not match. With a
+current cache nothing imports Keras or TensorFlow.
 Whenever ONNX Runtime cannot be used, `load_classifier` falls back to Keras and says why.
 """
 
@@ -16,32 +17,28 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import numpy as np
 
 from . import config
 from .files import write_bytes_atomic
+from .model import ModelError, check_readable, load_model
+from .onnx_export import CONVERTER, export_onnx
 
 log = logging.getLogger(__name__)
 
-ENV_VAR = "EMOTION_RUNTIME"
 AUTO, KERAS, ONNXRUNTIME = "auto", "keras", "onnxruntime"
 RUNTIMES = (AUTO, KERAS, ONNXRUNTIME)
 _ALIASES = {"ort": ONNXRUNTIME, "onnx": ONNXRUNTIME, "tf": KERAS, "tensorflow": KERAS}
 
 ONNX_SUFFIX = ".onnx"
-# Part of the cache key: bump it whenever the exporter's output changes, so old files are rebuilt.
-CONVERTER = "emotion.runtime/1"
 _KEY_SOURCE = "source_sha256"
 _KEY_CONVERTER = "converter"
 _KEY_ONNX = "onnx_sha256"  # in the record beside the file: the hash of the converted bytes
-OPSET = 17
-IR_VERSION = 8  # the oldest IR that opset 17 allows, so older ONNX Runtimes can read the file too
 
 # One conversion at a time in this process: concurrent first loads would each convert otherwise.
 _CONVERT_LOCK = threading.Lock()
@@ -49,7 +46,6 @@ _CONVERT_LOCK = threading.Lock()
 _KERAS_LOCK = threading.Lock()
 
 
-@runtime_checkable
 class Classifier(Protocol):
     """Emotion probabilities for a batch of faces; `predict` may be called from many threads."""
 
@@ -59,10 +55,6 @@ class Classifier(Protocol):
     def predict(self, x: np.ndarray) -> np.ndarray:
         """float32 (N, 48, 48, 1) in [0, 1] -> float32 (N, classes); N may be 0."""
         ...
-
-
-class UnsupportedModel(ValueError):
-    """The model has a layer (or a setting) that the ONNX exporter does not handle."""
 
 
 def _as_batch(x: np.ndarray) -> np.ndarray:
@@ -138,10 +130,10 @@ class KerasClassifier:
 
 def resolve_runtime(runtime: str | None = None) -> str:
     """`runtime`, else $EMOTION_RUNTIME, else auto; one of RUNTIMES."""
-    value = (runtime if runtime is not None else os.environ.get(ENV_VAR, "")).strip().lower()
+    value = (runtime if runtime is not None else config.runtime_setting()).strip().lower()
     value = _ALIASES.get(value, value or AUTO)
     if value not in RUNTIMES:
-        source = "runtime" if runtime is not None else ENV_VAR
+        source = "runtime" if runtime is not None else config.RUNTIME_ENV
         raise ValueError(f"{source}={value!r}: expected one of {', '.join(RUNTIMES)}")
     return value
 
@@ -156,8 +148,6 @@ def load_classifier(model_path: str | Path, runtime: str | None = None,
     per core); Keras's thread pools are process-wide and fixed once TensorFlow starts, so the
     Keras classifier leaves them alone.
     """
-    from .model import ModelError, check_readable
-
     choice = resolve_runtime(runtime)
     model_path = Path(model_path)
     # Missing, unreadable or damaged: an error, not a reason to fall back to another runtime.
@@ -189,8 +179,6 @@ def _describe(exc: BaseException) -> str:
 
 def _load_keras(model_path: Path, fallback_reason: str | None = None) -> KerasClassifier:
     """The Keras classifier, its predict function ready for concurrent calls."""
-    from .model import load_model
-
     return KerasClassifier(load_model(model_path), fallback_reason=fallback_reason)
 
 
@@ -209,23 +197,6 @@ def load_onnx(model_path: str | Path, threads: int | None = None) -> OnnxClassif
         path = _store(data, model_path, digest)
     # Unstorable anywhere still runs: ONNX Runtime takes the model's bytes as well as a path.
     return OnnxClassifier(_session(path or data, threads), path, threads)
-
-
-def convert(model_path: str | Path) -> Path:
-    """The up-to-date ONNX file for a `.keras` model, converting only when it is missing or stale.
-
-    For training to call after saving a model, so the app's first load finds it ready.
-    """
-    model_path = Path(model_path)
-    with _CONVERT_LOCK:
-        digest = file_sha256(model_path)
-        for path in cache_candidates(model_path):
-            if _read_current(path, digest) is not None:
-                return path
-        path = _store(export_onnx_bytes(model_path, digest), model_path, digest)
-    if path is None:
-        raise OSError(f"cannot write the ONNX model beside {model_path} nor in {config.CACHE_DIR}")
-    return path
 
 
 # --- the cache -------------------------------------------------------------------------------
@@ -250,7 +221,7 @@ def cache_candidates(model_path: Path) -> list[Path]:
     beside = model_path.with_suffix(ONNX_SUFFIX)
     # The model's full path in the name, so two models called emotion_cnn.keras do not collide.
     tag = hashlib.sha256(str(model_path.resolve()).encode()).hexdigest()[:12]
-    return [beside, Path(config.CACHE_DIR) / "runtime" / f"{model_path.stem}-{tag}{ONNX_SUFFIX}"]
+    return [beside, config.cache_dir() / "runtime" / f"{model_path.stem}-{tag}{ONNX_SUFFIX}"]
 
 
 def _session_options(threads: int | None):
@@ -343,210 +314,14 @@ def _store(data: bytes, model_path: Path, digest: str) -> Path | None:
     return None
 
 
-# --- the exporter ----------------------------------------------------------------------------
+# --- exporting into the cache ---------------------------------------------------------------
 
 
 def export_onnx_bytes(model_path: Path, digest: str | None = None) -> bytes:
     """Load a `.keras` model and export it as serialised ONNX, its cache key in the metadata."""
-    from .model import load_model
-
     proto = export_onnx(load_model(model_path))
     key = _cache_key(digest or file_sha256(model_path))
     for name, value in {**key, "source_name": model_path.name}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = name, value
     return proto.SerializeToString()
-
-
-def export_onnx(model):
-    """An ONNX ModelProto for a Keras Sequential model of build_model's layers.
-
-    Raises UnsupportedModel for any other layer or setting, so the caller can keep to Keras.
-    """
-    if type(model).__name__ != "Sequential":
-        raise UnsupportedModel(f"only Sequential models are exported, not {type(model).__name__}")
-    builder = _OnnxBuilder(tuple(model.input_shape))
-    for layer in model.layers:
-        builder.add(layer)
-    return builder.finish(tuple(model.output_shape))
-
-
-@dataclass
-class _Linear:
-    """A Conv or Gemm not yet emitted, so a following BatchNormalization can fold into it."""
-
-    op: str  # "Conv" or "Gemm"
-    weight: np.ndarray  # float64; Conv: (out, in, kh, kw), Gemm: (in, out)
-    bias: np.ndarray  # float64 (out,)
-    attrs: dict[str, Any]
-    activation: str  # the layer's own activation, applied after any folded batch norm
-
-    def fold_batch_norm(self, scale: np.ndarray, shift: np.ndarray) -> None:
-        """y = scale * (Wx + b) + shift, folded into W and b."""
-        if self.op == "Conv":
-            self.weight = self.weight * scale[:, None, None, None]
-        else:
-            self.weight = self.weight * scale[None, :]
-        self.bias = self.bias * scale + shift
-
-
-class _OnnxBuilder:
-    """Turns Keras layers, in order, into ONNX nodes on NCHW tensors (ONNX Conv's layout)."""
-
-    def __init__(self, input_shape: tuple):
-        from onnx import TensorProto, helper
-
-        if len(input_shape) != 4:
-            raise UnsupportedModel(f"expected an image input (N, H, W, C), got {input_shape}")
-        self.nodes: list = []
-        self.initializers: list = []
-        self.inputs = [helper.make_tensor_value_info(
-            "input", TensorProto.FLOAT, ["N", *input_shape[1:]])]
-        self.pending: _Linear | None = None
-        # Keras is channels-last; transposing once here lets every Conv run in ONNX's NCHW.
-        self.current = self._node("Transpose", ["input"], perm=[0, 3, 1, 2])
-        self.rank = 4
-
-    def _name(self, stem: str) -> str:
-        return f"{stem}_{len(self.nodes) + len(self.initializers)}"
-
-    def _node(self, op: str, inputs: list[str], **attrs) -> str:
-        from onnx import helper
-
-        output = self._name(op.lower())
-        self.nodes.append(helper.make_node(op, inputs, [output], **attrs))
-        return output
-
-    def _constant(self, array: np.ndarray, stem: str) -> str:
-        from onnx import numpy_helper
-
-        name = self._name(stem)
-        self.initializers.append(numpy_helper.from_array(array, name))
-        return name
-
-    def add(self, layer) -> None:
-        """Emit one Keras layer, or raise UnsupportedModel."""
-        kind = type(layer).__name__
-        handler = getattr(self, f"_add_{kind}", None)
-        if handler is None:
-            raise UnsupportedModel(f"layer {layer.name!r} ({kind}) has no ONNX export")
-        if kind != "BatchNormalization":
-            self._flush()
-        handler(layer, layer.get_config())
-
-    def _flush(self) -> None:
-        """Emit the pending Conv/Gemm and its activation."""
-        linear, self.pending = self.pending, None
-        if linear is None:
-            return
-        weight = self._constant(linear.weight.astype(np.float32), "weight")
-        bias = self._constant(linear.bias.astype(np.float32), "bias")
-        self.current = self._node(linear.op, [self.current, weight, bias], **linear.attrs)
-        self._activation(linear.activation)
-
-    def _activation(self, name: str) -> None:
-        """Apply a Keras activation by name."""
-        if name == "linear":
-            return
-        if name == "softmax":  # Keras's softmax is over the last axis: channels, axis 1 in NCHW
-            self.current = self._node("Softmax", [self.current], axis=1 if self.rank == 4 else -1)
-            return
-        ops = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
-        if name not in ops:
-            raise UnsupportedModel(f"activation {name!r} has no ONNX export")
-        self.current = self._node(ops[name], [self.current])
-
-    def _require_rank(self, layer, rank: int) -> None:
-        if self.rank != rank:
-            raise UnsupportedModel(f"layer {layer.name!r} expects a rank-{rank} input here")
-
-    def _add_InputLayer(self, layer, cfg: dict) -> None:
-        pass
-
-    def _add_Dropout(self, layer, cfg: dict) -> None:
-        pass  # identity at inference
-
-    def _add_Activation(self, layer, cfg: dict) -> None:
-        self._activation(_activation_name(cfg["activation"]))
-
-    def _add_Conv2D(self, layer, cfg: dict) -> None:
-        self._require_rank(layer, 4)
-        if cfg.get("data_format", "channels_last") != "channels_last" or cfg.get("groups", 1) != 1:
-            raise UnsupportedModel(f"layer {layer.name!r}: only channels_last, ungrouped Conv2D")
-        kernel = np.asarray(layer.kernel.numpy(), np.float64).transpose(3, 2, 0, 1)
-        bias = (np.asarray(layer.bias.numpy(), np.float64) if cfg["use_bias"]
-                else np.zeros(kernel.shape[0]))
-        attrs = {"kernel_shape": list(kernel.shape[2:]), "strides": list(cfg["strides"]),
-                 "dilations": list(cfg["dilation_rate"]), "auto_pad": _pad(layer, cfg)}
-        self.pending = _Linear("Conv", kernel, bias, attrs, _activation_name(cfg["activation"]))
-
-    def _add_Dense(self, layer, cfg: dict) -> None:
-        self._require_rank(layer, 2)
-        kernel = np.asarray(layer.kernel.numpy(), np.float64)
-        bias = (np.asarray(layer.bias.numpy(), np.float64) if cfg["use_bias"]
-                else np.zeros(kernel.shape[1]))
-        self.pending = _Linear("Gemm", kernel, bias, {}, _activation_name(cfg["activation"]))
-
-    def _add_BatchNormalization(self, layer, cfg: dict) -> None:
-        axis = cfg["axis"] if isinstance(cfg["axis"], int) else None
-        if axis not in (-1, self.rank - 1):
-            raise UnsupportedModel(f"layer {layer.name!r}: batch norm must be over the last axis")
-        if self.pending is None or self.pending.activation != "linear":
-            raise UnsupportedModel(f"layer {layer.name!r}: batch norm must follow a Conv2D or"
-                                   " Dense without activation to be folded into it")
-        mean = np.asarray(layer.moving_mean.numpy(), np.float64)
-        variance = np.asarray(layer.moving_variance.numpy(), np.float64)
-        gamma = np.asarray(layer.gamma.numpy(), np.float64) if cfg["scale"] else 1.0
-        beta = np.asarray(layer.beta.numpy(), np.float64) if cfg["center"] else 0.0
-        scale = gamma / np.sqrt(variance + cfg["epsilon"])
-        self.pending.fold_batch_norm(np.broadcast_to(scale, mean.shape),
-                                     np.broadcast_to(beta - mean * scale, mean.shape))
-
-    def _add_MaxPooling2D(self, layer, cfg: dict) -> None:
-        self._require_rank(layer, 4)
-        if cfg.get("data_format", "channels_last") != "channels_last":
-            raise UnsupportedModel(f"layer {layer.name!r}: only channels_last pooling")
-        pool = list(cfg["pool_size"])
-        strides = list(cfg["strides"] or pool)
-        self.current = self._node("MaxPool", [self.current], kernel_shape=pool, strides=strides,
-                                  auto_pad=_pad(layer, cfg))
-
-    def _add_Flatten(self, layer, cfg: dict) -> None:
-        if self.rank == 4:
-            # Keras flattens (H, W, C) in that order: back to NHWC first, so Dense's rows match.
-            self.current = self._node("Transpose", [self.current], perm=[0, 2, 3, 1])
-        self.current = self._node("Flatten", [self.current], axis=1)
-        self.rank = 2
-
-    def finish(self, output_shape: tuple):
-        """The ModelProto, its one output named "probabilities"."""
-        from onnx import TensorProto, checker, helper
-
-        self._flush()
-        if self.rank != len(output_shape):
-            raise UnsupportedModel(f"the exporter's output rank {self.rank} is not the model's")
-        self.nodes.append(helper.make_node("Identity", [self.current], ["probabilities"]))
-        outputs = [helper.make_tensor_value_info(
-            "probabilities", TensorProto.FLOAT, ["N", *output_shape[1:]])]
-        graph = helper.make_graph(self.nodes, "emotion_cnn", self.inputs, outputs,
-                                  self.initializers)
-        proto = helper.make_model(graph, producer_name=CONVERTER,
-                                  opset_imports=[helper.make_opsetid("", OPSET)])
-        proto.ir_version = IR_VERSION
-        checker.check_model(proto)
-        return proto
-
-
-def _activation_name(activation: Any) -> str:
-    """A Keras activation from a layer config, by name."""
-    if isinstance(activation, str):
-        return activation
-    raise UnsupportedModel(f"activation {activation!r} has no ONNX export")
-
-
-def _pad(layer, cfg: dict) -> str:
-    """ONNX's auto_pad for a Keras padding; SAME_UPPER pads like TensorFlow's "same"."""
-    padding = cfg["padding"].lower()
-    if padding not in ("same", "valid"):
-        raise UnsupportedModel(f"layer {layer.name!r}: padding {padding!r} has no ONNX export")
-    return "SAME_UPPER" if padding == "same" else "VALID"

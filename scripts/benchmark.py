@@ -33,7 +33,6 @@ import tempfile
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from importlib.util import find_spec
@@ -48,23 +47,12 @@ warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from emotion.config import DEFAULT_MODEL  # noqa: E402
+from emotion.config import app_model_path  # noqa: E402
 from emotion.faces import DetectionSettings, detect_faces  # noqa: E402
+from emotion.timing import median_ms  # noqa: E402
 
 WIDTH, HEIGHT = 640, 480
 CAMERA_FPS = 30  # the live path's t = i / CAMERA_FPS, as frames of a webcam would be stamped
-
-
-def median_ms(fn: Callable[[], object], repeat: int = 30, warmup: int = 3) -> float:
-    """Median wall time of `fn()` in ms over `repeat` calls after `warmup` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -431,7 +419,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", help="a video file (default: the synthetic astronaut clip)")
     parser.add_argument("--frames", type=int, default=150, help="frames to use (default 150)")
-    parser.add_argument("--model", default=str(DEFAULT_MODEL))
+    parser.add_argument("--model", default=str(app_model_path()))
     parser.add_argument("--runtime", help="the classifier's runtime (default: the recognizer's)")
     parser.add_argument("--repeat", type=int, default=2,
                         help="passes over the frames per path (default 2)")

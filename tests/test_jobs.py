@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from emotion import config, registry
-from emotion.app import jobs, uploads
+from emotion.app import jobs, training_process, uploads
 from emotion.training import TrainConfig
 
 
@@ -78,7 +78,7 @@ def test_first_promotion_into_an_empty_models_folder(tmp_path):
 
 
 def test_app_model_path_follows_config(tmp_path, monkeypatch):
-    monkeypatch.setattr(config, "DEFAULT_MODEL", tmp_path / "x.keras")
+    monkeypatch.setenv("EMOTION_MODEL", str(tmp_path / "x.keras"))
     assert registry.app_model_path() == tmp_path / "x.keras"
 
 
@@ -119,18 +119,18 @@ def test_a_job_that_fails_unexpectedly_says_what_happened_and_what_to_do(tmp_pat
 def test_failure_messages_name_the_problem_and_the_remedy(tmp_path):
     run_dir = tmp_path / "runs" / "r1"
     full = OSError(28, "No space left on device", str(run_dir / "emotion_cnn.keras"))
-    text = jobs.failure_message(full, run_dir)
+    text = training_process.failure_message(full, run_dir)
     assert text.startswith(f"{run_dir / 'emotion_cnn.keras'}: no space left on device")
     assert f"free space and permissions of {run_dir.parent}" in text and "Errno" not in text
-    assert "smaller batch size" in jobs.failure_message(MemoryError(), run_dir)
+    assert "smaller batch size" in training_process.failure_message(MemoryError(), run_dir)
     try:  # one of the package's own checks: its message is already written for the user
         config.app_threads({config.THREADS_ENV: "many"})
     except ValueError as exc:
-        assert jobs.failure_message(exc, run_dir) == str(exc)
+        assert training_process.failure_message(exc, run_dir) == str(exc)
     try:
         np.stack([])  # a library's own words
     except ValueError as exc:
-        text = jobs.failure_message(exc, run_dir)
+        text = training_process.failure_message(exc, run_dir)
     assert text.startswith("an unexpected error in numpy stopped the run") and "need at least" not in text
 
 

@@ -18,8 +18,13 @@ from emotion.faces import Box, detect_faces
 from emotion.labels import EMOTIONS
 from emotion.follow import LiveSettings
 from emotion.app.webrtc import FramePathTimes, StatsFile, frames_callback
-from emotion.live import FaceTracker, FpsMeter, LiveProcessor, Timeline, iou
-from emotion.cli import CSV_HEADER, HEADLESS_MESSAGE, build_parser, display_available
+from emotion.faces import iou
+from emotion.live import FpsMeter, LiveProcessor
+from emotion.tracking import FaceTracker
+from emotion.timeline import Timeline
+from emotion.cli import build_parser
+from emotion.video import CSV_HEADER
+from emotion.window import HEADLESS_MESSAGE, display_available
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +198,7 @@ def test_timeline_csv(recognizer, webcam_frame):
 
 def test_timeline_is_bounded():
     timeline = Timeline(interval_s=0.0, max_entries=100)
-    from emotion.live import LiveFace
+    from emotion.tracking import LiveFace
 
     face = LiveFace(Box(0, 0, 10, 10), "happy", 0.9, {e: 1 / 7 for e in EMOTIONS}, face_id=1)
     for i in range(1000):
@@ -378,6 +383,24 @@ def test_video_command_end_to_end(astronaut_video, tmp_path, model_path, capsys)
         assert r["label"] in EMOTIONS and int(r["w"]) > 50
 
 
+def test_annotate_video_is_one_call_with_a_result(astronaut_video, tmp_path, recognizer, capsys):
+    """The library verb behind `video`: no parser, no printing, a dataclass back."""
+    from emotion.video import annotate_video
+
+    src, n = astronaut_video
+    table = tmp_path / "faces.csv"
+    result = annotate_video(src, csv_path=str(table), recognizer=recognizer)
+    assert (result.frames, result.frames_with_faces, result.faces) == (n, n, n)
+    assert sum(result.labels.values()) == n and not result.cut_short and not result.to_stdout
+    assert result.fps == pytest.approx(10.0)
+    summary = result.to_dict()
+    assert summary["csv"] == str(table) and summary["out"] is None
+    assert "frames_announced" not in summary
+    assert len(list(csv.reader(table.open()))) == n + 1
+    assert capsys.readouterr() == ("", "")  # no progress bar unless asked for
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faces.csv"]
+
+
 def test_video_command_user_errors(tmp_path, model_path):
     parser = build_parser()
     missing = parser.parse_args(["video", str(tmp_path / "nope.mp4"), "--model", str(model_path)])
@@ -450,6 +473,23 @@ def test_webcam_command_on_headless_opencv(capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and HEADLESS_MESSAGE in err
     assert "pip uninstall opencv-python-headless && pip install opencv-python" in err
+
+
+def test_the_window_plays_a_video_file_to_its_end(astronaut_video, model_path, monkeypatch):
+    """show_live on a video file: every frame shown annotated, then done (not an error). The
+    window calls are recorded, as headless OpenCV cannot open one."""
+    from emotion import window
+
+    shown = []
+    monkeypatch.setattr(window.cv2, "imshow", lambda name, frame: shown.append(frame.shape))
+    monkeypatch.setattr(window.cv2, "waitKey", lambda ms: -1)  # no key pressed
+    monkeypatch.setattr(window.cv2, "destroyAllWindows", lambda: None)
+    src, n = astronaut_video
+    result = window.show_live(str(src), model_path)
+    assert result == window.WindowResult(video_ended=True, speech_off=None)
+    assert shown == [(480, 640, 3)] * n
+    with pytest.raises(ValueError, match="could not be opened"):
+        window.show_live(str(src.parent / "missing.mp4"), model_path)
 
 
 def test_camera_source_takes_an_index_or_a_file():

@@ -16,9 +16,10 @@ import cv2
 import numpy as np
 import pytest
 
-from emotion.cli import CSV_HEADER, build_parser, main
+from emotion.cli import build_parser, main
 from emotion.files import write_text_atomic
-from emotion.outputs import OutputError, commit, plan_output, staging_file
+from emotion.outputs import OutputError, commit, plan_output, staging_file, write_image
+from emotion.video import CSV_HEADER
 
 
 def _read_fifo(path: Path) -> tuple[threading.Thread, list[bytes]]:
@@ -241,3 +242,29 @@ def test_predict_into_a_folder_never_renames_over_a_link_there(tmp_path, astrona
                  str(model_path)]) == 0
     assert (out / "astronaut_annotated.jpg").is_symlink()
     assert cv2.imread(str(real)).shape == astronaut_bgr.shape
+
+
+@pytest.fixture
+def file_size_limit():
+    """limit(n): files this process writes cannot grow past n bytes (a disk that fills up
+    mid-write) until the test ends; Python ignores SIGXFSZ, so writes fail with EFBIG."""
+    resource = pytest.importorskip("resource")
+    saved = resource.getrlimit(resource.RLIMIT_FSIZE)
+    yield lambda n: resource.setrlimit(resource.RLIMIT_FSIZE, (n, saved[1]))
+    resource.setrlimit(resource.RLIMIT_FSIZE, saved)
+
+
+def test_annotated_image_written_atomically(tmp_path, file_size_limit):
+    """A write that fails halfway (the disk fills up) leaves the old file whole and no partial one."""
+    target = tmp_path / "annotated.jpg"
+    noise = np.random.default_rng(0).integers(0, 256, (1200, 1200, 3), dtype=np.uint8)
+    assert write_image(target, noise[:100, :100])
+    old = target.read_bytes()
+    file_size_limit(64 * 1024)  # the noise encodes to about 1 MB
+    try:
+        written = write_image(target, noise)
+    except OSError:  # EFBIG, as ENOSPC would be
+        written = False
+    assert not written
+    assert target.read_bytes() == old
+    assert [p.name for p in tmp_path.iterdir()] == ["annotated.jpg"]

@@ -223,11 +223,12 @@ def test_evaluate_command(tmp_path, model_path, astronaut_bgr):
 @pytest.mark.slow
 def test_shipped_model_reproduces_its_published_accuracy(shared_fer2013, model_path):
     """The number in metrics.json (and the README) is what evaluate measures on FER2013 test."""
-    from emotion.config import DEFAULT_METRICS, SHIPPED_MODEL
+    from emotion.config import SHIPPED_MODEL
+    from emotion.registry import metrics_path
 
-    if model_path != SHIPPED_MODEL or not DEFAULT_METRICS.is_file():
+    if model_path != SHIPPED_MODEL or not metrics_path(SHIPPED_MODEL).is_file():
         pytest.skip("EMOTION_MODEL points away from the shipped model")
-    published = json.loads(DEFAULT_METRICS.read_text())["test"]["accuracy"]
+    published = json.loads(metrics_path(SHIPPED_MODEL).read_text())["test"]["accuracy"]
     done = _run("evaluate", "--data", str(shared_fer2013 / "test"), "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     measured = json.loads(done.stdout)
@@ -272,31 +273,3 @@ def test_predict_out_in_a_missing_folder_says_so_before_the_model_loads(tmp_path
         assert done.returncode == 2 and says in done.stderr, done.stderr[-2000:]
         assert done.stderr.strip().count("\n") == 0 and "Traceback" not in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["astronaut.jpg"]
-
-
-@pytest.fixture
-def file_size_limit():
-    """limit(n): files this process writes cannot grow past n bytes (a disk that fills up
-    mid-write) until the test ends; Python ignores SIGXFSZ, so writes fail with EFBIG."""
-    resource = pytest.importorskip("resource")
-    saved = resource.getrlimit(resource.RLIMIT_FSIZE)
-    yield lambda n: resource.setrlimit(resource.RLIMIT_FSIZE, (n, saved[1]))
-    resource.setrlimit(resource.RLIMIT_FSIZE, saved)
-
-
-def test_annotated_image_written_atomically(tmp_path, file_size_limit):
-    """A write that fails halfway (the disk fills up) leaves the old file whole and no partial one."""
-    from emotion.cli import cv2_write
-
-    target = tmp_path / "annotated.jpg"
-    noise = np.random.default_rng(0).integers(0, 256, (1200, 1200, 3), dtype=np.uint8)
-    assert cv2_write(target, noise[:100, :100])
-    old = target.read_bytes()
-    file_size_limit(64 * 1024)  # the noise encodes to about 1 MB
-    try:
-        written = cv2_write(target, noise)
-    except OSError:  # EFBIG, as ENOSPC would be
-        written = False
-    assert not written
-    assert target.read_bytes() == old
-    assert [p.name for p in tmp_path.iterdir()] == ["annotated.jpg"]

@@ -12,7 +12,9 @@ import pytest
 from emotion.config import UNCERTAIN_BELOW
 from emotion.faces import Box
 from emotion.labels import COLOURS, EMOTIONS, UNCERTAIN
-from emotion.live import Band, LiveFace, LiveProcessor, Timeline
+from emotion.live import LiveProcessor
+from emotion.tracking import LiveFace
+from emotion.timeline import Band, Timeline
 from emotion.smoothing import HOLD_S, SMOOTHING_S, EmotionSmoother
 from emotion.speech import SpeechPolicy
 
@@ -230,7 +232,7 @@ def test_a_face_missed_for_a_frame_keeps_the_readout(recognizer, astronaut_bgr):
 
 
 def test_the_main_face_does_not_swap_between_two_faces_of_about_the_same_size():
-    from emotion.live import main_face
+    from emotion.tracking import main_face
 
     a = LiveFace(Box(0, 0, 100, 100), "happy", 0.9, {}, face_id=1)
     b = LiveFace(Box(200, 0, 105, 105), "sad", 0.9, {}, face_id=2)

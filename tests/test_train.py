@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -416,6 +418,28 @@ def test_train_refuses_an_out_that_is_a_file(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "is a file" in err and err.count("\n") == 0
     assert target.read_bytes() == b"something the user had"
+
+
+@pytest.mark.parametrize("settings, says", [
+    ({"epochs": 0}, "--epochs 0: give at least 1 epoch (the default is 60)"),
+    ({"batch_size": -5}, "--batch-size -5"), ({"lr": float("nan")}, "--lr nan"),
+    ({"lr": 11.0}, "up to 10"), ({"patience": -1}, "--patience -1"),
+    ({"minutes": 0.0}, "--minutes 0"), ({"average": 1.5}, "from 0 (off) to 1"),
+    ({"blocks": ((8, 1),) * 6}, "at most 5"), ({"blocks": ((5000, 1),)}, "at most 4096 filters"),
+])
+def test_train_config_checks_its_settings_for_every_caller(tmp_path, settings, says):
+    """The command line's checks live in TrainConfig: the Training page and jobs get them too."""
+    with pytest.raises(TrainError, match=re.escape(says)):
+        TrainConfig(data="x", out=str(tmp_path), **settings)
+    config = TrainConfig(data="x", out=str(tmp_path))
+    with pytest.raises(TrainError, match="--out .* is a file"):
+        replace(config, out=str(_a_file(tmp_path)))
+
+
+def _a_file(folder):
+    path = folder / "emotion_cnn.keras"
+    path.write_bytes(b"a model")
+    return path
 
 
 def _crash_in_epoch(n: int):

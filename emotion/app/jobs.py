@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 import queue
 import sys
 import threading
 import time
-import traceback
 import types
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -17,14 +15,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from ..compare import Comparison
-from ..config import MODELS_DIR
+from ..compare import Comparison, compare_on_data, record
+from ..config import runs_dir as default_runs_dir
 from ..evaluate import Evaluation
 from ..training.config import Progress, Stage, TrainConfig, TrainResult
-from .formatting import file_problem
-
-# Each run trains into its own folder here; EMOTION_RUNS_DIR moves them (screenshots, demos).
-RUNS_DIR = Path(os.environ.get("EMOTION_RUNS_DIR", MODELS_DIR / "runs"))
+from ..training.timing import duration_text
+from .training_process import _child, run_dataset
 
 
 class JobState(str, Enum):
@@ -177,8 +173,6 @@ class Job:
                 parts.append(f"accuracy {acc:.1%}")
             parts.append(f"{p.elapsed_s:.0f} s")
             if (left := self.time_left_s) is not None:
-                from ..training.timing import duration_text
-
                 parts.append(f"{duration_text(left)} left")
             return ", ".join(parts)
         if self.state == JobState.DONE and self.evaluation:
@@ -201,8 +195,6 @@ class Job:
     def compare_again(self, app_model: Path) -> Comparison:
         """Score this run's model and the app's model at `app_model` again on the run's faces
         (the app's model changed since the run ended), in this process; kept in metrics.json."""
-        from ..compare import compare_on_data, record
-
         with self._compare_lock:  # two sessions on the page compare once
             if self.comparison is None or not self.comparison.is_current(app_model):
                 dataset = run_dataset(self.config.data, self.faces)
@@ -277,104 +269,13 @@ class Job:
         self.error, self.details, self.state = message, details, JobState.FAILED
 
 
-def _child(config: TrainConfig, messages, stop, app_model: str | None = None,
-           faces: int | None = None) -> None:
-    """The training process: train, score, compare with the app's model at `app_model`, and
-    report everything through `messages`."""
-    from .. import data as data_module
-
-    last = [0.0]
-
-    def on_progress(progress: Progress) -> None:
-        # A few updates a second are plenty for the page; every batch would flood the pipe.
-        now = time.monotonic()
-        if progress.epoch_end or now - last[0] > 0.25:
-            last[0] = now
-            messages.put(("progress", progress))
-
-    try:
-        from ..training.loop import train  # Keras loads here: a failure is reported like any other
-
-        dataset = run_dataset(config.data, faces)
-        result = train(config, on_progress, stop.is_set, dataset=dataset)
-        evaluation, evaluated_on = result.evaluation, "test"
-        if evaluation is None and not result.cancelled:
-            evaluation, evaluated_on = _evaluate_validation(result, dataset)
-        comparison, comparison_error = None, None
-        if app_model and not result.cancelled:
-            messages.put(("comparing", None))
-            comparison, comparison_error = _compare(result, dataset, Path(app_model),
-                                                    {evaluated_on: evaluation})
-        messages.put(("done", (result, evaluation, evaluated_on, comparison, comparison_error)))
-    except (data_module.DataError, FileNotFoundError) as exc:
-        messages.put(("error", (str(exc), None)))  # a mistake in the data: the message says it all
-    except Exception as exc:  # noqa: BLE001 - the page must show any failure, not lose it
-        messages.put(("error", (failure_message(exc, Path(config.out)), traceback.format_exc())))
-
-
-def run_dataset(data: str, faces: int | None = None):
-    """The faces a run trains on: the source, with at most `faces` training faces (a quick test)."""
-    from .. import data as data_module
-
-    dataset = data_module.load(data)
-    return data_module.limit_training_faces(dataset, faces) if faces else dataset
-
-
-def _compare(result: TrainResult, dataset, app_model: Path,
-             known: dict[str, Evaluation]) -> tuple[Comparison | None, str | None]:
-    """The new model against the app's on the same faces, kept in the run's metrics.json; or
-    why that could not be done (the page then asks for the deliberate step)."""
-    from ..compare import compare_on_data, record
-
-    try:
-        comparison = compare_on_data(result.model_path, app_model, dataset, known)
-        record(comparison, result.model_path.with_name("metrics.json"))
-        return comparison, None
-    except Exception as exc:  # noqa: BLE001 - the run's model is fine; say why it was not compared
-        return None, f"{type(exc).__name__}: {exc}"
-
-
-def _raised_in(exc: BaseException) -> str:
-    """The top-level package whose code raised `exc`: "emotion", "keras", "numpy", ..."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    name = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
-    return name.split(".")[0] or "Python"
-
-
-def failure_message(exc: Exception, run_dir: Path) -> str:
-    """What stopped a training run and what to do about it, in words for the page; the
-    exception's own text and traceback go to the job's details, not here."""
-    if isinstance(exc, MemoryError):
-        return ("the computer ran out of memory while training: choose a smaller batch size or "
-                "close other programs, then start again")
-    if isinstance(exc, OSError) and exc.filename is not None:
-        return file_problem(exc, "the run could not write its files", str(run_dir.parent))
-    origin = _raised_in(exc)
-    if isinstance(exc, ValueError) and origin == __name__.split(".")[0]:
-        return str(exc)  # one of this package's own checks: its message says what to do
-    return (f"an unexpected error in {origin} stopped the run; it is not a problem found in the "
-            "data or the settings, and nothing was written to the app's model. Start it again; "
-            "if it fails again, check that the packages in requirements.txt are installed, and "
-            "keep the technical details below for a bug report")
-
-
-def _evaluate_validation(result: TrainResult, dataset) -> tuple[Evaluation, str]:
-    """Score the run's model on its validation split (for data without a test split)."""
-    from ..data import training_splits
-    from ..evaluate import evaluate_model
-    from ..model import load_model
-
-    _, val, _ = training_splits(dataset)  # the same seeded split that training held out
-    return evaluate_model(load_model(result.model_path), val.images, val.labels), "validation"
-
-
 class JobManager:
     """Holds the current training job; one runs at a time (training takes the whole CPU)."""
 
-    def __init__(self, runs_dir: Path = RUNS_DIR):
-        self.runs_dir = Path(runs_dir)
+    def __init__(self, runs_dir: Path | None = None):
+        # Each run trains into a folder of its own in `runs_dir`; None: config.runs_dir() at each
+        # start ($EMOTION_RUNS_DIR moves them: screenshots, demos).
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else None
         self._lock = threading.Lock()
         self._job: Job | None = None
 
@@ -424,15 +325,16 @@ class JobManager:
                 self._job = None
 
     def _new_run_dir(self) -> Path:
+        runs_dir = self.runs_dir or default_runs_dir()
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         for n in range(100):
-            run_dir = self.runs_dir / (stamp if n == 0 else f"{stamp}-{n}")
+            run_dir = runs_dir / (stamp if n == 0 else f"{stamp}-{n}")
             try:
                 run_dir.mkdir(parents=True)
                 return run_dir
             except FileExistsError:
                 continue
-        raise JobError(f"could not create a new run folder in {self.runs_dir}")
+        raise JobError(f"could not create a new run folder in {runs_dir}")
 
 
 # The process-wide manager: Streamlit re-runs page scripts, but imported modules stay loaded,

@@ -4,7 +4,8 @@ import this without loading TensorFlow."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 
@@ -17,6 +18,8 @@ TINY_BLOCKS = ((8, 1), (16, 1))  # for trying the pipeline out in seconds
 STATE_DIR = ".train-state"  # in `out`: an interrupted run's state, what --resume continues from
 CANDIDATE_DIR = "candidate"  # in `out`: a new model that scored below the one already there
 COSINE_FLOOR = 0.01  # the learning rate decays to 1% of its start
+MAX_BLOCKS, MAX_WIDTH, MAX_CONVS = 5, 4096, 16
+MAX_LR = 10.0  # far above any useful rate (1e-3 for Adam, 1e-2 for SGD); beyond it Keras fails
 
 
 class TrainError(ValueError):
@@ -25,6 +28,9 @@ class TrainError(ValueError):
 
 @dataclass
 class TrainConfig:
+    """One training run's settings; TrainError on construction for one that cannot train a
+    useful model (`validate`)."""
+
     data: str
     optimizer: str = "adam"
     epochs: int = 60
@@ -46,6 +52,44 @@ class TrainConfig:
     seed: int = SEED
     force: bool = False  # replace the model in `out` even when it scores better on validation
     verbose: int = 1
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """TrainError naming the first setting that cannot train a useful model, by its command
+        line option; nothing is read or written (`out` is only looked at)."""
+        default = {f.name: f.default for f in fields(self)}
+        if self.epochs < 1:
+            raise TrainError(f"--epochs {self.epochs}: give at least 1 epoch (the default is "
+                             f"{default['epochs']})")
+        if self.batch_size < 1:
+            raise TrainError(f"--batch-size {self.batch_size}: give at least 1 (the default is "
+                             f"{default['batch_size']})")
+        if self.lr is not None and not (math.isfinite(self.lr) and 0 < self.lr <= MAX_LR):
+            raise TrainError(f"--lr {self.lr:g}: give a positive learning rate up to {MAX_LR:g}, "
+                             "such as 1e-3")
+        self._validate_blocks()
+        if self.patience < 0:
+            raise TrainError(f"--patience {self.patience}: give 0 or more epochs (the default is "
+                             f"{default['patience']})")
+        if self.minutes is not None and not (math.isfinite(self.minutes) and self.minutes > 0):
+            raise TrainError(f"--minutes {self.minutes:g}: give a positive time limit, such as 60")
+        if not 0 <= self.average <= 1:
+            raise TrainError(f"--average {self.average:g}: give the fraction of the epochs to "
+                             "average, from 0 (off) to 1, e.g. 0.75")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise TrainError(f"--out {self.out} is a file: give a folder for the model and its "
+                             "metrics")
+
+    def _validate_blocks(self) -> None:
+        if len(self.blocks) > MAX_BLOCKS:
+            # Each block halves the 48 px face: 24, 12, 6, 3, 1, and a sixth would leave nothing.
+            raise TrainError(f"--blocks: {len(self.blocks)} blocks, at most {MAX_BLOCKS} (each "
+                             "halves the 48x48 face)")
+        if any(w > MAX_WIDTH or n > MAX_CONVS for w, n in self.blocks):
+            raise TrainError(f"--blocks: at most {MAX_WIDTH} filters and {MAX_CONVS} convolutions "
+                             "a block")
 
     @property
     def learning_rate(self) -> float:
