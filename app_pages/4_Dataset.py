@@ -7,8 +7,8 @@ import json
 import streamlit as st
 
 from emotion.app import formatting, ui
-from emotion.errors import EmotionError, sentence
 from emotion.draw import face_grid
+from emotion.errors import EmotionError, sentence
 
 st.set_page_config(page_title="Dataset · Facial emotion recognition", page_icon="🗂️", layout="wide")
 st.title("Dataset audit")

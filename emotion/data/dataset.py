@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import IMAGE_SIZE, SEED, VALIDATION_FRACTION
+from ..config import SEED, VALIDATION_FRACTION
 from ..errors import DataError, sentence
 from ..labels import EMOTIONS, NUM_CLASSES
 
@@ -63,8 +63,6 @@ class Dataset:
         return sum(len(s) for s in self.splits.values())
 
 
-def _empty_split() -> Split:
-    return Split(np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8), np.zeros(0, np.int64), [])
 
 
 def _missing(path: Path, what: str, hint: str = "") -> DataError:
