@@ -11,9 +11,16 @@ without knowing about it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
+
+from . import data as data_module
+from .files import write_atomically, write_text_atomic
+from .model import load_model, save_model_atomic
+from .plots import plot_reliability
 
 BINS = 15  # the usual number for ECE; fewer bins hide miscalibration, more make it noisy
 _EPS = 1e-12
@@ -141,7 +148,7 @@ class Calibration:
 
 def calibrate(model, images: np.ndarray, labels: np.ndarray) -> Calibration:
     """Fit T on these (validation) faces and fold it into `model`; its labels do not change."""
-    from .evaluate import predict_probabilities
+    from .evaluate import predict_probabilities  # not at the top: evaluate imports this module
 
     probs = predict_probabilities(model, images)
     temperature = fit_temperature(probs, labels)
@@ -174,12 +181,8 @@ def calibrate_saved(model_path, data, *, out=None) -> dict:
     Fitting again on a calibrated model gives T close to 1, so running this twice is harmless;
     the temperature recorded is the product of both.
     """
-    import json
-    from pathlib import Path
-
-    from . import data as data_module
-    from .model import load_model, save_model_atomic
-    from .plots import plot_reliability
+    # Not at the top: evaluate imports this module, and registry does through compare.
+    from .evaluate import predict_probabilities, score
     from .registry import metrics_path, read_metrics
 
     model_path = Path(model_path)
@@ -194,8 +197,6 @@ def calibrate_saved(model_path, data, *, out=None) -> dict:
     previous = (metrics.get("calibration") or {}).get("temperature")
     test_probs = None
     if test_split is not None and len(test_split):
-        from .evaluate import predict_probabilities, score
-
         test_probs = predict_probabilities(model, test_split.images)
         metrics["test"] = score(test_split.labels, test_probs.argmax(axis=1),
                                 probs=test_probs).to_dict()
@@ -204,7 +205,6 @@ def calibrate_saved(model_path, data, *, out=None) -> dict:
         result["temperature"] = round(previous * fitted.temperature, 4)
     result["data"] = str(data)
     metrics["calibration"] = result
-    from .files import write_atomically, write_text_atomic
 
     save_model_atomic(model, out)
     write_text_atomic(metrics_path(out), json.dumps(metrics, indent=2))

@@ -11,8 +11,24 @@ import sys
 import warnings
 from pathlib import Path
 
-from .config import DEFAULT_MODEL
+from . import data
+from .audit import audit
+from .calibration import calibrate_saved
+from .config import app_model_path, environment_problems
+from .data import DataError
+from .draw import annotate
+from .evaluate import choose_split, evaluate_model
+from .faces import DetectionSettings
 from .files import os_error_line
+from .images import MultiFrameWarning, check_image_file, read_image
+from .labels import EMOTIONS
+from .model import DEFAULT_BLOCKS, load_model
+from .outputs import annotated_plans, report_stream, write_image
+from .recognizer import EmotionRecognizer
+from .speech import LANGUAGES
+from .training.config import TINY_BLOCKS, TrainConfig
+from .video import annotate_video
+from .window import HEADLESS_MESSAGE, display_available, show_live
 
 
 def _blocks(text: str) -> tuple[tuple[int, int], ...]:
@@ -33,17 +49,12 @@ class UserError(ValueError):
 
 def _network_blocks(args) -> tuple[tuple[int, int], ...]:
     """The network's blocks from --tiny or --blocks, else the default network's."""
-    from .model import DEFAULT_BLOCKS
-    from .training.config import TINY_BLOCKS
-
     if args.tiny and args.blocks:
         raise UserError("--tiny and --blocks both set the network's size: give one of them")
     return TINY_BLOCKS if args.tiny else args.blocks or DEFAULT_BLOCKS
 
 
 def _cmd_train(args) -> int:
-    from .training.config import TrainConfig
-
     # TrainConfig checks every option before Keras loads: a mistake is told in a moment.
     config = TrainConfig(
         data=args.data, optimizer=args.optimizer, epochs=args.epochs, batch_size=args.batch_size,
@@ -52,7 +63,7 @@ def _cmd_train(args) -> int:
         patience=args.patience, init=args.init, minutes=args.minutes,
         average=args.average, force=args.force, blocks=_network_blocks(args),
     )
-    from .training.loop import train
+    from .training.loop import train  # Keras loads with it: only `train` pays for that
 
     result = train(config)
     summary = {"model": str(result.model_path), "replaced": not result.kept_previous,
@@ -65,10 +76,6 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from . import data
-    from .evaluate import choose_split, evaluate_model
-    from .model import load_model
-
     which, split = choose_split(data.load(args.data))
     model = load_model(args.model)
     # Both ways, as photos (mirror averaged) and live video (one pass) get them; --tta picks
@@ -90,8 +97,6 @@ def _cmd_evaluate(args) -> int:
     for name, s in result.per_class.items():
         print(f"{name:<10}{s.precision:>10.3f}{s.recall:>8.3f}{s.f1:>8.3f}{s.support:>9}")
     print("\nconfusion matrix (rows true, columns predicted)")
-    from .labels import EMOTIONS
-
     print(" " * 10 + "".join(f"{n[:7]:>8}" for n in EMOTIONS))
     for name, row in zip(EMOTIONS, result.confusion_matrix):
         print(f"{name:<10}" + "".join(f"{v:>8}" for v in row))
@@ -99,8 +104,6 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_calibrate(args) -> int:
-    from .calibration import calibrate_saved
-
     out = Path(args.out) if args.out else Path(args.model)
     if out.is_dir():
         raise UserError(f"--out {out} is a folder: give the .keras file to write")
@@ -121,12 +124,6 @@ def _cmd_calibrate(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .draw import annotate
-    from .faces import DetectionSettings
-    from .images import MultiFrameWarning, check_image_file, read_image
-    from .outputs import annotated_plans, report_stream, write_image
-    from .recognizer import EmotionRecognizer
-
     # Check every image (without decoding it) and plan every output first, so a bad path or an
     # unusable --out fails fast, before the model loads and before anything is written (an
     # ImageError is a ValueError: main() prints it as one line).
@@ -173,9 +170,6 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_audit(args) -> int:
-    from . import data
-    from .audit import audit
-
     report = audit(data.load(args.data))
     print(json.dumps(report.to_dict()) if args.json else report.summary())
     return 0
@@ -200,7 +194,7 @@ def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="find faces in photos and name their emotions")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--out", help="annotated image file (one image) or folder (several)")
-    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--model", default=str(app_model_path()))
     p.add_argument("--json", action="store_true", help="print one JSON array, an object per image")
     p.add_argument("--profiles", action="store_true",
                    help="also find faces turned to the side (detection takes about 4x as long)")
@@ -217,8 +211,6 @@ def _add_audit(sub) -> None:
 
 
 def _add_train(sub) -> None:
-    from .training.config import TrainConfig  # no Keras: training's defaults, cheaply
-
     train_defaults = TrainConfig(data="")
     p = sub.add_parser("train", help="train a model on FER2013 (folder, fer2013.csv or kaggle)")
     p.add_argument("--data", required=True, help="image-folder root, fer2013.csv, or 'kaggle'")
@@ -256,7 +248,7 @@ def _add_train(sub) -> None:
                         "the new one (otherwise the new one goes to --out/candidate)")
     p.add_argument("--init", metavar="MODEL",
                    help="start from this .keras model's weights (fine-tuning, another cycle)")
-    p.add_argument("--out", default=str(DEFAULT_MODEL.parent), help="folder for the model and metrics")
+    p.add_argument("--out", default=str(app_model_path().parent), help="folder for the model and metrics")
     p.set_defaults(func=_cmd_train)
 
 
@@ -265,7 +257,7 @@ def _add_calibrate(sub) -> None:
                        "confidence matches its accuracy (labels do not change)")
     p.add_argument("--data", required=True, help="the training data (FER2013 folder or CSV): its "
                    "held-out validation faces are used, as in training")
-    p.add_argument("--model", default=str(DEFAULT_MODEL), help="the .keras model to calibrate")
+    p.add_argument("--model", default=str(app_model_path()), help="the .keras model to calibrate")
     p.add_argument("--out", help="where to write the calibrated model (default: in place, with "
                    "its metrics.json and reliability.png beside it)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -275,21 +267,19 @@ def _add_calibrate(sub) -> None:
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="score a model on labelled faces")
     p.add_argument("--data", required=True)
-    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--model", default=str(app_model_path()))
     p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
 
 
 def _add_webcam(sub) -> None:
-    from .speech import LANGUAGES
-
     p = sub.add_parser("webcam", help="live emotions from a camera in a desktop window")
     p.add_argument("--camera", type=camera_source, default=0,
                    help="camera index (default 0), or a video file or stream URL")
     p.add_argument("--speak", action="store_true", help="say the main face's emotion when it changes")
     p.add_argument("--lang", choices=LANGUAGES, default="en", help="language of --speak")
-    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--model", default=str(app_model_path()))
     p.set_defaults(func=cmd_webcam)
 
 
@@ -298,7 +288,7 @@ def _add_video(sub) -> None:
     p.add_argument("input", metavar="IN", help="a video file OpenCV can read (mp4, avi, mov, ...)")
     p.add_argument("--out", help="annotated video to write (.mp4 or .avi)")
     p.add_argument("--csv", help="CSV with one row per frame and face")
-    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--model", default=str(app_model_path()))
     p.add_argument("--no-tta", action="store_true",
                    help="one pass per face instead of averaging it with its mirror image")
     p.set_defaults(func=cmd_video)
@@ -321,8 +311,6 @@ def camera_source(text: str) -> int | str:
 
 def cmd_webcam(args: argparse.Namespace) -> int:
     """Show the camera with boxes, labels and FPS until `q` (or Esc) is pressed."""
-    from .window import HEADLESS_MESSAGE, display_available, show_live
-
     if not display_available():
         print(f"error: {HEADLESS_MESSAGE}", file=sys.stderr)
         return 2
@@ -337,8 +325,6 @@ def cmd_webcam(args: argparse.Namespace) -> int:
 def cmd_video(args: argparse.Namespace) -> int:
     """Annotate every frame of a video; progress on stderr, a one-line JSON summary on stdout
     (on stderr when an output goes to standard output)."""
-    from .video import annotate_video
-
     result = annotate_video(args.input, args.out, args.csv, model=args.model,
                             tta=not args.no_tta, progress=True)
     if result.cut_short:
@@ -352,9 +338,6 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .config import environment_problems
-    from .data import DataError
-
     if problems := environment_problems():  # a mistyped switch, said before any work
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)

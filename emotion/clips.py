@@ -14,6 +14,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .faces import crop
+from .images import read_image
+from .labels import EMOTIONS
+from .live import LiveProcessor
+
 
 def _warp(image: np.ndarray, t: float, size: tuple[int, int],
           focus: tuple[float, float]) -> np.ndarray:
@@ -155,11 +160,6 @@ def pick_talking_face(recognizer, folder: str | Path, emotion: str, seconds: flo
     with the frame-to-frame hesitation of a real face talking, not the certainty of a posed
     photo that never flickers. Deterministic for a given model; None when no face qualifies.
     """
-    from .faces import crop
-    from .images import read_image
-    from .labels import EMOTIONS
-    from .live import LiveProcessor
-
     index = EMOTIONS.index(emotion)
     files = sorted(p for p in (Path(folder) / emotion).iterdir() if p.suffix.lower() in
                    (".png", ".jpg", ".jpeg"))[:limit]

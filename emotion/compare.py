@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data import Dataset, Split, training_splits
-from .evaluate import Evaluation
+from .evaluate import Evaluation, evaluate_model
 from .files import write_text_atomic
+from .model import load_model
 
 VALIDATION, TEST = "validation", "test"
 
@@ -113,9 +114,6 @@ def compare_models(new_model: Path, app_model: Path, val: Split, test: Split | N
     """Score both models on `val` and `test` (the same faces for both). `known` gives scores of
     the new model already measured on a split (train measures the test split), so they are not
     measured twice. A missing or unusable app's model is recorded in `app_problem`."""
-    from .evaluate import evaluate_model
-    from .model import load_model
-
     known = known or {}
     stamp = file_stamp(app_model)
     new = load_model(new_model)

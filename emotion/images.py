@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import io
-import os
 import stat
 import warnings
 from pathlib import Path
@@ -16,35 +15,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-MAX_PIXELS_ENV, MAX_MB_ENV = "EMOTION_MAX_PIXELS", "EMOTION_MAX_IMAGE_MB"
-# 50 megapixels is more than any camera's photo; faces need far less (photos are scanned at about
-# 800x600). Files: a 50-megapixel PNG is rarely over 100 MB.
-DEFAULT_MAX_PIXELS = 50_000_000
-DEFAULT_MAX_MB = 100
+from . import config
 
 
 class ImageError(ValueError):
     """An input that is not a readable image."""
 
 
-def env_limit(env: str, default: int) -> int:
-    """A positive whole number from the environment variable `env`, else `default`."""
-    value = os.environ.get(env, "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else default
-
-
-def max_pixels() -> int:
-    """The largest picture read, in pixels: $EMOTION_MAX_PIXELS, else 50 million."""
-    return env_limit(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS)
-
-
-def max_bytes() -> int:
-    """The largest image file read: $EMOTION_MAX_IMAGE_MB megabytes, else 100."""
-    return env_limit(MAX_MB_ENV, DEFAULT_MAX_MB) * 1024 * 1024
-
-
 def check_dimensions(data: bytes, name: str) -> None:
-    """ImageError when the header says the picture is larger than max_pixels(); no decoding."""
+    """ImageError when the header says the picture is larger than the pixel limit; no decoding."""
     from PIL import Image
 
     try:
@@ -56,27 +35,27 @@ def check_dimensions(data: bytes, name: str) -> None:
         width = height = None
     except Exception:  # a format Pillow does not know: OpenCV decides below
         return
-    limit = max_pixels()
+    limit = config.max_image_pixels()
     if width is None or width * height > limit:
         # Pillow refuses to say the size of a picture over twice its own limit.
         size = (f"{width}x{height} pixels" if width
                 else f"over {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels")
         raise ImageError(f"{name}: the picture is {size}, over the {limit / 1e6:g}-megapixel "
-                         f"limit; use a smaller copy (or raise {MAX_PIXELS_ENV})")
+                         f"limit; use a smaller copy (or raise {config.MAX_PIXELS_ENV})")
 
 
 def too_large(name: str, size: int) -> ImageError:
-    """The one-line refusal of an image file of `size` bytes, over max_bytes()."""
-    limit_mb = max_bytes() // 1024 // 1024
+    """The one-line refusal of an image file of `size` bytes, over the file-size limit."""
+    limit_mb = config.max_image_bytes() // 1024 // 1024
     return ImageError(f"{name}: {size / 1024 / 1024:.0f} MB is over the {limit_mb} MB limit for "
-                      f"an image; use a smaller copy (or raise {MAX_MB_ENV})")
+                      f"an image; use a smaller copy (or raise {config.MAX_IMAGE_MB_ENV})")
 
 
 def decode_image(data: bytes, name: str = "upload") -> np.ndarray:
     """Decode image bytes (jpg, png, webp, bmp, ...) to a BGR array."""
     if not data:
         raise ImageError(f"{name}: the file is empty")
-    if len(data) > max_bytes():  # uploads arrive as bytes: the same limit as files on disk
+    if len(data) > config.max_image_bytes():  # uploads arrive as bytes: the limit files have
         raise too_large(name, len(data))
     check_dimensions(data, name)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -118,7 +97,7 @@ def hidden(path: str | Path, what: str) -> str | None:
 
 def _stat_image(path: Path) -> int:
     """The size of the image file at `path`; ImageError naming it when it is not a readable
-    regular file under max_bytes()."""
+    regular file under config.max_image_bytes()."""
     try:
         # One stat says it all: Path.is_file() would call a symlink loop or an unreadable
         # folder "no such file".
@@ -130,7 +109,7 @@ def _stat_image(path: Path) -> int:
     if not stat.S_ISREG(info.st_mode):  # a pipe or /dev/zero would block or never end
         raise ImageError(f"{path} is not a regular file (a device, pipe or socket): "
                          "give an image file")
-    if info.st_size > max_bytes():
+    if info.st_size > config.max_image_bytes():
         raise too_large(str(path), info.st_size)
     return info.st_size
 
@@ -183,7 +162,7 @@ def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as BGR; ImageError naming the file when it is missing or not an image."""
     path = Path(path)
     _stat_image(path)
-    limit = max_bytes()
+    limit = config.max_image_bytes()
     try:
         # open() reads paths that cv2.imread cannot (non-ASCII names on some systems); at most
         # one byte over the limit, in case the file grew since the stat.

@@ -64,14 +64,3 @@ def canonical(name: str) -> str | None:
     key = name.strip().lower()
     key = ALIASES.get(key, key)
     return key if key in EMOTIONS else None
-
-
-def label_id(name: str) -> int:
-    """The FER2013 id of an emotion name; ValueError naming the expected names otherwise."""
-    key = canonical(name)
-    if key is None:
-        raise ValueError(
-            f"unknown emotion {name!r}: expected one of {', '.join(EMOTIONS)}"
-            f" (or the aliases {', '.join(sorted(ALIASES))})"
-        )
-    return EMOTIONS.index(key)

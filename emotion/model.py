@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from . import config
 from .config import INPUT_SHAPE
 from .files import write_atomically
+from .images import hidden, unreadable
 from .labels import NUM_CLASSES
 
 NAME = "emotion_cnn"  # also how the trainer finds the network inside its augmented wrapper
@@ -134,8 +136,6 @@ def check_readable(path: str | Path) -> None:
     folder, a symlink loop, unreadable, or not a whole `.keras` file (a zip archive)."""
     import zipfile
 
-    from .images import hidden, unreadable
-
     path = Path(path)
     if path.is_dir():
         raise ModelError(f"{path} is a folder: give the .keras file inside it")
@@ -169,16 +169,12 @@ def check_readable(path: str | Path) -> None:
 # 2 GiB config.json took 5 GB and 20 s before this check. The sizes are read from the zip's
 # directory, and zipfile never reads more than the size stated there.
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
-MAX_MODEL_UNPACKED_MB_ENV = "EMOTION_MAX_MODEL_MB"
-DEFAULT_MAX_MODEL_UNPACKED_MB = 1024  # this project's model unpacks to 7 MB
 
 
 def _check_archive(f, path: Path) -> None:
     """ModelError when the zip's directory states a config over MAX_CONFIG_BYTES or contents
     over the unpacked limit: checked before Keras reads anything."""
     import zipfile
-
-    from .images import env_limit
 
     with zipfile.ZipFile(f) as archive:
         entries = archive.infolist()
@@ -187,11 +183,11 @@ def _check_archive(f, path: Path) -> None:
             raise ModelError(f"{path}: its {entry.filename} is {entry.file_size / 1024 / 1024:.0f} MB, "
                              f"over the {MAX_CONFIG_BYTES // 1024 // 1024} MB a model's description "
                              "may take; it is not a model this app made")
-    limit_mb = env_limit(MAX_MODEL_UNPACKED_MB_ENV, DEFAULT_MAX_MODEL_UNPACKED_MB)
+    limit_mb = config.max_model_mb()
     total = sum(entry.file_size for entry in entries)
     if total > limit_mb * 1024 * 1024:
         raise ModelError(f"{path}: it unpacks to {total / 1024 / 1024:.0f} MB, over the {limit_mb} MB "
-                         f"limit for a model (raise {MAX_MODEL_UNPACKED_MB_ENV} for a larger one)")
+                         f"limit for a model (raise {config.MAX_MODEL_MB_ENV} for a larger one)")
 
 
 def load_model(path: str | Path):

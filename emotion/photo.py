@@ -16,8 +16,7 @@ from .config import IMAGES_DIR
 from .draw import annotate_photo
 from .faces import DetectionSettings, crop
 from .images import ImageError, MultiFrameWarning, decode_image, fit_side
-from .labels import EMOTIONS
-from .recognizer import EmotionRecognizer, Face
+from .recognizer import FACE_COLUMNS, EmotionRecognizer, Face
 
 MAX_UPLOAD_MB = 20
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
@@ -88,18 +87,8 @@ class PhotoResult:
         """One row per face: position, top emotion, confidence and all seven probabilities."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["image", "face", "x", "y", "w", "h", "label", "confidence", *EMOTIONS])
-        for i, face in enumerate(self.faces, 1):
-            writer.writerow(
-                [
-                    self.name,
-                    i,
-                    *face.box.as_list(),
-                    face.label,
-                    f"{face.confidence:.4f}",
-                    *(f"{face.probabilities.get(e, 0.0):.4f}" for e in EMOTIONS),
-                ]
-            )
+        writer.writerow(["image", "face", *FACE_COLUMNS])
+        writer.writerows([self.name, i, *face.to_row()] for i, face in enumerate(self.faces, 1))
         return out.getvalue()
 
     @property

@@ -7,10 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEFAULT_MODEL, INPUT_SHAPE, UNCERTAIN_BELOW
+from .config import INPUT_SHAPE, UNCERTAIN_BELOW, app_model_path
 from .faces import Box, DetectionSettings, FaceDetector, HaarDetector, crop, detect_faces
 from .labels import EMOTIONS, UNCERTAIN
+from .model import ModelError, check_probabilities, one_line
 from .preprocess import faces_to_input, to_gray
+from .runtime import load_classifier
+
+# A face's columns in every CSV of faces (a photo's, a video's), after the columns that say which
+# image or frame it is in: where it is, its label, the confidence and the seven probabilities.
+FACE_COLUMNS = ["x", "y", "w", "h", "label", "confidence", *EMOTIONS]
 
 
 @dataclass
@@ -31,6 +37,13 @@ class Face:
     def shown_label(self) -> str:
         """What a person is shown: the label, or "uncertain"."""
         return UNCERTAIN if self.uncertain else self.label
+
+    def to_row(self, shown: bool = False) -> list:
+        """The face as FACE_COLUMNS: the box, the label (`shown`: as shown, maybe "uncertain"),
+        the confidence and the probabilities to 4 decimals."""
+        return [*self.box.as_list(), self.shown_label if shown else self.label,
+                f"{self.confidence:.4f}",
+                *(f"{self.probabilities.get(e, 0.0):.4f}" for e in EMOTIONS)]
 
     def to_dict(self) -> dict:
         return {
@@ -56,8 +69,6 @@ def check_classifier(classifier, path: Path) -> None:
     `load_model` checks a `.keras` when Keras reads it, but an ONNX copy cached before that check
     existed is run without Keras: one blank face through it catches a wrong shape either way.
     """
-    from .model import ModelError, check_probabilities, one_line
-
     try:
         out = classifier.predict(np.zeros((1, *INPUT_SHAPE), np.float32))
     except Exception as exc:  # any failure on a valid face means a bad model
@@ -67,19 +78,18 @@ def check_classifier(classifier, path: Path) -> None:
 
 
 class EmotionRecognizer:
-    """Loads the model once; `recognize(image)` finds every face and names its emotion.
+    """Loads the model once (`model_path`, else the app's: $EMOTION_MODEL or the shipped one);
+    `recognize(image)` finds every face and names its emotion.
 
     Safe to share between threads (the app shares one between every browser session): the face
     detector keeps a cascade per thread and the classifier's runtime may be called concurrently.
     """
 
-    def __init__(self, model_path: str | Path = DEFAULT_MODEL,
+    def __init__(self, model_path: str | Path | None = None,
                  settings: DetectionSettings = DetectionSettings(),
                  detector: FaceDetector | None = None, runtime: str | None = None,
                  threads: int | None = None, tta: bool = True):
-        from .runtime import load_classifier
-
-        self.model_path = Path(model_path)
+        self.model_path = Path(model_path or app_model_path())
         self.classifier = load_classifier(self.model_path, runtime=runtime, threads=threads)
         check_classifier(self.classifier, self.model_path)
         self.settings = settings

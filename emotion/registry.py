@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import config
-from .config import MODEL_FILE
+from .compare import VALIDATION, record, recorded
+from .config import MODEL_FILE, app_model_path  # the model the app uses now
 from .files import write_atomically
+from .model import load_model
 
 if TYPE_CHECKING:
     from .compare import Comparison
@@ -75,11 +77,6 @@ class ModelInfo:
         return "not measured"
 
 
-def app_model_path() -> Path:
-    """The model the app uses now (read at call time, so tests can point it elsewhere)."""
-    return Path(config.DEFAULT_MODEL)
-
-
 def metrics_path(model_path: Path) -> Path:
     """A model's metrics: train writes metrics.json beside the model it measured."""
     return Path(model_path).with_name("metrics.json")
@@ -112,8 +109,6 @@ def model_info(model_path: Path | None = None) -> ModelInfo:
     if isinstance(test.get("n_images"), int):
         info.test_images = test["n_images"]
     if info.test_accuracy is None:
-        from .compare import VALIDATION, recorded
-
         comparison = recorded(metrics)
         val = next((s for s in comparison.splits if s.split == VALIDATION), None) if comparison else None
         if val is not None:
@@ -176,8 +171,6 @@ def is_app_model(run_dir: Path, model_path: Path | None = None) -> bool:
 
 
 def _check_model(path: Path) -> None:
-    from .model import load_model
-
     try:
         load_model(path)
     except (FileNotFoundError, ValueError) as exc:
@@ -201,8 +194,6 @@ def promote(run_dir: Path, model_path: Path | None = None, verify: bool = True,
     if verify:
         _check_model(source)  # never replace a working model with one that cannot load
     if comparison is not None:
-        from .compare import record
-
         record(comparison, run_dir / "metrics.json")
     target.parent.mkdir(parents=True, exist_ok=True)
     backup = backup_dir(target)

@@ -6,8 +6,9 @@
 ONNX Runtime runs one face in about 60% of Keras's time, with the same probabilities to 1e-6
 (scripts/compare_runtimes.py measures it; LiteRT, the other candidate, was slower).
 The ONNX file is exported from the `.keras` by `emotion.onnx_export`, for the layers
-`emotion.model.build_model` uses, cached beside the model (else in `CACHE_DIR`) with a record of
-the `.keras` and `.onnx` bytes' hashes, and rebuilt when either does not match. With a current cache nothing imports Keras or TensorFlow.
+`emotion.model.build_model` uses, cached beside the model (else in `config.cache_dir()`) with a
+record of the `.keras` and `.onnx` bytes' hashes, and rebuilt when either does not match. With a
+current cache nothing imports Keras or TensorFlow.
 Whenever ONNX Runtime cannot be used, `load_classifier` falls back to Keras and says why.
 """
 
@@ -16,21 +17,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import numpy as np
 
 from . import config
 from .files import write_bytes_atomic
+from .model import ModelError, check_readable, load_model
 from .onnx_export import CONVERTER, export_onnx
 
 log = logging.getLogger(__name__)
 
-ENV_VAR = "EMOTION_RUNTIME"
 AUTO, KERAS, ONNXRUNTIME = "auto", "keras", "onnxruntime"
 RUNTIMES = (AUTO, KERAS, ONNXRUNTIME)
 _ALIASES = {"ort": ONNXRUNTIME, "onnx": ONNXRUNTIME, "tf": KERAS, "tensorflow": KERAS}
@@ -46,7 +46,6 @@ _CONVERT_LOCK = threading.Lock()
 _KERAS_LOCK = threading.Lock()
 
 
-@runtime_checkable
 class Classifier(Protocol):
     """Emotion probabilities for a batch of faces; `predict` may be called from many threads."""
 
@@ -131,10 +130,10 @@ class KerasClassifier:
 
 def resolve_runtime(runtime: str | None = None) -> str:
     """`runtime`, else $EMOTION_RUNTIME, else auto; one of RUNTIMES."""
-    value = (runtime if runtime is not None else os.environ.get(ENV_VAR, "")).strip().lower()
+    value = (runtime if runtime is not None else config.runtime_setting()).strip().lower()
     value = _ALIASES.get(value, value or AUTO)
     if value not in RUNTIMES:
-        source = "runtime" if runtime is not None else ENV_VAR
+        source = "runtime" if runtime is not None else config.RUNTIME_ENV
         raise ValueError(f"{source}={value!r}: expected one of {', '.join(RUNTIMES)}")
     return value
 
@@ -149,8 +148,6 @@ def load_classifier(model_path: str | Path, runtime: str | None = None,
     per core); Keras's thread pools are process-wide and fixed once TensorFlow starts, so the
     Keras classifier leaves them alone.
     """
-    from .model import ModelError, check_readable
-
     choice = resolve_runtime(runtime)
     model_path = Path(model_path)
     # Missing, unreadable or damaged: an error, not a reason to fall back to another runtime.
@@ -182,8 +179,6 @@ def _describe(exc: BaseException) -> str:
 
 def _load_keras(model_path: Path, fallback_reason: str | None = None) -> KerasClassifier:
     """The Keras classifier, its predict function ready for concurrent calls."""
-    from .model import load_model
-
     return KerasClassifier(load_model(model_path), fallback_reason=fallback_reason)
 
 
@@ -202,23 +197,6 @@ def load_onnx(model_path: str | Path, threads: int | None = None) -> OnnxClassif
         path = _store(data, model_path, digest)
     # Unstorable anywhere still runs: ONNX Runtime takes the model's bytes as well as a path.
     return OnnxClassifier(_session(path or data, threads), path, threads)
-
-
-def convert(model_path: str | Path) -> Path:
-    """The up-to-date ONNX file for a `.keras` model, converting only when it is missing or stale.
-
-    For training to call after saving a model, so the app's first load finds it ready.
-    """
-    model_path = Path(model_path)
-    with _CONVERT_LOCK:
-        digest = file_sha256(model_path)
-        for path in cache_candidates(model_path):
-            if _read_current(path, digest) is not None:
-                return path
-        path = _store(export_onnx_bytes(model_path, digest), model_path, digest)
-    if path is None:
-        raise OSError(f"cannot write the ONNX model beside {model_path} nor in {config.CACHE_DIR}")
-    return path
 
 
 # --- the cache -------------------------------------------------------------------------------
@@ -243,7 +221,7 @@ def cache_candidates(model_path: Path) -> list[Path]:
     beside = model_path.with_suffix(ONNX_SUFFIX)
     # The model's full path in the name, so two models called emotion_cnn.keras do not collide.
     tag = hashlib.sha256(str(model_path.resolve()).encode()).hexdigest()[:12]
-    return [beside, Path(config.CACHE_DIR) / "runtime" / f"{model_path.stem}-{tag}{ONNX_SUFFIX}"]
+    return [beside, config.cache_dir() / "runtime" / f"{model_path.stem}-{tag}{ONNX_SUFFIX}"]
 
 
 def _session_options(threads: int | None):
@@ -341,8 +319,6 @@ def _store(data: bytes, model_path: Path, digest: str) -> Path | None:
 
 def export_onnx_bytes(model_path: Path, digest: str | None = None) -> bytes:
     """Load a `.keras` model and export it as serialised ONNX, its cache key in the metadata."""
-    from .model import load_model
-
     proto = export_onnx(load_model(model_path))
     key = _cache_key(digest or file_sha256(model_path))
     for name, value in {**key, "source_name": model_path.name}.items():

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from . import config
 from .config import AUDIO_DIR
 from .files import write_bytes_atomic
 from .labels import EMOTIONS, PHRASES, UNCERTAIN
@@ -135,23 +136,14 @@ class Clip:
     text: str = ""  # the phrase it says
 
 
-def offline_path(emotion: str, lang: str) -> Path:
-    return OFFLINE_DIR / lang / f"{emotion}.wav"
+def offline_path(emotion: str, lang: str, folder: Path = OFFLINE_DIR) -> Path:
+    """The shipped espeak-ng clip (scripts/make_offline_audio.py writes them)."""
+    return folder / lang / f"{emotion}.wav"
 
 
-def cached_path(emotion: str, lang: str) -> Path:
-    return AUDIO_DIR / lang / f"{emotion}.mp3"
-
-
-def _tts_offline() -> bool:
-    """$EMOTION_TTS_OFFLINE as a switch; a value it does not know counts as offline (no network
-    call the operator may not have wanted) and is reported at start (config.environment_problems)."""
-    from .config import TTS_OFFLINE_ENV, env_switch
-
-    try:
-        return env_switch(TTS_OFFLINE_ENV)
-    except ValueError:
-        return True
+def cached_path(emotion: str, lang: str, folder: Path = AUDIO_DIR) -> Path:
+    """Where gTTS's clip is kept once fetched."""
+    return folder / lang / f"{emotion}.mp3"
 
 
 def wav_duration(data: bytes) -> float:
@@ -165,7 +157,7 @@ class ClipSource:
     def __init__(self, online: bool | None = None, timeout_s: float = GTTS_TIMEOUT_S,
                  audio_dir: Path = AUDIO_DIR, offline_dir: Path = OFFLINE_DIR):
         # EMOTION_TTS_OFFLINE=1 skips the network entirely (CI, air-gapped machines).
-        self.online = (not _tts_offline()) if online is None else online
+        self.online = (not config.tts_offline()) if online is None else online
         self.timeout_s = timeout_s
         self.audio_dir = audio_dir
         self.offline_dir = offline_dir
@@ -175,13 +167,13 @@ class ClipSource:
     def clip(self, emotion: str, lang: str = "en") -> Clip:
         """The clip for an emotion; FileNotFoundError when neither gTTS nor an offline clip has it."""
         text = phrase(emotion, lang)
-        cached = self.audio_dir / lang / f"{emotion}.mp3"
+        cached = cached_path(emotion, lang, self.audio_dir)
         if not cached.is_file() and self._may_try_online():
             self._fetch(text, lang, cached)
         if cached.is_file():
             data = cached.read_bytes()
             return Clip(cached, data, "audio/mpeg", len(data) / GTTS_BYTES_PER_S, "gtts", text)
-        offline = self.offline_dir / lang / f"{emotion}.wav"
+        offline = offline_path(emotion, lang, self.offline_dir)
         if not offline.is_file():
             raise FileNotFoundError(
                 f"no clip for {emotion!r} in {lang!r}: gTTS is unreachable and {offline} is missing"
@@ -223,12 +215,6 @@ def default_source() -> ClipSource:
     if _default_source is None:
         _default_source = ClipSource()
     return _default_source
-
-
-def browser_clip(emotion: str, lang: str = "en", source: ClipSource | None = None) -> tuple[bytes, str]:
-    """Bytes and MIME type of the clip, for the browser to play (st.audio)."""
-    clip = (source or default_source()).clip(emotion, lang)
-    return clip.data, clip.mime
 
 
 class DesktopSpeaker:

@@ -20,11 +20,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .config import DEFAULT_MODEL
-from .labels import EMOTIONS
 from .live import LiveProcessor
 from .outputs import OutputError, OutputPlan, commit, file_key, plan_output, staging_file
-from .recognizer import EmotionRecognizer, Face
+from .recognizer import FACE_COLUMNS, EmotionRecognizer, Face
 from .videos import (
     check_frame_size,
     check_video_file,
@@ -34,7 +32,7 @@ from .videos import (
     video_output_problem,
 )
 
-CSV_HEADER = ["frame", "time_s", "face", "x", "y", "w", "h", "label", "confidence", *EMOTIONS]
+CSV_HEADER = ["frame", "time_s", "face", *FACE_COLUMNS]
 
 
 @dataclass
@@ -70,11 +68,11 @@ class VideoResult:
 
 
 def annotate_video(source: str | Path, out: str | None = None, csv_path: str | None = None, *,
-                   model: str | Path = DEFAULT_MODEL, recognizer: EmotionRecognizer | None = None,
+                   model: str | Path | None = None, recognizer: EmotionRecognizer | None = None,
                    tta: bool = True, progress: bool = False) -> VideoResult:
     """Annotate every frame of `source`: the video with boxes and labels to `out` (.mp4 or .avi,
-    or '-'), one row per frame and face to `csv_path`. `recognizer` (else one for `model`);
-    `tta`: each face averaged with its mirror image; `progress`: a progress bar on stderr.
+    or '-'), one row per frame and face to `csv_path`. `recognizer` (else one for `model`, else
+    for the app's model); `tta`: each face averaged with its mirror image; `progress`: a progress bar on stderr.
 
     OutputError or ValueError, before the model loads, for outputs that cannot be written or an
     input that is not a readable video; ValueError when writing fails (nothing is left behind).
@@ -208,9 +206,8 @@ def _annotate_frames(video: OpenedVideo, processor: LiveProcessor, writer, rows,
 
 
 def _csv_row(frame: int, t: float, face: Face) -> list:
-    b = face.box
-    return [frame, f"{t:.3f}", face.face_id, b.x, b.y, b.w, b.h, face.shown_label,
-            f"{face.confidence:.4f}", *(f"{face.probabilities[e]:.4f}" for e in EMOTIONS)]
+    """A CSV_HEADER row: the frame, its time, the tracked face's id and the face as shown."""
+    return [frame, f"{t:.3f}", face.face_id, *face.to_row(shown=True)]
 
 
 def _writer_for(path: Path, fps: float, size: tuple[int, int], shown: str) -> cv2.VideoWriter:

@@ -7,19 +7,11 @@ import os
 import stat
 from pathlib import Path
 
-from .images import env_limit, unreadable
+from . import config
+from .images import unreadable
 
-MAX_VIDEO_PIXELS_ENV = "EMOTION_MAX_VIDEO_PIXELS"
-# 8K UHD (7680x4320), 33 megapixels: a frame is decoded, copied to gray and drawn on, several
-# full-size buffers at once; a 16000x16000 clip took 4.6 GB before this limit.
-DEFAULT_MAX_VIDEO_PIXELS = 7680 * 4320
 VIDEO_SUFFIXES = (".mp4", ".avi")
 WHAT = "a video file"
-
-
-def max_video_pixels() -> int:
-    """The largest video frame read, in pixels: $EMOTION_MAX_VIDEO_PIXELS, else 8K UHD's."""
-    return env_limit(MAX_VIDEO_PIXELS_ENV, DEFAULT_MAX_VIDEO_PIXELS)
 
 
 def check_video_file(path: Path) -> None:
@@ -39,12 +31,12 @@ def check_video_file(path: Path) -> None:
 
 
 def frame_size_problem(width: int, height: int, name: str) -> str | None:
-    """The one line for a frame over max_video_pixels(), else None."""
-    limit = max_video_pixels()
+    """The one line for a frame over config.max_video_pixels(), else None."""
+    limit = config.max_video_pixels()
     if width * height > limit:
         return (f"{name}: its frames are {width}x{height} pixels, over the "
                 f"{limit / 1e6:.1f}-megapixel limit for video; use a smaller copy "
-                f"(ffmpeg -i IN -vf scale=1920:-2 OUT) or raise {MAX_VIDEO_PIXELS_ENV}")
+                f"(ffmpeg -i IN -vf scale=1920:-2 OUT) or raise {config.MAX_VIDEO_PIXELS_ENV}")
     return None
 
 

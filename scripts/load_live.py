@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 
 from emotion.clips import astronaut_clip  # noqa: E402
-from emotion.config import DEFAULT_MODEL  # noqa: E402
+from emotion.config import app_model_path  # noqa: E402
 from emotion.labels import EMOTIONS  # noqa: E402
 from emotion.live import LiveProcessor, LiveResult  # noqa: E402
 from emotion.recognizer import EmotionRecognizer  # noqa: E402
@@ -285,7 +285,7 @@ def main() -> None:
                         help="pace each session at this camera rate, dropping frames when late "
                              "(default 0: as fast as it can)")
     parser.add_argument("--frames", type=int, default=150, help="length of the looped clip")
-    parser.add_argument("--model", default=str(DEFAULT_MODEL))
+    parser.add_argument("--model", default=str(app_model_path()))
     parser.add_argument("--runtime", help="the classifier's runtime (default: the recognizer's)")
     parser.add_argument("--threads", type=int,
                         help="the thread budget, as EMOTION_THREADS sets it for the app: the "

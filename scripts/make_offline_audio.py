@@ -19,7 +19,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from emotion.labels import EMOTIONS
-from emotion.speech import LANGUAGES, OFFLINE_DIR, phrase
+from emotion.speech import LANGUAGES, OFFLINE_DIR, offline_path, phrase
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     for lang in args.lang:
         for emotion in EMOTIONS:
             samples, rate = synthesise(phrase(emotion, lang), VOICES[lang])
-            path = args.out / lang / f"{emotion}.wav"
+            path = offline_path(emotion, lang, args.out)
             write_wav(path, to_clip(samples, rate))
             total += path.stat().st_size
             shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path

@@ -23,7 +23,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from emotion import data as data_module  # noqa: E402
-from emotion.config import DEFAULT_MODEL, SHARED_FER2013  # noqa: E402
+from emotion.config import SHARED_FER2013, app_model_path  # noqa: E402
 from emotion.labels import EMOTIONS  # noqa: E402
 from emotion.preprocess import normalise  # noqa: E402
 from emotion.robustness import Robustness, evaluate_shifts  # noqa: E402
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tta", action="store_true", help="also average with mirrored faces")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = parser.parse_args(argv)
-    models = args.model or [DEFAULT_MODEL]
+    models = args.model or [app_model_path()]
     for m in models:
         if not m.is_file():
             parser.error(f"--model {m}: no such file")

@@ -11,7 +11,11 @@ import numpy as np
 import pytest
 from hostile import make_corpus, make_models, png_claiming  # noqa: F401 - png_claiming for tests
 
-from emotion.config import DEFAULT_MODEL, SHARED_FER2013
+from emotion.config import SHARED_FER2013, app_model_path
+
+# The model under test, as the environment gives it when the run starts, before any test points
+# the app elsewhere.
+APP_MODEL = app_model_path()
 
 
 @pytest.fixture(scope="session")
@@ -36,9 +40,9 @@ def fer_sample_csv(shared_fer2013) -> Path:
 
 @pytest.fixture(scope="session")
 def model_path() -> Path:
-    if not DEFAULT_MODEL.is_file():
-        pytest.skip(f"no model at {DEFAULT_MODEL}: train one with `python -m emotion train`")
-    return DEFAULT_MODEL
+    if not APP_MODEL.is_file():
+        pytest.skip(f"no model at {APP_MODEL}: train one with `python -m emotion train`")
+    return APP_MODEL
 
 
 @pytest.fixture

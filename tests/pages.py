@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from emotion import config
 from emotion.config import PROJECT_ROOT
 
-MODEL = config.DEFAULT_MODEL  # the real model, before any test points the app elsewhere
+MODEL = config.app_model_path()  # the real model, before any test points the app elsewhere
 TIMEOUT = 120  # seconds per script run: the first one loads TensorFlow on a slow, shared machine
 
 

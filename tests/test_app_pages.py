@@ -28,7 +28,7 @@ def needs_sample():
 def app_model(tmp_path, monkeypatch):
     """The app's model moved into tmp_path: promotion in a test never touches models/."""
     target = tmp_path / "models" / registry.MODEL_FILE
-    monkeypatch.setattr(config, "DEFAULT_MODEL", target)
+    monkeypatch.setenv("EMOTION_MODEL", str(target))
     return target
 
 
@@ -57,7 +57,7 @@ def test_home_shows_the_shipped_models_path_relative_to_the_project(monkeypatch)
     shipped = config.SHIPPED_MODEL
     if not shipped.is_file():
         pytest.skip(f"no model at {shipped}")
-    monkeypatch.setattr(config, "DEFAULT_MODEL", shipped)
+    monkeypatch.setenv("EMOTION_MODEL", str(shipped))
     at = page("app.py").run()
     assert not at.exception
     caption = next(c for c in texts(at, "caption") if "Model file" in c)
@@ -144,9 +144,7 @@ def training_page(app_model, tmp_path, monkeypatch):
     monkeypatch.setattr(jobs.MANAGER, "runs_dir", tmp_path / "runs")
     monkeypatch.delenv("EMOTION_DISABLE_TRAINING", raising=False)
     # A known speed for the default settings: the page does not time the machine during tests.
-    from emotion.training import timing
-
-    monkeypatch.setattr(timing, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setenv("EMOTION_CACHE_DIR", str(tmp_path / "cache"))
     write_known_speed(tmp_path / "cache")
     yield page("app_pages/3_Training.py")
     job = jobs.MANAGER.current
@@ -322,12 +320,10 @@ def test_photo_and_webcam_pages_refuse_a_model_of_the_wrong_shape(app_model, hos
 def test_the_upload_limits_are_set_in_one_place_and_stated_on_the_photo_page():
     import tomllib
 
-    from emotion import images
-
     with open(PROJECT_ROOT / ".streamlit" / "config.toml", "rb") as f:
         server = tomllib.load(f)["server"]
     # The server refuses any upload over the image file limit; the Photo page's own is lower.
-    assert server["maxUploadSize"] == images.DEFAULT_MAX_MB
+    assert server["maxUploadSize"] == config.DEFAULT_MAX_IMAGE_MB
     assert photo.MAX_UPLOAD_MB <= server["maxUploadSize"]
     at = page("app_pages/1_Photo.py").run()
     assert not at.exception

@@ -31,7 +31,7 @@ from browser import camera_chromium, missing_tools, running_app
 from emotion.clips import astronaut_clip, pick_talking_face, talking_face_clip, write_y4m
 from emotion.config import SHARED_FER2013
 from emotion.labels import COLOURS
-from emotion.app.webrtc import STATS_ENV
+from emotion.config import LIVE_STATS_ENV
 
 FRAME_SIZE = (640, 480)  # width, height, as the page asks the camera for
 # The moving test's measuring window, from the first processed frame: long enough to cover four
@@ -114,7 +114,7 @@ def fake_camera(request: pytest.FixtureRequest, tmp_path: Path,
 def server(tmp_path: Path, model_path: Path):
     """`streamlit run app.py` headless on a free port; yields (webcam page URL, stats file)."""
     stats = tmp_path / "live-stats.json"
-    env = {STATS_ENV: str(stats), "EMOTION_MODEL": str(model_path), "EMOTION_TTS_OFFLINE": "1"}
+    env = {LIVE_STATS_ENV: str(stats), "EMOTION_MODEL": str(model_path), "EMOTION_TTS_OFFLINE": "1"}
     with running_app(tmp_path, env) as (port, _, _):
         yield f"http://localhost:{port}/Webcam", stats
 

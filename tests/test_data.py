@@ -149,7 +149,7 @@ def test_missing_paths_and_wrong_files_are_clear(tmp_path):
 
 
 def test_cache_is_keyed_by_contents(tmp_path, monkeypatch):
-    monkeypatch.setattr(data.cache, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setenv("EMOTION_CACHE_DIR", str(tmp_path / "cache"))
     root = _folders(tmp_path / "fer")
     first = data.load_folder(root)
     again = data.load_folder(root)
@@ -227,7 +227,7 @@ def test_an_unreadable_csv_says_permission_denied(hostile, tmp_path, monkeypatch
 def test_unreadable_images_in_a_folder_are_skipped_and_named(tmp_path, monkeypatch, capsys):
     from hostile import deny_reading
 
-    monkeypatch.setattr(data.cache, "CACHE_DIR", tmp_path / "cache")  # the cache key reads every file
+    monkeypatch.setenv("EMOTION_CACHE_DIR", str(tmp_path / "cache"))  # the cache key reads every file
     root = _folders(tmp_path / "fer")
     private = root / "train/Happy/0.png"
     deny_reading(monkeypatch, private)
@@ -254,7 +254,7 @@ def test_an_unlistable_folder_is_named(tmp_path, monkeypatch):
 def test_the_cache_key_does_not_read_files_over_the_image_limit(tmp_path, monkeypatch, capsys):
     import tracemalloc
 
-    monkeypatch.setattr(data.cache, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setenv("EMOTION_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("EMOTION_MAX_IMAGE_MB", "1")
     root = _folders(tmp_path / "fer")
     with open(root / "train/Happy/huge.png", "wb") as f:
@@ -307,7 +307,7 @@ def test_train_on_hostile_data_prints_one_line(hostile, capsys):
 def test_an_empty_cache_from_an_older_version_is_not_trusted(hostile, tmp_path, monkeypatch):
     import shutil
 
-    monkeypatch.setattr(data.cache, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setenv("EMOTION_CACHE_DIR", str(tmp_path / "cache"))
     root = tmp_path / "unreadable_images"
     shutil.copytree(hostile["unreadable_images"], root)
     files = data.folders.image_files(root)

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from browser import camera_chromium, free_port, running_app, stop, wait_http
-from emotion.app.webrtc import ICE_ENV, STATS_ENV
+from emotion.config import ICE_SERVERS_ENV, LIVE_STATS_ENV
 from emotion.config import PROJECT_ROOT
 from emotion.labels import COLOURS
 from test_browser_webcam import (  # noqa: F401 - fake_camera is a fixture used by name
@@ -93,7 +93,7 @@ def replicas(tmp_path: Path, model_path: Path, turn):
             stats = tmp_path / f"stats-{i}"
             stats.mkdir()
             log = tmp_path / f"replica-{i}.log"
-            env = {**os.environ, ICE_ENV: json.dumps(ice), STATS_ENV: str(stats),
+            env = {**os.environ, ICE_SERVERS_ENV: json.dumps(ice), LIVE_STATS_ENV: str(stats),
                    "EMOTION_MODEL": str(model_path), "EMOTION_TTS_OFFLINE": "1",
                    "EMOTION_DISABLE_TRAINING": "1", "PYTHONPATH": str(PROJECT_ROOT)}
             proc = subprocess.Popen(
@@ -256,7 +256,7 @@ def test_a_start_that_cannot_connect_says_what_to_try(tmp_path: Path, model_path
     ice = {"iceServers": [{"urls": [f"turn:127.0.0.1:{dead_turn}?transport=udp"],
                            "username": TURN_USER, "credential": TURN_PASSWORD}],
            "iceTransportPolicy": "relay"}
-    env = {ICE_ENV: json.dumps(ice), "EMOTION_MODEL": str(model_path), "EMOTION_TTS_OFFLINE": "1"}
+    env = {ICE_SERVERS_ENV: json.dumps(ice), "EMOTION_MODEL": str(model_path), "EMOTION_TTS_OFFLINE": "1"}
     with running_app(tmp_path, env) as (port, _, _), \
             camera_chromium(tmp_path / "profile", fake_camera.y4m) as driver:
         driver.set_window_size(420, 1000)  # a phone first: the sidebar starts folded away

@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from emotion.app.webrtc import ICE_ENV, rtc_configuration
+from emotion.app.webrtc import rtc_configuration
+from emotion.config import ICE_SERVERS_ENV
 from emotion.config import PROJECT_ROOT
 
 DEPLOY = PROJECT_ROOT / "deploy"
@@ -52,7 +53,7 @@ def test_compose_wires_replicas_nginx_and_turn():
     assert app["build"]["dockerfile"] == "deploy/Dockerfile"
     assert app["environment"]["EMOTION_DISABLE_TRAINING"] == "1"
     # The ICE servers the replicas get are what the app accepts, pointing at coturn.
-    config = rtc_configuration(environ={ICE_ENV: app["environment"][ICE_ENV]})
+    config = rtc_configuration(environ={ICE_SERVERS_ENV: app["environment"][ICE_SERVERS_ENV]})
     assert config["iceServers"][0]["urls"][0] == "turn:203.0.113.7:3478?transport=udp"
     assert config["iceServers"][0]["credential"] == "pw"
     # nginx uses the very template the test runs, and waits for healthy replicas.

@@ -97,7 +97,8 @@ def test_a_bad_model_cached_as_onnx_before_the_check_is_still_refused(hostile_mo
     shutil.copy(hostile_models["two_outputs.keras"], path)
     with monkeypatch.context() as m:
         m.setattr(model_module, "check_model", lambda model, where: None)  # as before the check
-        assert runtime.convert(path).is_file()
+        runtime.load_classifier(path, runtime="onnxruntime")  # its ONNX copy, as then made
+    assert path.with_suffix(".onnx").is_file()
     assert runtime.load_classifier(path, runtime="onnxruntime").num_classes == 2
     with pytest.raises(ModelError, match="the model gives 2 outputs per face, not 7"):
         EmotionRecognizer(path)
@@ -136,11 +137,14 @@ def test_evaluate_command_refuses_data_without_faces(hostile, hostile_models, ca
 
 
 def test_evaluate_picks_a_split_with_faces_or_says_there_is_none(hostile):
-    from emotion.data import DataError, Dataset, LoadReport, _empty_split, load
+    import numpy as np
+
+    from emotion.data import DataError, Dataset, LoadReport, Split, load
     from emotion.evaluate import choose_split
 
     assert choose_split(load(hostile["single_class.csv"]))[0] == "train"
-    empty = Dataset({"test": _empty_split()}, LoadReport(source="made-up"))
+    no_faces = Split(np.zeros((0, 48, 48), np.uint8), np.zeros(0, np.int64))
+    empty = Dataset({"test": no_faces}, LoadReport(source="made-up"))
     with pytest.raises(DataError, match="made-up: no faces to evaluate on"):
         choose_split(empty)
 

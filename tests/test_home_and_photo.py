@@ -36,7 +36,7 @@ def app_model(tmp_path, monkeypatch):
     target = tmp_path / "models" / registry.MODEL_FILE
     target.parent.mkdir()
     target.write_bytes(b"model bytes")
-    monkeypatch.setattr(config, "DEFAULT_MODEL", target)
+    monkeypatch.setenv("EMOTION_MODEL", str(target))
 
     def with_metrics(metrics: dict) -> Path:
         (target.parent / "metrics.json").write_text(json.dumps(metrics))

@@ -78,7 +78,7 @@ def test_first_promotion_into_an_empty_models_folder(tmp_path):
 
 
 def test_app_model_path_follows_config(tmp_path, monkeypatch):
-    monkeypatch.setattr(config, "DEFAULT_MODEL", tmp_path / "x.keras")
+    monkeypatch.setenv("EMOTION_MODEL", str(tmp_path / "x.keras"))
     assert registry.app_model_path() == tmp_path / "x.keras"
 
 

@@ -234,8 +234,8 @@ def test_the_photo_page_shows_a_very_wide_picture(hostile, monkeypatch):
 
     from emotion import config, photo
 
-    if not config.DEFAULT_MODEL.is_file():
-        pytest.skip(f"no model at {config.DEFAULT_MODEL}")
+    if not config.app_model_path().is_file():
+        pytest.skip(f"no model at {config.app_model_path()}")
     monkeypatch.setattr(photo, "sample_photos", lambda: [hostile["wide.png"]])
     at = AppTest.from_file(str(config.PROJECT_ROOT / "app_pages" / "1_Photo.py"),
                            default_timeout=120).run()

@@ -13,18 +13,16 @@ import pytest
 from emotion import config, draw, faces, photo
 from emotion.images import ImageError
 from emotion.labels import COLOURS, EMOTIONS
-from emotion.recognizer import Face
+from emotion.recognizer import FACE_COLUMNS, Face
 
 skimage_data = pytest.importorskip("skimage.data")
 
 
 @pytest.fixture(scope="module")
-def recognizer():
-    if not config.DEFAULT_MODEL.is_file():
-        pytest.skip(f"no model at {config.DEFAULT_MODEL}: train one or set EMOTION_MODEL")
+def recognizer(model_path):
     from emotion.recognizer import EmotionRecognizer
 
-    return EmotionRecognizer(config.DEFAULT_MODEL)
+    return EmotionRecognizer(model_path)
 
 
 def encode(image: np.ndarray, ext: str = ".png") -> bytes:
@@ -175,6 +173,19 @@ def test_profile_boxes_are_added_only_where_no_frontal_box_is():
 def _face(x: int, y: int, size: int, label: str = "happy", confidence: float = 0.9) -> Face:
     probabilities = {e: (confidence if e == label else (1 - confidence) / 6) for e in EMOTIONS}
     return Face(faces.Box(x, y, size, size), label, confidence, probabilities)
+
+
+def test_a_face_row_is_the_same_in_every_csv():
+    """Face.to_row gives FACE_COLUMNS: the box, the label (as shown when asked: a video's CSV),
+    the confidence and the seven probabilities, to 4 decimals."""
+    unsure = _face(10, 20, 30, "fear", 0.3)
+    assert FACE_COLUMNS == ["x", "y", "w", "h", "label", "confidence", *EMOTIONS]
+    row = unsure.to_row()
+    assert row[:6] == [10, 20, 30, 30, "fear", "0.3000"] and len(row) == len(FACE_COLUMNS)
+    assert row[6 + EMOTIONS.index("fear")] == "0.3000" and row[6] == f"{0.7 / 6:.4f}"
+    assert unsure.to_row(shown=True)[4] == "uncertain"
+    partial = Face(faces.Box(0, 0, 5, 5), "sad", 0.9, {"sad": 0.9})
+    assert partial.to_row()[6:] == [f"{0.9 if e == 'sad' else 0:.4f}" for e in EMOTIONS]
 
 
 def test_faces_are_numbered_row_by_row_from_the_top():

@@ -223,11 +223,12 @@ def test_evaluate_command(tmp_path, model_path, astronaut_bgr):
 @pytest.mark.slow
 def test_shipped_model_reproduces_its_published_accuracy(shared_fer2013, model_path):
     """The number in metrics.json (and the README) is what evaluate measures on FER2013 test."""
-    from emotion.config import DEFAULT_METRICS, SHIPPED_MODEL
+    from emotion.config import SHIPPED_MODEL
+    from emotion.registry import metrics_path
 
-    if model_path != SHIPPED_MODEL or not DEFAULT_METRICS.is_file():
+    if model_path != SHIPPED_MODEL or not metrics_path(SHIPPED_MODEL).is_file():
         pytest.skip("EMOTION_MODEL points away from the shipped model")
-    published = json.loads(DEFAULT_METRICS.read_text())["test"]["accuracy"]
+    published = json.loads(metrics_path(SHIPPED_MODEL).read_text())["test"]["accuracy"]
     done = _run("evaluate", "--data", str(shared_fer2013 / "test"), "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     measured = json.loads(done.stdout)

@@ -1,9 +1,15 @@
-"""Settings from the environment: on/off switches in their usual spellings (anything else said at
-start), and the administrator token that guards training on a shared server."""
+"""Settings from the environment: read in config.py only, at call time, every variable in the
+README's table; on/off switches in their usual spellings (anything else said at start), and the
+administrator token that guards training on a shared server."""
 
 from __future__ import annotations
 
+import ast
+import json
+import re
 import threading
+import zipfile
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -13,6 +19,109 @@ from emotion.app import jobs
 from emotion.config import PROJECT_ROOT
 
 TRAINING = str(PROJECT_ROOT / "app_pages" / "3_Training.py")
+PACKAGE = PROJECT_ROOT / "emotion"
+
+
+def _environment_reads(path: Path) -> list[str]:
+    """`file:line` for each read of the environment in a module: os.environ (other than a
+    setdefault, which writes), os.getenv, os.environb, `from os import environ/getenv`."""
+    tree = ast.parse(path.read_text(), str(path))
+    writes = {id(node.func.value) for node in ast.walk(tree)
+              if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "setdefault"}
+    found = []
+    for node in ast.walk(tree):
+        read = (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id == "os" and node.attr in ("environ", "environb", "getenv")
+                and id(node) not in writes)
+        read |= isinstance(node, ast.ImportFrom) and node.module == "os" and any(
+            alias.name in ("environ", "environb", "getenv") for alias in node.names)
+        if read:
+            found.append(f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}")
+    return found
+
+
+def test_only_config_reads_the_environment():
+    modules = [p for p in sorted(PACKAGE.rglob("*.py")) if p != PACKAGE / "config.py"]
+    modules += [PROJECT_ROOT / "app.py", *sorted((PROJECT_ROOT / "app_pages").glob("*.py"))]
+    assert len(modules) > 30
+    assert [read for path in modules for read in _environment_reads(path)] == []
+    assert _environment_reads(PACKAGE / "config.py")  # the scan does see a read
+
+
+def test_the_readme_lists_every_variable_config_reads():
+    names = set(re.findall(r'"(EMOTION_[A-Z_]+)"', (PACKAGE / "config.py").read_text()))
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    table = readme[readme.index("\n## Settings\n"):]
+    table = table[:table.index("\n## ", 1)]
+    listed = re.findall(r"^\| `(EMOTION_[A-Z_]+)` \|", table, re.MULTILINE)
+    assert len(listed) == len(set(listed)) and set(listed) == names and len(names) >= 15
+    # ... and no module names a variable config.py does not read.
+    used = {name for path in PACKAGE.rglob("*.py")
+            for name in re.findall(r"\bEMOTION_[A-Z_]+\b", path.read_text())}
+    assert used <= names
+
+
+def test_a_variable_set_after_import_takes_effect(tmp_path, monkeypatch):
+    """Every module is imported by now (this file imports the app's jobs); each setting is read
+    when it is used, so what a server's start-up or a test sets later counts."""
+    from emotion import cli, data, images, model, registry, runtime, speech, videos
+    from emotion.app import webrtc
+    from emotion.training import timing
+
+    elsewhere = tmp_path / "elsewhere.keras"
+    monkeypatch.setenv(config.MODEL_ENV, str(elsewhere))
+    assert registry.app_model_path() == elsewhere
+    assert cli.build_parser().parse_args(["evaluate", "--data", "x"]).model == str(elsewhere)
+
+    monkeypatch.setenv(config.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    assert runtime.cache_candidates(elsewhere)[1].parent == tmp_path / "cache" / "runtime"
+    assert timing._cache_path(None).parent == tmp_path / "cache"
+    faces = tmp_path / "faces" / "happy"
+    faces.mkdir(parents=True)
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(faces / "a.png"), np.full((48, 48), 128, np.uint8))
+    data.load_folder(tmp_path / "faces")
+    assert list((tmp_path / "cache").glob("*.npz"))
+
+    monkeypatch.setenv(config.RUNS_DIR_ENV, str(tmp_path / "runs"))
+    assert jobs.JobManager()._new_run_dir().parent == tmp_path / "runs"
+
+    monkeypatch.setenv(config.RUNTIME_ENV, "tf")
+    assert runtime.resolve_runtime() == runtime.KERAS
+    monkeypatch.setenv(config.THREADS_ENV, "3")
+    assert config.app_threads() == 3
+
+    monkeypatch.setenv(config.TTS_OFFLINE_ENV, "1")
+    assert speech.ClipSource().online is False
+    monkeypatch.setenv(config.ICE_SERVERS_ENV, json.dumps([{"urls": "stun:example.org:3478"}]))
+    assert webrtc.rtc_configuration() == {"iceServers": [{"urls": "stun:example.org:3478"}]}
+    monkeypatch.setenv(config.LIVE_STATS_ENV, str(tmp_path / "stats.json"))
+    assert webrtc.stats_file_from_env().path == tmp_path / "stats.json"
+
+    png = cv2.imencode(".png", np.zeros((100, 100, 3), np.uint8))[1].tobytes()
+    monkeypatch.setenv(config.MAX_PIXELS_ENV, "5000")
+    with pytest.raises(images.ImageError, match=config.MAX_PIXELS_ENV):
+        images.decode_image(png, "small.png")
+    monkeypatch.setenv(config.MAX_IMAGE_MB_ENV, "7")
+    assert config.max_image_bytes() == 7 * 1024 * 1024
+    monkeypatch.setenv(config.MAX_VIDEO_PIXELS_ENV, "12")
+    assert config.MAX_VIDEO_PIXELS_ENV in videos.frame_size_problem(4, 4, "clip.mp4")
+
+    big = tmp_path / "fer2013.csv"  # 2 MB of a valid header and rows
+    big.write_text("emotion,pixels,Usage\n" + ("0," + " ".join(["0"] * 2304) + ",Training\n") * 430)
+    monkeypatch.setenv(config.MAX_CSV_MB_ENV, "1")
+    with pytest.raises(data.DataError, match=config.MAX_CSV_MB_ENV):
+        data.load_csv(big)
+
+    archive = tmp_path / "big.keras"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("model.weights.h5", bytes(2 * 1024 * 1024))
+    monkeypatch.setenv(config.MAX_MODEL_MB_ENV, "1")
+    with pytest.raises(model.ModelError, match=config.MAX_MODEL_MB_ENV):
+        model.check_readable(archive)
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -52,7 +161,7 @@ def test_speech_with_a_mistyped_offline_switch_stays_offline(monkeypatch):
 @pytest.fixture
 def training_page(tmp_path, monkeypatch):
     monkeypatch.setattr(jobs.MANAGER, "runs_dir", tmp_path / "runs")
-    monkeypatch.setattr(config, "DEFAULT_MODEL", tmp_path / "models" / "emotion_cnn.keras")
+    monkeypatch.setenv("EMOTION_MODEL", str(tmp_path / "models" / "emotion_cnn.keras"))
     monkeypatch.delenv(config.DISABLE_TRAINING_ENV, raising=False)
     monkeypatch.delenv(config.ADMIN_TOKEN_ENV, raising=False)
     return AppTest.from_file(TRAINING, default_timeout=120)

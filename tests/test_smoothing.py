@@ -179,6 +179,7 @@ class ScriptedRecognizer:
 
     def __init__(self, recognizer, script):
         self.recognizer, self.script, self.t = recognizer, script, 0.0
+        self.settings = recognizer.settings  # its detection settings, which the live path uses
 
     def classify(self, crops):
         return np.array([self.script(self.t) for _ in crops])

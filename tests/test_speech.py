@@ -12,12 +12,12 @@ import pytest
 from emotion.labels import EMOTIONS
 from emotion.speech import (
     LANGUAGES,
-    OFFLINE_DIR,
     BrowserSpeaker,
     ClipSource,
     DesktopSpeaker,
     SpeechPolicy,
-    browser_clip,
+    cached_path,
+    offline_path,
     phrase,
 )
 
@@ -33,7 +33,7 @@ class FakeClock:
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_offline_clips_are_real_small_speech(lang):
     for emotion in EMOTIONS:
-        path = OFFLINE_DIR / lang / f"{emotion}.wav"
+        path = offline_path(emotion, lang)
         assert path.is_file(), f"{path} missing: run scripts/make_offline_audio.py"
         with wave.open(str(path)) as w:
             assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 16000)
@@ -55,8 +55,8 @@ def test_offline_source_yields_wav_bytes(tmp_path):
     assert clip.data[:4] == b"RIFF" and clip.data[8:12] == b"WAVE"
     with wave.open(io.BytesIO(clip.data)) as w:
         assert clip.duration_s == pytest.approx(w.getnframes() / w.getframerate())
-    data, mime = browser_clip("sad", "fr", source)
-    assert mime == "audio/wav" and data == (OFFLINE_DIR / "fr" / "sad.wav").read_bytes()
+    clip = source.clip("sad", "fr")
+    assert clip.mime == "audio/wav" and clip.data == offline_path("sad", "fr").read_bytes()
     assert not any(tmp_path.iterdir())  # offline never writes to the gTTS cache
 
 
@@ -68,7 +68,7 @@ def test_online_source_falls_back_fast_and_remembers(tmp_path):
     first = time.monotonic() - started
     assert first < 15
     if clip.source == "gtts":  # a machine with internet: a real MP3, cached for next time
-        assert clip.mime == "audio/mpeg" and (tmp_path / "de" / "surprise.mp3").is_file()
+        assert clip.mime == "audio/mpeg" and cached_path("surprise", "de", tmp_path).is_file()
         assert clip.data[:3] == b"ID3" or clip.data[0] == 0xFF
         return
     assert clip.mime == "audio/wav" and clip.data[:4] == b"RIFF"
@@ -146,7 +146,7 @@ def test_browser_speaker_returns_the_clip_to_play():
     assert speaker.update("neutral", "es") is None
     clock.t += 1.0
     clip = speaker.update("neutral", "es")
-    assert clip is not None and clip.path == OFFLINE_DIR / "es" / "neutral.wav"
+    assert clip is not None and clip.path == offline_path("neutral", "es")
     assert speaker.last is clip and speaker.policy.speaking
 
 
@@ -157,7 +157,7 @@ def test_the_page_keeps_the_clip_that_plays_until_another_is_due():
     assert speaker.clip_to_play("happy") is None  # nothing said yet: no audio element
     clock.t += 1.0
     first = speaker.clip_to_play("happy")
-    assert first is not None and first.path == OFFLINE_DIR / "en" / "happy.wav"
+    assert first is not None and first.path == offline_path("happy", "en")
     clock.t += 0.5  # the page redraws while it plays: the same clip again, not cut off
     assert speaker.clip_to_play("sad") is first
 

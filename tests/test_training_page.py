@@ -17,7 +17,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.errors import AppTestError
 
-from emotion import compare, config, registry
+from emotion import compare, registry
 from emotion.app import formatting, jobs, ui
 from emotion.config import PROJECT_ROOT
 from emotion.data import Dataset, LoadReport, Split
@@ -350,11 +350,11 @@ def training_page() -> AppTest:
 @pytest.fixture
 def app_model(tmp_path, monkeypatch):
     target = tmp_path / "models" / registry.MODEL_FILE
-    monkeypatch.setattr(config, "DEFAULT_MODEL", target)
+    monkeypatch.setenv("EMOTION_MODEL", str(target))
     monkeypatch.setattr(jobs.MANAGER, "runs_dir", tmp_path / "runs")
     monkeypatch.delenv("EMOTION_DISABLE_TRAINING", raising=False)
     # A speed for the page's default settings, so no test waits for a measurement.
-    monkeypatch.setattr(timing, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setenv("EMOTION_CACHE_DIR", str(tmp_path / "cache"))
     write_known_speed(tmp_path / "cache")
     yield target
     monkeypatch.setattr(jobs.MANAGER, "_job", None)

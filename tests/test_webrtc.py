@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from emotion.config import PROJECT_ROOT
-from emotion.app.webrtc import ICE_ENV, IceConfigError, parse_ice_servers, rtc_configuration
+from emotion.app.webrtc import IceConfigError, parse_ice_servers, rtc_configuration
+from emotion.config import ICE_SERVERS_ENV
 
 STUN = [{"urls": ["stun:stun.example.org:3478"]}]
 TURN = [{"urls": "turn:turn.example.org:3478", "username": "u", "credential": "p"}]
@@ -35,10 +36,10 @@ from emotion.app.webrtc import rtc_configuration
 servers = compile_rtc_configuration(rtc_configuration()).iceServers
 print(json.dumps([[s.urls, s.username] for s in servers]))
 """
-    done = _run_fresh(code, {ICE_ENV: ""})
+    done = _run_fresh(code, {ICE_SERVERS_ENV: ""})
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
-    done = _run_fresh(code, {ICE_ENV: json.dumps(TURN)})
+    done = _run_fresh(code, {ICE_SERVERS_ENV: json.dumps(TURN)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [["turn:turn.example.org:3478", "u"]]
 
@@ -84,23 +85,23 @@ print(len(faces))
 
 
 def test_env_var_list_or_object():
-    assert rtc_configuration(environ={ICE_ENV: json.dumps(STUN)}) == {"iceServers": STUN}
+    assert rtc_configuration(environ={ICE_SERVERS_ENV: json.dumps(STUN)}) == {"iceServers": STUN}
     wrapped = json.dumps({"iceServers": TURN})
-    assert rtc_configuration(environ={ICE_ENV: wrapped}) == {"iceServers": TURN}
-    assert rtc_configuration(environ={ICE_ENV: "  "}) == {"iceServers": []}  # blank means unset
+    assert rtc_configuration(environ={ICE_SERVERS_ENV: wrapped}) == {"iceServers": TURN}
+    assert rtc_configuration(environ={ICE_SERVERS_ENV: "  "}) == {"iceServers": []}  # blank means unset
 
 
 def test_secrets_and_precedence():
     secrets = {"ice_servers": TURN}
     assert rtc_configuration(environ={}, secrets=secrets) == {"iceServers": TURN}
     assert rtc_configuration(environ={}, secrets={"ice_servers": json.dumps(STUN)}) == {"iceServers": STUN}
-    assert rtc_configuration(environ={ICE_ENV: json.dumps(STUN)}, secrets=secrets) == {"iceServers": STUN}
+    assert rtc_configuration(environ={ICE_SERVERS_ENV: json.dumps(STUN)}, secrets=secrets) == {"iceServers": STUN}
     assert rtc_configuration(environ={}, secrets={"other": 1}) == {"iceServers": []}
 
 
 def test_malformed_json_is_a_clear_error():
     with pytest.raises(IceConfigError, match=r"\$EMOTION_ICE_SERVERS is not valid JSON .*line 1") as info:
-        rtc_configuration(environ={ICE_ENV: "[{urls: stun:x}]"})
+        rtc_configuration(environ={ICE_SERVERS_ENV: "[{urls: stun:x}]"})
     assert '"urls"' in str(info.value)  # shows the expected shape
     assert isinstance(info.value, ValueError)
 
@@ -119,10 +120,10 @@ def test_wrong_shapes(value, message):
 
 def test_relay_policy_passes_through_to_the_browser():
     value = json.dumps({"iceServers": TURN, "iceTransportPolicy": "relay"})
-    assert rtc_configuration(environ={ICE_ENV: value}) == {"iceServers": TURN,
+    assert rtc_configuration(environ={ICE_SERVERS_ENV: value}) == {"iceServers": TURN,
                                                            "iceTransportPolicy": "relay"}
     with pytest.raises(IceConfigError, match='"iceTransportPolicy" must be "all" or "relay"'):
-        rtc_configuration(environ={ICE_ENV: json.dumps({"iceServers": TURN,
+        rtc_configuration(environ={ICE_SERVERS_ENV: json.dumps({"iceServers": TURN,
                                                         "iceTransportPolicy": "turn"})})
 
 

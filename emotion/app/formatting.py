@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..config import MODEL_FILE
+from .. import config
+from ..config import MODEL_FILE, UNCERTAIN_BELOW
 from ..files import os_error_line
-from ..labels import EMOTIONS
+from ..labels import EMOTIONS, palette
 from ..registry import metrics_path, read_metrics
 
 if TYPE_CHECKING:
@@ -61,15 +62,6 @@ def choice_text(job: Job) -> str | None:
             + (f" (the other candidates: {others})" if others else "") + ".")
 
 
-def history_frame(history: list[dict[str, float]]):
-    """Per-epoch history as a DataFrame indexed by epoch (for live charts), or None when empty."""
-    import pandas as pd
-
-    if not history:
-        return None
-    return pd.DataFrame(history).set_index("epoch")
-
-
 def per_class_frame(evaluation: Evaluation):
     """Precision, recall, F1 and support per emotion as a DataFrame."""
     import pandas as pd
@@ -104,8 +96,6 @@ def probability_chart(probabilities: dict[str, float], height: int = 190):
     """Bars of the seven probabilities on a fixed 0-100% scale, in each emotion's colour."""
     import altair as alt
     import pandas as pd
-
-    from ..labels import palette
 
     frame = pd.DataFrame(
         {
@@ -231,8 +221,6 @@ def model_caption(info, model_path=None) -> str:
     """
     from pathlib import Path
 
-    from .. import config
-
     about = f"Model file: `{info.shown_path}` ({info.size_mb} MB, saved {info.modified:%Y-%m-%d %H:%M})"
     if info.epochs_run:
         about += f"; trained for {info.epochs_run} epochs on `{info.data_source}`"
@@ -254,8 +242,6 @@ HUMAN_CAPTION = (
 
 
 def _uncertain_caption() -> str:
-    from ..config import UNCERTAIN_BELOW
-
     return (f"uncertain: the likeliest emotion has under {UNCERTAIN_BELOW:.0%}, too little to name "
             "it; its chart shows how the scores are spread.")
 

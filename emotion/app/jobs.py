@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 import queue
 import sys
 import threading
@@ -16,14 +15,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from ..compare import Comparison
-from ..config import MODELS_DIR
+from ..compare import Comparison, compare_on_data, record
+from ..config import runs_dir as default_runs_dir
 from ..evaluate import Evaluation
 from ..training.config import Progress, Stage, TrainConfig, TrainResult
+from ..training.timing import duration_text
 from .training_process import _child, run_dataset
-
-# Each run trains into its own folder here; EMOTION_RUNS_DIR moves them (screenshots, demos).
-RUNS_DIR = Path(os.environ.get("EMOTION_RUNS_DIR", MODELS_DIR / "runs"))
 
 
 class JobState(str, Enum):
@@ -176,8 +173,6 @@ class Job:
                 parts.append(f"accuracy {acc:.1%}")
             parts.append(f"{p.elapsed_s:.0f} s")
             if (left := self.time_left_s) is not None:
-                from ..training.timing import duration_text
-
                 parts.append(f"{duration_text(left)} left")
             return ", ".join(parts)
         if self.state == JobState.DONE and self.evaluation:
@@ -200,8 +195,6 @@ class Job:
     def compare_again(self, app_model: Path) -> Comparison:
         """Score this run's model and the app's model at `app_model` again on the run's faces
         (the app's model changed since the run ended), in this process; kept in metrics.json."""
-        from ..compare import compare_on_data, record
-
         with self._compare_lock:  # two sessions on the page compare once
             if self.comparison is None or not self.comparison.is_current(app_model):
                 dataset = run_dataset(self.config.data, self.faces)
@@ -279,8 +272,10 @@ class Job:
 class JobManager:
     """Holds the current training job; one runs at a time (training takes the whole CPU)."""
 
-    def __init__(self, runs_dir: Path = RUNS_DIR):
-        self.runs_dir = Path(runs_dir)
+    def __init__(self, runs_dir: Path | None = None):
+        # Each run trains into a folder of its own in `runs_dir`; None: config.runs_dir() at each
+        # start ($EMOTION_RUNS_DIR moves them: screenshots, demos).
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else None
         self._lock = threading.Lock()
         self._job: Job | None = None
 
@@ -330,15 +325,16 @@ class JobManager:
                 self._job = None
 
     def _new_run_dir(self) -> Path:
+        runs_dir = self.runs_dir or default_runs_dir()
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         for n in range(100):
-            run_dir = self.runs_dir / (stamp if n == 0 else f"{stamp}-{n}")
+            run_dir = runs_dir / (stamp if n == 0 else f"{stamp}-{n}")
             try:
                 run_dir.mkdir(parents=True)
                 return run_dir
             except FileExistsError:
                 continue
-        raise JobError(f"could not create a new run folder in {self.runs_dir}")
+        raise JobError(f"could not create a new run folder in {runs_dir}")
 
 
 # The process-wide manager: Streamlit re-runs page scripts, but imported modules stay loaded,

@@ -7,8 +7,11 @@ import time
 import traceback
 from pathlib import Path
 
-from ..compare import Comparison
-from ..evaluate import Evaluation
+from .. import data as data_module
+from ..compare import Comparison, compare_on_data, record
+from ..data import training_splits
+from ..evaluate import Evaluation, evaluate_model
+from ..model import load_model
 from ..training.config import Progress, TrainConfig, TrainResult
 from .formatting import file_problem
 
@@ -17,8 +20,6 @@ def _child(config: TrainConfig, messages, stop, app_model: str | None = None,
            faces: int | None = None) -> None:
     """The training process: train, score, compare with the app's model at `app_model`, and
     report everything through `messages`."""
-    from .. import data as data_module
-
     last = [0.0]
 
     def on_progress(progress: Progress) -> None:
@@ -50,8 +51,6 @@ def _child(config: TrainConfig, messages, stop, app_model: str | None = None,
 
 def run_dataset(data: str, faces: int | None = None):
     """The faces a run trains on: the source, with at most `faces` training faces (a quick test)."""
-    from .. import data as data_module
-
     dataset = data_module.load(data)
     return data_module.limit_training_faces(dataset, faces) if faces else dataset
 
@@ -60,8 +59,6 @@ def _compare(result: TrainResult, dataset, app_model: Path,
              known: dict[str, Evaluation]) -> tuple[Comparison | None, str | None]:
     """The new model against the app's on the same faces, kept in the run's metrics.json; or
     why that could not be done (the page then asks for the deliberate step)."""
-    from ..compare import compare_on_data, record
-
     try:
         comparison = compare_on_data(result.model_path, app_model, dataset, known)
         record(comparison, result.model_path.with_name("metrics.json"))
@@ -98,9 +95,5 @@ def failure_message(exc: Exception, run_dir: Path) -> str:
 
 def _evaluate_validation(result: TrainResult, dataset) -> tuple[Evaluation, str]:
     """Score the run's model on its validation split (for data without a test split)."""
-    from ..data import training_splits
-    from ..evaluate import evaluate_model
-    from ..model import load_model
-
     _, val, _ = training_splits(dataset)  # the same seeded split that training held out
     return evaluate_model(load_model(result.model_path), val.images, val.labels), "validation"

@@ -9,9 +9,14 @@ from typing import Callable, TypeVar
 
 import streamlit as st
 
-from .. import registry
-from ..config import (ADMIN_TOKEN_ENV, DISABLE_TRAINING_ENV, SHARED_FER2013, admin_token,
-                      admin_token_matches, env_switch, parse_switch)
+from .. import config, registry
+from ..audit import audit
+from ..config import ADMIN_TOKEN_ENV, DISABLE_TRAINING_ENV, SHARED_FER2013, parse_switch
+from ..data import count_faces, load
+from ..images import fit_side
+from ..recognizer import EmotionRecognizer
+from .sessions import LiveSessions, new_key, valid_key
+from .uploads import UploadError, save_upload
 
 T = TypeVar("T")
 
@@ -47,10 +52,7 @@ def _model_key(path: Path) -> tuple[str, float]:
 def _load_recognizer(path: str, mtime: float):
     import cv2
 
-    from ..config import app_threads
-    from ..recognizer import EmotionRecognizer
-
-    threads = app_threads()
+    threads = config.app_threads()
     # OpenCV's pool is process-wide: the app's only OpenCV work is detection and drawing.
     cv2.setNumThreads(threads)
     recognizer = EmotionRecognizer(path, threads=threads)
@@ -133,7 +135,7 @@ def training_disabled() -> str | None:
     """Why training is off on this deployment (env var or st.secrets), or None when it is on.
     A switch set to a value it does not know turns training off and says so."""
     try:
-        if env_switch(DISABLE_TRAINING_ENV):
+        if config.training_disabled():
             return f"the environment variable {DISABLE_TRAINING_ENV} is set"
     except ValueError as exc:
         return str(exc)
@@ -160,8 +162,6 @@ def displayable(image):
     ratio. The image itself when it fits; the results are computed on the full image regardless."""
     import cv2
 
-    from ..images import fit_side
-
     image = fit_side(image, MAX_DISPLAY_SIDE)
     height, width = image.shape[:2]
     pad_rows = max(0, -(-width // MAX_DISPLAY_RATIO) - height)
@@ -180,7 +180,7 @@ def admin_gate() -> bool:
     """On a server whose operator set an administrator token ($EMOTION_ADMIN_TOKEN or
     `admin_token` in the secrets): True once this session has given it, checked here on the
     server; until then a password box. Without a token, True: anyone may train."""
-    expected = admin_token(secrets=_secrets())
+    expected = config.admin_token(secrets=_secrets())
     if expected is None:
         return True
     if st.session_state.get(ADMIN_KEY) == expected:
@@ -188,7 +188,7 @@ def admin_gate() -> bool:
     st.info("Training and changing the app's model are for this server's administrators.")
     given = st.text_input("Administrator token", type="password", key="admin_token_input",
                           help=f"Set by whoever runs the server ({ADMIN_TOKEN_ENV}).")
-    if given and admin_token_matches(given, expected):
+    if given and config.admin_token_matches(given, expected):
         # The token itself, so that a new token set by the operator ends old sessions' access.
         st.session_state[ADMIN_KEY] = expected
         return True
@@ -200,9 +200,6 @@ def admin_gate() -> bool:
 @st.cache_resource(show_spinner="Loading and auditing the data...", max_entries=2)
 def audit_data(source: str):
     """Load a dataset and audit it, once per source per process: (Dataset, AuditReport)."""
-    from ..audit import audit
-    from ..data import load
-
     dataset = load(source)
     return dataset, audit(dataset)
 
@@ -226,8 +223,6 @@ def data_source_picker(key: str, label: str = "Data", *, kaggle: bool = False,
     if choice == LOCAL_DATA:
         return data_path_input(key)
     if choice == UPLOADED_DATA:
-        from .uploads import UploadError, save_upload
-
         upload = st.file_uploader("fer2013.csv (columns emotion, pixels, Usage)", type=["csv"])
         st.caption(
             f"Uploads are limited to {st.get_option('server.maxUploadSize')} MB "
@@ -318,8 +313,6 @@ def keep_settings(keys) -> None:
 @st.cache_data(ttl=300, max_entries=8, show_spinner=False)
 def face_counts(source: str) -> dict[str, int] | None:
     """Faces per split of a data source, counted without decoding (for the time estimate)."""
-    from ..data import count_faces
-
     return count_faces(source)
 
 
@@ -329,16 +322,12 @@ SESSION_PARAM = "session"
 
 @st.cache_resource
 def _live_sessions():
-    from .sessions import LiveSessions
-
     return LiveSessions()
 
 
 def webcam_session(make: Callable[[], T]) -> T:
     """This browser tab's webcam session (made by `make` the first time), found again after a
     refresh through the key in the page's address."""
-    from .sessions import new_key, valid_key
-
     key = st.session_state.get("webcam_session_key")
     if not valid_key(key):
         key = st.query_params.get(SESSION_PARAM)

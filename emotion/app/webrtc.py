@@ -14,12 +14,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config import ICE_SERVERS_ENV, ice_servers, live_stats_path
 from ..files import write_text_atomic
 
 if TYPE_CHECKING:
     from ..live import LiveProcessor
 
-ICE_ENV = "EMOTION_ICE_SERVERS"
 SECRET_KEY = "ice_servers"
 
 
@@ -93,9 +93,8 @@ def rtc_configuration(environ: Mapping[str, str] | None = None, secrets: Any = N
     fills in public STUN servers (a network call this app does not need to make). The browser
     gets the whole configuration; streamlit-webrtc gives aiortc the servers only.
     """
-    environ = os.environ if environ is None else environ
-    if environ.get(ICE_ENV, "").strip():
-        return _configuration(environ[ICE_ENV], f"${ICE_ENV}")
+    if (value := ice_servers(environ)) is not None:
+        return _configuration(value, f"${ICE_SERVERS_ENV}")
     if secrets is not None:
         try:
             value = secrets[SECRET_KEY] if SECRET_KEY in secrets else None
@@ -115,12 +114,6 @@ def streamlit_rtc_configuration() -> dict:
     except Exception:  # no secrets.toml anywhere: Streamlit raises its own FileNotFoundError type
         secrets = None
     return rtc_configuration(secrets=secrets)
-
-
-# Only the browser tests and scripts/bench_webrtc.py set this: a thread of the session's then
-# writes its counters to that JSON file, or, when it names a folder, one file per browser session
-# in it. The frame path itself never writes anything.
-STATS_ENV = "EMOTION_LIVE_STATS"
 
 
 @dataclass
@@ -183,8 +176,8 @@ class StatsFile:
 
 def stats_file_from_env(environ: Mapping[str, str] | None = None) -> StatsFile | None:
     """The stats file $EMOTION_LIVE_STATS names, when a test asked for one."""
-    value = (os.environ if environ is None else environ).get(STATS_ENV)
-    return StatsFile(value) if value else None
+    path = live_stats_path(environ)
+    return StatsFile(path) if path else None
 
 
 def frames_callback(processor: LiveProcessor, times: FramePathTimes | None = None):

@@ -14,18 +14,17 @@ from .dataset import (
                       Dataset,
                       LoadReport,
                       Split,
-                      _empty_split,
                       limit_training_faces,
                       split_validation,
                       training_splits,
 )
-from .fer_csv import CSV_SPLITS, load_csv, max_csv_bytes
+from .fer_csv import CSV_SPLITS, load_csv
 from .folders import FOLDER_SPLITS, IMAGE_SUFFIXES, load_folder
 from .sources import KAGGLE_DATASET, count_faces, download_kaggle, load
 
 __all__ = [
     "CSV_SPLITS", "DATA_WHAT", "FOLDER_SPLITS", "IMAGE_SUFFIXES", "KAGGLE_DATASET",
-    "MIN_TRAIN_FACES", "DataError", "Dataset", "LoadReport", "Split", "_empty_split",
+    "MIN_TRAIN_FACES", "DataError", "Dataset", "LoadReport", "Split",
     "count_faces", "download_kaggle", "limit_training_faces", "load", "load_csv", "load_folder",
-    "max_csv_bytes", "split_validation", "training_splits",
+    "split_validation", "training_splits",
 ]

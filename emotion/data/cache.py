@@ -1,4 +1,4 @@
-"""The folder loader's cache: one .npz in CACHE_DIR per folder content, keyed by a hash of every
+"""The folder loader's cache: one .npz in config.cache_dir() per folder content, keyed by a hash of every
 file's split, label, name and bytes, so a changed image means a new key."""
 
 from __future__ import annotations
@@ -10,17 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import CACHE_DIR, IMAGE_SIZE
+from .. import config
+from ..config import IMAGE_SIZE
 from ..files import write_bytes_atomic
 from .dataset import Dataset, LoadReport, Split
 
 
 def content_key(files: list[tuple[str, int, Path]], root: Path) -> str:
     """A hash of every file's split, label, name and bytes: a changed image means a new key."""
-    from ..images import max_bytes
-
     digest = hashlib.sha256(f"v1:{IMAGE_SIZE}".encode())
-    limit = max_bytes()
+    limit = config.max_image_bytes()
     for split, label, f in files:
         digest.update(f"{split}/{label}/{f.relative_to(root)}\0".encode())
         try:
@@ -37,7 +36,7 @@ def content_key(files: list[tuple[str, int, Path]], root: Path) -> str:
 
 def cache_path(key: str) -> Path:
     """Where the cache of the folder content `key` is kept."""
-    return CACHE_DIR / f"{key}.npz"
+    return config.cache_dir() / f"{key}.npz"
 
 
 def write_cache(path: Path, dataset: Dataset) -> None:

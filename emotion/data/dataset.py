@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import IMAGE_SIZE, SEED, VALIDATION_FRACTION
+from ..config import SEED, VALIDATION_FRACTION
+from ..images import hidden, unreadable
 from ..labels import EMOTIONS, NUM_CLASSES
 
 DATA_WHAT = "a fer2013.csv or a FER2013 folder"  # what a data path should be, in messages
@@ -66,22 +67,14 @@ class Dataset:
         return sum(len(s) for s in self.splits.values())
 
 
-def _empty_split() -> Split:
-    return Split(np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8), np.zeros(0, np.int64), [])
-
-
 def _os_problem(path: Path, exc: OSError) -> str:
     """One line for an OSError met on `path`: permission, symlink loop, or the system's words."""
-    from ..images import unreadable
-
     return unreadable(path, exc, DATA_WHAT)
 
 
 def _missing(path: Path, what: str, hint: str = "") -> DataError:
     """DataError for a path that is not there (`hint`: what to give instead), or that only seems
     absent (a symlink loop, a folder above it without permission)."""
-    from ..images import hidden
-
     return DataError(hidden(path, DATA_WHAT) or f"{path}: no such {what}{hint}")
 
 

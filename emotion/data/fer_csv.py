@@ -7,22 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import config
 from ..config import IMAGE_SIZE
 from ..labels import NUM_CLASSES
 from .dataset import DataError, Dataset, LoadReport, Split, _missing, _os_problem
 
 CSV_SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
-MAX_CSV_MB_ENV = "EMOTION_MAX_CSV_MB"
-# The real fer2013.csv is 287 MB; a file several times larger is not FER2013, and parsing it would
-# take several times its size in memory.
-DEFAULT_MAX_CSV_MB = 1024
-
-
-def max_csv_bytes() -> int:
-    """The largest CSV read: $EMOTION_MAX_CSV_MB megabytes, else 1024."""
-    from ..images import env_limit
-
-    return env_limit(MAX_CSV_MB_ENV, DEFAULT_MAX_CSV_MB) * 1024 * 1024
 
 
 def _short(text: str, width: int = 24) -> str:
@@ -95,10 +85,11 @@ def _check_csv_file(path: Path) -> None:
     size = path.stat().st_size
     if size == 0:
         raise DataError(f"{path}: the file is empty; a fer2013.csv has a header and one row per face")
-    if size > max_csv_bytes():
+    if size > config.max_csv_bytes():
         raise DataError(f"{path}: {size / 1024 / 1024:.0f} MB is over the "
-                        f"{max_csv_bytes() // 1024 // 1024} MB limit for a CSV (fer2013.csv is "
-                        f"287 MB); give the real file (or raise {MAX_CSV_MB_ENV})")
+                        f"{config.max_csv_bytes() // 1024 // 1024} MB limit for a CSV "
+                        f"(fer2013.csv is 287 MB); give the real file "
+                        f"(or raise {config.MAX_CSV_MB_ENV})")
     _check_csv_header(path)  # before the body: a large file of something else fails at once
 
 

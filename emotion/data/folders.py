@@ -9,7 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .. import config
 from ..config import IMAGE_SIZE
+from ..images import ImageError, check_dimensions, too_large
 from ..labels import ALIASES, EMOTIONS, canonical
 from ..preprocess import to_gray48
 from .cache import cache_path, content_key, read_cache, write_cache
@@ -77,11 +79,9 @@ def _progress(iterable, total: int, desc: str):
 
 def _read_face(path: Path) -> tuple[np.ndarray | None, str]:
     """One dataset image as OpenCV reads it, or None and why not (never decoding a bomb)."""
-    from ..images import ImageError, check_dimensions, max_bytes, too_large
-
     try:
         size = path.stat().st_size
-        if size > max_bytes():
+        if size > config.max_image_bytes():
             raise too_large(str(path), size)
         with open(path, "rb") as f:
             check_dimensions(f.read(1 << 16), str(path))  # the header is at the start

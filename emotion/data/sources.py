@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import config
 from .dataset import DataError, Dataset, _missing, _os_problem
-from .fer_csv import CSV_SPLITS, load_csv, max_csv_bytes
+from .fer_csv import CSV_SPLITS, load_csv
 from .folders import image_files, load_folder
 
 KAGGLE_DATASET = "msambare/fer2013"
@@ -69,7 +70,7 @@ def count_faces(data: str | Path) -> dict[str, int] | None:
                 counts[split] = counts.get(split, 0) + 1
             return counts
         csv_path = path if path.is_file() else sorted(path.glob("*.csv"))[0]
-        if csv_path.suffix.lower() != ".csv" or csv_path.stat().st_size > max_csv_bytes():
+        if csv_path.suffix.lower() != ".csv" or csv_path.stat().st_size > config.max_csv_bytes():
             return None
         import pandas as pd
 

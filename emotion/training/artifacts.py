@@ -21,6 +21,7 @@ from ..evaluate import Evaluation
 from ..files import replace_atomically
 from ..labels import EMOTIONS
 from ..model import save_model_atomic
+from ..plots import plot_confusion, plot_history, plot_reliability
 from .config import TrainConfig
 
 
@@ -80,7 +81,7 @@ def build_metrics(*, config: TrainConfig, dataset: Dataset, splits: tuple[Split,
         "hyperparameters": {
             "optimizer": config.optimizer, "epochs": epochs, "batch_size": config.batch_size,
             "learning_rate": config.learning_rate,
-            "schedule": schedule_text(config, averaged),
+            "schedule": schedule_text(config.per_epoch_schedule, averaged),
             "minutes": config.minutes, "average": config.average,
             "augment": config.augment, "robust_augment": config.robust,
             "precision": config.precision,
@@ -105,8 +106,9 @@ def build_metrics(*, config: TrainConfig, dataset: Dataset, splits: tuple[Split,
     return metrics
 
 
-def schedule_text(config: TrainConfig, averaged: list[int]) -> str:
-    text = "cosine decay to 1%" + (", set each epoch" if config.per_epoch_schedule else "")
+def schedule_text(per_epoch: bool, averaged: list[int]) -> str:
+    """The learning-rate schedule in words, for metrics.json."""
+    text = "cosine decay to 1%" + (", set each epoch" if per_epoch else "")
     if averaged:
         # From the epochs really averaged: a run the clock stopped early planned more of them.
         text += f", held from epoch {averaged[0]} while the weights are averaged"
@@ -121,8 +123,6 @@ def _backend_version() -> dict[str, str]:
 def write_artifacts(model: keras.Model, *, metrics: dict, history: list[dict[str, float]],
                     out: Path) -> None:
     """Write model, metrics.json, history.csv and plots into a staging folder, then move each in."""
-    from ..plots import plot_confusion, plot_history, plot_reliability
-
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     try:

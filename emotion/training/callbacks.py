@@ -13,7 +13,7 @@ import numpy as np
 
 from ..files import write_atomically
 from .artifacts import append_history, read_history
-from .config import COSINE_FLOOR, EpochPlan, Progress, Stage, TrainConfig
+from .config import COSINE_FLOOR, EpochPlan, Progress, Stage
 from .datasets import Batches
 
 
@@ -22,15 +22,17 @@ def cosine(lr: float, epoch: int, epochs: int) -> float:
     return lr * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + np.cos(np.pi * epoch / max(1, epochs))))
 
 
-def averaging_start(config: TrainConfig, epochs: int) -> int:
-    """The first epoch (0-based) whose weights go into the average: `epochs` when not averaging."""
-    if config.average <= 0:
+def averaging_start(average: float, epochs: int) -> int:
+    """The first epoch (0-based) whose weights go into the average of the last fraction `average`
+    of the epochs: `epochs` when not averaging."""
+    if average <= 0:
         return epochs
-    return min(epochs - 1, max(0, round(epochs * (1 - config.average))))
+    return min(epochs - 1, max(0, round(epochs * (1 - average))))
 
 
-def log(config: TrainConfig, message: str) -> None:
-    if config.verbose:
+def log(verbose: int, message: str) -> None:
+    """`message` on stderr when the run is `verbose` (the command line's; the app's runs are not)."""
+    if verbose:
         print(message, file=sys.stderr, flush=True)
 
 
@@ -102,23 +104,23 @@ class CosineSchedule(keras.callbacks.Callback):
     """Sets each epoch's learning rate on a cosine over the planned epochs; while the weights are
     averaged the rate holds where it was, so the averaged points differ (as SWA does)."""
 
-    def __init__(self, config: TrainConfig, plan: EpochPlan):
+    def __init__(self, learning_rate: float, average: float, plan: EpochPlan):
         super().__init__()
-        self.config, self.plan = config, plan
+        self.learning_rate, self.average, self.plan = learning_rate, average, plan
 
     def on_epoch_begin(self, epoch, logs=None):
-        hold = averaging_start(self.config, self.plan.epochs)
+        hold = averaging_start(self.average, self.plan.epochs)
         self.model.optimizer.learning_rate.assign(
-            cosine(self.config.learning_rate, min(epoch, hold), self.plan.epochs))
+            cosine(self.learning_rate, min(epoch, hold), self.plan.epochs))
 
 
 class WeightAverager(keras.callbacks.Callback):
     """Keeps the running mean of the network's weights over the epochs from `averaging_start`,
     saved after each epoch so that --resume carries on with it."""
 
-    def __init__(self, *, config: TrainConfig, network: keras.Model, plan: EpochPlan, path: Path):
+    def __init__(self, *, average: float, network: keras.Model, plan: EpochPlan, path: Path):
         super().__init__()
-        self.config, self.network, self.plan, self.path = config, network, plan, path
+        self.average, self.network, self.plan, self.path = average, network, plan, path
         self.mean: list[np.ndarray] | None = None
         self.epochs: list[int] = []
         if path.is_file():
@@ -127,7 +129,7 @@ class WeightAverager(keras.callbacks.Callback):
                 self.mean = [saved[f"w{i}"] for i in range(len(saved.files) - 1)]
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch < averaging_start(self.config, self.plan.epochs) or epoch + 1 in self.epochs:
+        if epoch < averaging_start(self.average, self.plan.epochs) or epoch + 1 in self.epochs:
             return
         weights = self.network.get_weights()
         n = len(self.epochs)
@@ -142,10 +144,11 @@ class TimeBudget(keras.callbacks.Callback):
     """For --minutes: plans the epochs from how long the second one took (the first compiles)
     and stops after the last."""
 
-    def __init__(self, *, config: TrainConfig, plan: EpochPlan, spent_s: float):
+    def __init__(self, *, minutes: float, max_epochs: int, plan: EpochPlan, spent_s: float,
+                 verbose: int = 0):
         super().__init__()
-        self.config, self.plan = config, plan
-        self.budget_s = config.minutes * 60 - spent_s  # a resumed run has spent some already
+        self.minutes, self.max_epochs, self.plan, self.verbose = minutes, max_epochs, plan, verbose
+        self.budget_s = minutes * 60 - spent_s  # a resumed run has spent some already
         self.ends: list[float] = []
 
     def on_train_begin(self, logs=None):
@@ -157,10 +160,10 @@ class TimeBudget(keras.callbacks.Callback):
             per_epoch = self.ends[1] - self.ends[0]
             left = self.budget_s - (self.ends[1] - self.start)
             fit = epoch + 1 + int(left // per_epoch)
-            self.plan.epochs = max(epoch + 1, min(self.config.epochs, fit))
+            self.plan.epochs = max(epoch + 1, min(self.max_epochs, fit))
             self.plan.save()
-            log(self.config, f"\n{self.config.minutes:g} minutes: {self.plan.epochs} epochs "
-                             f"of {per_epoch:.1f} s")
+            log(self.verbose, f"\n{self.minutes:g} minutes: {self.plan.epochs} epochs "
+                              f"of {per_epoch:.1f} s")
         if time.monotonic() - self.start > self.budget_s:
             # Out of time: the first epoch took it all, or later ones ran slower than planned.
             self.plan.epochs = epoch + 1

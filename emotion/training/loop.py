@@ -50,8 +50,8 @@ def _train(config: TrainConfig, on_progress, should_stop, dataset) -> TrainResul
     # The data and the network, both checked before anything in `out` changes.
     dataset = dataset or data_module.load(config.data)
     train_split, val_split, test_split = data_module.training_splits(dataset)
-    log(config, f"data: {dataset.report.source}: train {len(train_split)}, validation "
-                f"{len(val_split)}, test {len(test_split) if test_split else 0}")
+    log(config.verbose, f"data: {dataset.report.source}: train {len(train_split)}, validation "
+                        f"{len(val_split)}, test {len(test_split) if test_split else 0}")
     with precision_policy(config.precision):
         model = build_model(config.blocks)
     if config.init:
@@ -66,7 +66,7 @@ def _train(config: TrainConfig, on_progress, should_stop, dataset) -> TrainResul
     plan = EpochPlan.load(state.plan, config.epochs)  # --minutes plans it after the second epoch
     reporter = ProgressReporter(plan=plan, steps=len(batches), history_path=state.history,
                                 on_progress=on_progress, should_stop=should_stop)
-    averager = WeightAverager(config=config, network=model, plan=plan, path=state.average)
+    averager = WeightAverager(average=config.average, network=model, plan=plan, path=state.average)
     started = time.monotonic()
     try:
         fitted.fit(batches, validation_data=Batches(val_split, 512, training=False, seed=config.seed),
@@ -74,22 +74,24 @@ def _train(config: TrainConfig, on_progress, should_stop, dataset) -> TrainResul
                    callbacks=make_callbacks(config, state=state, plan=plan, batches=batches,
                                             reporter=reporter, averager=averager, started=started))
     except TrainingCancelled:
-        state.after_failure(config)  # the finished epochs stay resumable, as after Ctrl-C
+        state.after_failure(config.verbose)  # the finished epochs stay resumable, as after Ctrl-C
     except BaseException:
-        state.after_failure(config)
+        state.after_failure(config.verbose)
         raise
     seconds = state.prior_seconds + (time.monotonic() - started)
     if reporter.cancelled:
-        log(config, "training cancelled: the previous model is left as it was")
+        log(config.verbose, "training cancelled: the previous model is left as it was")
         return TrainResult(out_dir=out, model_path=out / MODEL_FILE, evaluation=None,
                            history=reporter.history, cancelled=True, train_seconds=seconds)
 
     # Choose on validation, check, and write.
-    history, model, choice = reporter.history, as_float32(state.best_model() or model, config), None
+    history, choice = reporter.history, None
+    model = as_float32(state.best_model() or model, config.precision, config.blocks)
     if len(val_split):
         reporter.announce(Stage.CHOOSING)
-        model, choice = choose_model(config, best=model, averager=averager, train_split=train_split,
-                                     val_split=val_split)
+        model, choice = choose_model(config.blocks, best=model, averager=averager,
+                                     train_split=train_split, val_split=val_split,
+                                     verbose=config.verbose)
     if not is_finite(model, val_split.images if len(val_split) else train_split.images):
         state.discard()  # a diverged run is not worth resuming
         raise TrainError(f"training diverged (loss {history[-1]['loss'] if history else 'nan'}): "
@@ -99,8 +101,9 @@ def _train(config: TrainConfig, on_progress, should_stop, dataset) -> TrainResul
     if len(val_split):
         # Last, on the chosen weights: T is folded into them, so what is written is calibrated.
         calibrated = calibrate(model, val_split.images, val_split.labels)
-        log(config, f"calibration: temperature {calibrated.temperature:.3f}, validation ECE "
-                    f"{calibrated.fitted_on.ece_before:.4f} -> {calibrated.fitted_on.ece_after:.4f}")
+        log(config.verbose, f"calibration: temperature {calibrated.temperature:.3f}, validation "
+                            f"ECE {calibrated.fitted_on.ece_before:.4f} -> "
+                            f"{calibrated.fitted_on.ece_after:.4f}")
     evaluation, test_probs = None, None
     if test_split:
         test_probs = predict_probabilities(model, test_split.images)
@@ -114,16 +117,18 @@ def _train(config: TrainConfig, on_progress, should_stop, dataset) -> TrainResul
                             calibration=calibration)
     # The kept candidate's validation accuracy, as choose_model measured it.
     new_score = choice["val_accuracy"][choice["kept"]] if choice else None
-    kept = keeps_previous(config, new_score=new_score, previous=out / MODEL_FILE, val_split=val_split)
+    kept = keeps_previous(new_score=new_score, previous=out / MODEL_FILE, val_split=val_split,
+                          force=config.force)
     target = out / CANDIDATE_DIR if kept else out
     write_artifacts(model, metrics=metrics, history=history, out=target)
     state.discard()
     if kept:
-        log(config, f"kept the model already in {out}: it scores {kept[0]:.4f} on this run's "
-                    f"validation faces, the new one {kept[1]:.4f}. The new model and its metrics "
-                    f"are in {target}; train with --force to replace the old one regardless.")
+        log(config.verbose, f"kept the model already in {out}: it scores {kept[0]:.4f} on this "
+                            f"run's validation faces, the new one {kept[1]:.4f}. The new model and "
+                            f"its metrics are in {target}; train with --force to replace the old "
+                            "one regardless.")
     if evaluation:
-        log(config, f"test accuracy {evaluation.accuracy:.4f}, macro-F1 {evaluation.macro_f1:.4f}")
+        log(config.verbose, f"test accuracy {evaluation.accuracy:.4f}, macro-F1 {evaluation.macro_f1:.4f}")
     return TrainResult(out_dir=out, model_path=target / MODEL_FILE, evaluation=evaluation,
                        history=history, stopped_early=metrics["stopped_early"],
                        train_seconds=seconds, kept_previous=kept is not None)
@@ -141,11 +146,12 @@ def precision_policy(precision: str):
         keras.mixed_precision.set_global_policy("float32")
 
 
-def as_float32(model: keras.Model, config: TrainConfig) -> keras.Model:
+def as_float32(model: keras.Model, precision: str,
+               blocks: tuple[tuple[int, int], ...]) -> keras.Model:
     """The network in float32: what is chosen, calibrated and written, whatever trained it."""
-    if config.precision == "float32":
+    if precision == "float32":
         return model
-    plain = build_model(config.blocks)
+    plain = build_model(blocks)
     plain.set_weights(model.get_weights())
     return plain
 
@@ -180,9 +186,10 @@ def make_callbacks(config: TrainConfig, *, state: RunState, plan: EpochPlan, bat
         EpochRandomness(batches),
     ]
     if config.per_epoch_schedule:
-        callbacks.append(CosineSchedule(config, plan))
+        callbacks.append(CosineSchedule(config.learning_rate, config.average, plan))
     if config.minutes:
-        callbacks.append(TimeBudget(config=config, plan=plan, spent_s=state.prior_seconds))
+        callbacks.append(TimeBudget(minutes=config.minutes, max_epochs=config.epochs, plan=plan,
+                                    spent_s=state.prior_seconds, verbose=config.verbose))
     if config.average:
         callbacks.append(averager)
     return callbacks

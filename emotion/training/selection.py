@@ -13,7 +13,6 @@ from ..evaluate import evaluate_model
 from ..model import build_model, load_model
 from ..preprocess import normalise
 from .callbacks import WeightAverager, log
-from .config import TrainConfig
 
 
 def recompute_batch_norm(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> None:
@@ -44,26 +43,27 @@ def recompute_batch_norm(model: keras.Model, images: np.ndarray, batch_size: int
             layer.rate = rate
 
 
-def choose_model(config: TrainConfig, *, best: keras.Model, averager: WeightAverager,
-                 train_split: Split, val_split: Split) -> tuple[keras.Model, dict]:
+def choose_model(blocks: tuple[tuple[int, int], ...], *, best: keras.Model,
+                 averager: WeightAverager, train_split: Split, val_split: Split,
+                 verbose: int = 0) -> tuple[keras.Model, dict]:
     """The best epoch as trained, the same with its batch-norm statistics recomputed, or the
     averaged weights: whichever scores highest on validation, and every candidate's score."""
     candidates = {"best epoch": best}
-    recomputed = build_model(config.blocks)
+    recomputed = build_model(blocks)
     recomputed.set_weights(best.get_weights())
     candidates["best epoch, batch norm recomputed"] = recomputed
     if averager.mean is not None:
-        averaged = build_model(config.blocks)
+        averaged = build_model(blocks)
         averaged.set_weights(averager.mean)
         candidates[f"average of epochs {averager.epochs[0]}-{averager.epochs[-1]}"] = averaged
-    log(config, "recomputing the batch-norm statistics on the training faces")
+    log(verbose, "recomputing the batch-norm statistics on the training faces")
     for model in candidates.values():
         if model is not best:
             recompute_batch_norm(model, train_split.images)
     scores = {name: evaluate_model(model, val_split.images, val_split.labels).accuracy
               for name, model in candidates.items()}
     kept = max(scores, key=scores.get)  # ties keep the earlier, simpler candidate
-    log(config, "validation accuracy: " + ", ".join(f"{n} {a:.4f}" for n, a in scores.items())
+    log(verbose, "validation accuracy: " + ", ".join(f"{n} {a:.4f}" for n, a in scores.items())
         + f": keeping the {kept}")
     return candidates[kept], {"val_accuracy": scores, "kept": kept}
 
@@ -75,12 +75,12 @@ def is_finite(model: keras.Model, faces: np.ndarray) -> bool:
     return bool(np.isfinite(model.predict(normalise(faces[:64]), verbose=0)).all())
 
 
-def keeps_previous(config: TrainConfig, *, new_score: float | None, previous: Path,
-                   val_split: Split) -> tuple[float, float] | None:
+def keeps_previous(*, new_score: float | None, previous: Path, val_split: Split,
+                   force: bool = False) -> tuple[float, float] | None:
     """(old, new) validation accuracy when the model already at `previous` scores better than
     the new one's `new_score` and so stays; None when the new one may replace it (no usable old
     model, no validation faces or score, a tie or better, or --force)."""
-    if config.force or new_score is None or not previous.is_file() or not len(val_split):
+    if force or new_score is None or not previous.is_file() or not len(val_split):
         return None
     try:
         old = load_model(previous)

@@ -151,7 +151,7 @@ class RunState:
             raise TrainError(f"--resume: {config.out} holds no interrupted run (no finished epoch "
                              f"in {self.folder}); train without --resume to start afresh")
         saved = _read_json(self._config, dict)
-        self.check_files(config)
+        self.check_files(config.epochs)
         mine = json.loads(json.dumps(asdict(config)))  # tuples as lists, as the saved file has them
         for key in MUST_MATCH:
             if saved.get(key) != mine[key]:
@@ -160,20 +160,21 @@ class RunState:
                     f"{_setting(key, saved.get(key))}, not {_setting(key, mine[key])}; resume with "
                     "the same settings, or train without --resume to start afresh (which discards it)")
 
-    def check_files(self, config: TrainConfig) -> None:
+    def check_files(self, epochs: int) -> None:
         """StateError naming the first state file that is damaged or was edited: the finished
-        epoch out of range, JSON cut off or of the wrong kind, a history or average unreadable."""
+        epoch out of range (1 to the plan's epochs, at most `epochs`), JSON cut off or of the
+        wrong kind, a history or average unreadable."""
         metadata = self.backup / "training_metadata.json"
         weights = self.backup / "latest.weights.h5"
         if not weights.is_file() or not metadata.is_file():
             raise damaged(self.backup, "no saved weights or no epoch number")
         epoch = _read_json(metadata, dict).get("epoch")
-        planned = config.epochs
+        planned = epochs
         if self.plan.is_file():
             plan_epochs = _read_json(self.plan, dict).get("epochs")
-            if not _whole(plan_epochs) or not 1 <= plan_epochs <= config.epochs:
+            if not _whole(plan_epochs) or not 1 <= plan_epochs <= epochs:
                 raise damaged(self.plan, f"planned epochs {plan_epochs!r}, expected 1 to "
-                                         f"{config.epochs}")
+                                         f"{epochs}")
             planned = plan_epochs
         if not _whole(epoch) or not 1 <= epoch <= planned:
             raise damaged(metadata, f"finished epoch {epoch!r}, expected 1 to {planned}")
@@ -230,13 +231,13 @@ class RunState:
         model = keras.models.load_model(self.best, compile=False)
         return model if model.name == NAME else model.get_layer(NAME)  # inside its augmentation
 
-    def after_failure(self, config: TrainConfig) -> None:
+    def after_failure(self, verbose: int = 0) -> None:
         """After a crash or Ctrl-C: keep what --resume needs, or leave nothing behind."""
         if isinstance(sys.exc_info()[1], StateError):
             return  # the state itself is what failed: its message says what to do
         if self.backup.is_dir():
-            log(config, f"stopped: run the same command with --resume to carry on from the last "
-                        f"finished epoch (saved in {self.folder})")
+            log(verbose, f"stopped: run the same command with --resume to carry on from the last "
+                         f"finished epoch (saved in {self.folder})")
         else:
             self.discard()  # not one epoch finished: nothing to resume
 

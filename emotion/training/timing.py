@@ -18,9 +18,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..config import CACHE_DIR, VALIDATION_FRACTION
+from ..config import VALIDATION_FRACTION, child_environment, keras_backend
+from ..config import cache_dir as default_cache_dir
 from ..files import write_text_atomic
-from ..model import DEFAULT_BLOCKS
+from ..labels import NUM_CLASSES
+from ..model import DEFAULT_BLOCKS, build_model
+from .config import TrainConfig
 
 CACHE_FILE = "training-speed.json"
 TIMED_STEPS = 4  # after one step that compiles; medians of these
@@ -39,7 +42,7 @@ class SpeedKey:
 
     def text(self) -> str:
         """The key in the cache file, with what makes the same settings run at another speed."""
-        backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+        backend = keras_backend()
         blocks = ",".join(f"{w}x{n}" for w, n in self.blocks)
         return (f"{backend}|{os.cpu_count()} cores|{blocks}|batch {self.batch_size}|"
                 f"augment {self.augment}|{self.optimizer}")
@@ -123,10 +126,7 @@ def measure(key: SpeedKey, steps: int = TIMED_STEPS) -> Speed:
     import keras
     import numpy as np
 
-    from ..labels import NUM_CLASSES
-    from ..model import build_model
-    from .config import TrainConfig
-    from .datasets import trainable
+    from .datasets import trainable  # these two load Keras, which this module leaves alone
     from .loop import make_optimizer
 
     config = TrainConfig(data="", optimizer=key.optimizer, batch_size=key.batch_size,
@@ -162,7 +162,7 @@ _failed: set[str] = set()
 
 
 def _cache_path(cache_dir: Path | None) -> Path:
-    return Path(cache_dir or CACHE_DIR) / CACHE_FILE
+    return Path(cache_dir or default_cache_dir()) / CACHE_FILE
 
 
 def known_speed(key: SpeedKey, cache_dir: Path | None = None) -> Speed | None:
@@ -229,9 +229,7 @@ def _read_cache(path: Path) -> dict[str, Speed]:
 
 def measure_in_subprocess(key: SpeedKey, timeout: float = MEASURE_TIMEOUT_S) -> Speed | None:
     package_root = Path(__file__).resolve().parents[2]  # this checkout's emotion/, not another
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(package_root), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        TF_CPP_MIN_LOG_LEVEL="3")
+    env = child_environment(package_root, TF_CPP_MIN_LOG_LEVEL="3")
     settings = json.dumps({**asdict(key), "blocks": [list(b) for b in key.blocks]})
     try:
         done = subprocess.run([sys.executable, "-m", __name__, settings], capture_output=True,
