@@ -110,10 +110,10 @@ def test_a_job_that_fails_unexpectedly_says_what_happened_and_what_to_do(tmp_pat
     assert job.wait(120)
     assert job.state == jobs.JobState.FAILED
     assert not job.error.startswith("ValueError"), job.error
-    assert "unexpected error in keras" in job.error and "Start it again" in job.error
+    assert "unexpected error (ValueError)" in job.error and "Start it again" in job.error
     assert "nothing was written to the app's model" in job.error
     assert "Unable to import backend" in job.details  # for a bug report, behind "details"
-    assert "failed: an unexpected error in keras" in job.status_text
+    assert "failed: an unexpected error (ValueError)" in job.status_text
 
 
 def test_failure_messages_name_the_problem_and_the_remedy(tmp_path):
@@ -131,7 +131,8 @@ def test_failure_messages_name_the_problem_and_the_remedy(tmp_path):
         np.stack([])  # a library's own words
     except ValueError as exc:
         text = training_process.failure_message(exc, run_dir)
-    assert text.startswith("an unexpected error in numpy stopped the run") and "need at least" not in text
+    assert text.startswith("an unexpected error (ValueError) stopped the run")
+    assert "need at least" not in text
 
 
 def test_the_training_page_defaults_are_the_command_lines(tmp_path):

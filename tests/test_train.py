@@ -520,8 +520,12 @@ def test_a_diverged_run_writes_nothing(tiny_folder, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "emotion_cnn.keras").write_bytes(b"the user's good model")
+    config = _config(tiny_folder, out)
+    # TrainConfig refuses a NaN learning rate; set past its check, it makes the loss NaN on the
+    # first batch, as a run that diverges does.
+    config.lr = float("nan")
     with pytest.raises(TrainError, match="diverged.*lower --lr"):
-        train(_config(tiny_folder, out, lr=float("nan")))
+        train(config)
     assert sorted(p.name for p in out.iterdir()) == ["emotion_cnn.keras"]
     assert (out / "emotion_cnn.keras").read_bytes() == b"the user's good model"
 

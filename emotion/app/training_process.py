@@ -68,19 +68,13 @@ def _compare(result: TrainResult, dataset, app_model: Path,
         return None, f"{type(exc).__name__}: {sentence(exc)}"
 
 
-def _raised_in(exc: BaseException) -> str:
-    """The top-level package whose code raised `exc`: "keras", "numpy", ..."""
-    frames = [frame for frame, _ in traceback.walk_tb(exc.__traceback__)]
-    return (frames[-1].f_globals.get("__name__", "") if frames else "").split(".")[0] or "Python"
-
-
 def failure_message(exc: Exception, run_dir: Path) -> str:
     """What stopped a training run and what to do about it, in words for the page; the
     exception's own text and traceback go to the job's details, not here.
 
     An EmotionError, or a file the run could not write, is the user's to fix: its sentence.
-    Anything else is a fault in this package or a library, named by the package whose code
-    raised it (the class decides whose fault it is; where it was raised only names it)."""
+    Anything else is a fault in this package or a library: named by its class, its text and
+    traceback kept for the details."""
     if isinstance(exc, MemoryError):
         return ("the computer ran out of memory while training: choose a smaller batch size or "
                 "close other programs, then start again")
@@ -88,7 +82,7 @@ def failure_message(exc: Exception, run_dir: Path) -> str:
         return sentence(exc)
     if isinstance(exc, OSError) and exc.filename is not None:
         return sentence(exc, failed="the run could not write its files", folder=run_dir.parent)
-    return (f"an unexpected error in {_raised_in(exc)} stopped the run; it is not a problem "
+    return (f"an unexpected error ({type(exc).__name__}) stopped the run; it is not a problem "
             "found in the data or the settings, and nothing was written to the app's model. "
             "Start it again; if it fails again, check that the packages in requirements.txt are "
             "installed, and keep the technical details below for a bug report")
