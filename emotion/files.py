@@ -2,7 +2,8 @@
 
 Every output of the package (models, metrics, caches, clips, annotated images and videos,
 uploads) goes through here, so a failure or Ctrl-C part-way leaves no half-written file and
-whatever was at the target as it was.
+whatever was at the target as it was. Inputs get one check of their own (`stat_input`): a
+regular file, or one line saying what else is there.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import stat
 from pathlib import Path
 from typing import Callable
 
-from .errors import NotAFile
+from .errors import EmotionError, NotAFile, sentence
 
 
 def temp_beside(target: str | Path) -> Path:
@@ -46,6 +47,24 @@ def replace_atomically(tmp: str | Path, target: str | Path) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, target)
+
+
+def stat_input(path: Path, what: str, error: type[EmotionError]) -> os.stat_result:
+    """The stat of `path`, an input that must be `what` (a regular file); `error`, one line, for
+    a folder, a pipe or device, a symlink loop, a missing or unreadable path.
+
+    One stat says it all: Path.is_file() would call a symlink loop or an unreadable folder "no
+    such file", and a pipe or /dev/zero would block or never end once read.
+    """
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise error(sentence(exc, what, path=path)) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise error(f"{path} is a folder: give {what}")
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{path} is not a regular file (a device, pipe or socket): give {what}")
+    return info
 
 
 def rename_target(path: str | Path) -> Path:

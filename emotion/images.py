@@ -7,7 +7,6 @@ enormous picture (a decompression bomb) is refused instead of filling the memory
 from __future__ import annotations
 
 import io
-import stat
 import warnings
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from . import config
 from .errors import ImageError, sentence
+from .files import stat_input
 
 WHAT = "an image file"
 
@@ -70,17 +70,7 @@ def decode_image(data: bytes, name: str = "upload") -> np.ndarray:
 def _stat_image(path: Path) -> int:
     """The size of the image file at `path`; ImageError naming it when it is not a readable
     regular file under config.max_image_bytes()."""
-    try:
-        # One stat says it all: Path.is_file() would call a symlink loop or an unreadable
-        # folder "no such file".
-        info = path.stat()
-    except OSError as exc:
-        raise ImageError(sentence(exc, WHAT, path=path)) from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ImageError(f"{path} is a folder: give {WHAT}")
-    if not stat.S_ISREG(info.st_mode):  # a pipe or /dev/zero would block or never end
-        raise ImageError(f"{path} is not a regular file (a device, pipe or socket): "
-                         f"give {WHAT}")
+    info = stat_input(path, WHAT, ImageError)
     if info.st_size > config.max_image_bytes():
         raise too_large(str(path), info.st_size)
     return info.st_size

@@ -4,11 +4,11 @@ the frame size), frame times from the container, and the written video checked o
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from . import config
-from .errors import PERMISSION_HINT, VideoError, sentence
+from .errors import PERMISSION_HINT, VideoError
+from .files import stat_input
 
 VIDEO_SUFFIXES = (".mp4", ".avi")
 WHAT = "a video file"
@@ -17,14 +17,7 @@ WHAT = "a video file"
 def check_video_file(path: Path) -> None:
     """VideoError, one line, unless `path` is a regular file that can be opened: a folder, a
     pipe or device, a symlink loop, a missing or unreadable file are each called what they are."""
-    try:
-        info = path.stat()
-    except OSError as exc:
-        raise VideoError(sentence(exc, WHAT, path=path)) from None
-    if stat.S_ISDIR(info.st_mode):
-        raise VideoError(f"{path} is a folder: give {WHAT}")
-    if not stat.S_ISREG(info.st_mode):
-        raise VideoError(f"{path} is not a regular file (a device, pipe or socket): give {WHAT}")
+    stat_input(path, WHAT, VideoError)
     if not os.access(path, os.R_OK):
         raise VideoError(f"cannot read {path}: {PERMISSION_HINT}")
 
