@@ -47,40 +47,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from emotion.app.webrtc_probe import (  # noqa: E402
+    PEER_CONNECTION_HOOK_JS, RTP_STATS_JS, camera_flags)
 from emotion.clips import astronaut_clip, moving_clip, write_y4m  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 FRAME_SIZE = (640, 480)
-
-# Keeps every RTCPeerConnection the page makes, to read WebRTC's own counters.
-PEER_CONNECTION_HOOK_JS = """
-(() => {
-  const Original = window.RTCPeerConnection;
-  if (!Original || Original.__kept) return;
-  window.__peerConnections = [];
-  function Kept(...args) { const pc = new Original(...args); window.__peerConnections.push(pc); return pc; }
-  Kept.prototype = Original.prototype;
-  Object.setPrototypeOf(Kept, Original);
-  Kept.__kept = true;
-  window.RTCPeerConnection = Kept;
-})();
-"""
-
-RTP_STATS_JS = """
-const done = arguments[arguments.length - 1];
-const pcs = window.__peerConnections || [];
-if (!pcs.length) { done(null); return; }
-pcs[pcs.length - 1].getStats().then(report => {
-  const out = {};
-  report.forEach(s => {
-    if (s.kind !== 'video' || (s.type !== 'outbound-rtp' && s.type !== 'inbound-rtp')) return;
-    out[s.type] = {timestamp: s.timestamp, framesSent: s.framesSent, framesDecoded: s.framesDecoded,
-      frameWidth: s.frameWidth, frameHeight: s.frameHeight};
-  });
-  done(out);
-}).catch(() => done(null));
-"""
 
 # Logging for aiortc and aioice inside the server, by a sitecustomize on its PYTHONPATH: the app's
 # code stays as deployed.
@@ -190,11 +163,10 @@ def open_browser(profile: Path, y4m: Path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
-                 "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={y4m}",
+    for flag in ["--headless", "--no-sandbox", "--disable-gpu", *camera_flags(y4m),
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--no-first-run", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                 "--autoplay-policy=no-user-gesture-required", f"--user-data-dir={profile}"]:
+                 f"--user-data-dir={profile}"]:
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": PEER_CONNECTION_HOOK_JS})

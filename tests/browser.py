@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from emotion.app.webrtc_probe import PEER_CONNECTION_HOOK_JS, camera_flags
 from emotion.config import PROJECT_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -125,34 +126,11 @@ def chromium(profile: Path, width: int = 1400, height: int = 1000, flags: tuple[
         driver.quit()
 
 
-# Keeps every RTCPeerConnection a frame makes, so the test can read WebRTC's own counters
-# (frames the camera sent, frames that came back) without touching the component's code.
-PEER_CONNECTION_HOOK_JS = """
-(() => {
-  const Original = window.RTCPeerConnection;
-  if (!Original || Original.__kept) return;
-  window.__peerConnections = [];
-  function Kept(...args) {
-    const pc = new Original(...args);
-    window.__peerConnections.push(pc);
-    return pc;
-  }
-  Kept.prototype = Original.prototype;
-  Object.setPrototypeOf(Kept, Original);  // static members such as generateCertificate
-  Kept.__kept = true;
-  window.RTCPeerConnection = Kept;
-})();
-"""
-
-
 @contextlib.contextmanager
 def camera_chromium(profile: Path, y4m: Path):
     """Headless Chromium whose camera plays the clip `y4m`, keeping every RTCPeerConnection its
     pages make (PEER_CONNECTION_HOOK_JS); yields the Selenium driver."""
-    camera = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-              f"--use-file-for-fake-video-capture={y4m}",
-              "--autoplay-policy=no-user-gesture-required")
-    with chromium(profile, flags=camera) as driver:
+    with chromium(profile, flags=camera_flags(y4m)) as driver:
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
                                {"source": PEER_CONNECTION_HOOK_JS})
         yield driver

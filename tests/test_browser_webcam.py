@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 from browser import camera_chromium, missing_tools, running_app
+from emotion.app.webrtc_probe import RTP_STATS_JS
 from emotion.clips import astronaut_clip, pick_talking_face, talking_face_clip, write_y4m
 from emotion.config import SHARED_FER2013
 from emotion.labels import COLOURS
@@ -172,28 +173,6 @@ c.width = v.videoWidth; c.height = v.videoHeight;
 c.getContext('2d').drawImage(v, 0, 0);
 return c.toDataURL('image/png');
 """
-
-# The video RTP counters of the component's latest peer connection: outbound is the camera going
-# to the server, inbound the annotated video coming back.
-RTP_STATS_JS = """
-const done = arguments[arguments.length - 1];
-const pcs = window.__peerConnections || [];
-if (!pcs.length) { done(null); return; }
-pcs[pcs.length - 1].getStats().then(report => {
-  const out = {};
-  report.forEach(s => {
-    if (s.kind !== 'video' || (s.type !== 'outbound-rtp' && s.type !== 'inbound-rtp')) return;
-    out[s.type] = {timestamp: s.timestamp, framesSent: s.framesSent, framesEncoded: s.framesEncoded,
-      framesReceived: s.framesReceived, framesDecoded: s.framesDecoded, framesDropped: s.framesDropped,
-      frameWidth: s.frameWidth, frameHeight: s.frameHeight, framesPerSecond: s.framesPerSecond,
-      totalEncodeTime: s.totalEncodeTime, totalDecodeTime: s.totalDecodeTime,
-      qualityLimitationReason: s.qualityLimitationReason, encoderImplementation: s.encoderImplementation,
-      decoderImplementation: s.decoderImplementation};
-  });
-  done(out);
-}).catch(() => done(null));
-"""
-
 
 def _rtp_stats(browser) -> dict | None:
     """WebRTC's counters in the browser, or None where the hook saw no peer connection."""
