@@ -377,14 +377,23 @@ def finished_job(run: Path, faces: Dataset, app: Path, history: list[dict]) -> j
 ONE_EPOCH = [{"epoch": 1, "loss": 1.9, "accuracy": 0.2, "val_loss": 1.95, "val_accuracy": 0.186}]
 
 
-def test_a_worse_model_gets_a_warning_and_a_deliberate_second_step(models, faces, app_model,
-                                                                  tmp_path, monkeypatch):
+def finish_run(models, faces, app_model: Path, tmp_path: Path, monkeypatch, *, app: str, new: str,
+               metrics: dict) -> tuple[jobs.Job, Path]:
+    """The app's model is models[app]; a one-epoch run that made models[new] (with `metrics`)
+    has just finished, as the page's job manager reports it."""
     app_model.parent.mkdir()
-    app_model.write_bytes(models["good"].read_bytes())
-    before = app_model.read_bytes()
-    run = run_folder(tmp_path / "runs" / "r1", models["poor"], {"test": None, "epochs_run": 1})
+    app_model.write_bytes(models[app].read_bytes())
+    run = run_folder(tmp_path / "runs" / "r1", models[new], metrics)
     job = finished_job(run, faces, app_model, ONE_EPOCH)
     monkeypatch.setattr(jobs.MANAGER, "_job", job)
+    return job, run
+
+
+def test_a_worse_model_gets_a_warning_and_a_deliberate_second_step(models, faces, app_model,
+                                                                  tmp_path, monkeypatch):
+    job, run = finish_run(models, faces, app_model, tmp_path, monkeypatch, app="good", new="poor",
+                          metrics={"test": None, "epochs_run": 1})
+    before = app_model.read_bytes()
 
     at = training_page().run()
     assert not at.exception
@@ -416,10 +425,8 @@ def test_a_worse_model_gets_a_warning_and_a_deliberate_second_step(models, faces
 
 
 def test_a_better_model_gets_the_primary_button(models, faces, app_model, tmp_path, monkeypatch):
-    app_model.parent.mkdir()
-    app_model.write_bytes(models["poor"].read_bytes())
-    run = run_folder(tmp_path / "runs" / "r1", models["good"], {"test": None})
-    monkeypatch.setattr(jobs.MANAGER, "_job", finished_job(run, faces, app_model, ONE_EPOCH))
+    finish_run(models, faces, app_model, tmp_path, monkeypatch, app="poor", new="good",
+               metrics={"test": None})
     at = training_page().run()
     assert not at.exception
     assert any("better than the app's model" in s for s in texts(at, "success"))
@@ -431,10 +438,8 @@ def test_a_better_model_gets_the_primary_button(models, faces, app_model, tmp_pa
 
 def test_one_epoch_draws_points_not_an_empty_frame(models, faces, app_model, tmp_path,
                                                    monkeypatch):
-    app_model.parent.mkdir()
-    app_model.write_bytes(models["good"].read_bytes())
-    run = run_folder(tmp_path / "runs" / "r1", models["poor"], {"test": None})
-    monkeypatch.setattr(jobs.MANAGER, "_job", finished_job(run, faces, app_model, ONE_EPOCH))
+    finish_run(models, faces, app_model, tmp_path, monkeypatch, app="good", new="poor",
+               metrics={"test": None})
     at = training_page().run()
     assert not at.exception
     charts = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
@@ -506,13 +511,10 @@ def test_the_results_show_the_calibration_when_the_run_has_one(models, faces, ap
                                                                monkeypatch):
     import cv2
 
-    app_model.parent.mkdir()
-    app_model.write_bytes(models["good"].read_bytes())
     calibration = {"temperature": 1.5, "test": {"ece_before": 0.11, "ece_after": 0.02, "n": 28}}
-    run = run_folder(tmp_path / "runs" / "r1", models["poor"], {"test": None,
-                                                                "calibration": calibration})
+    _, run = finish_run(models, faces, app_model, tmp_path, monkeypatch, app="good", new="poor",
+                        metrics={"test": None, "calibration": calibration})
     cv2.imwrite(str(run / "reliability.png"), np.full((60, 60, 3), 255, np.uint8))
-    monkeypatch.setattr(jobs.MANAGER, "_job", finished_job(run, faces, app_model, ONE_EPOCH))
     at = training_page().run()
     assert not at.exception
     assert any("2.0 points away from how often it is right on 28 test faces" in m
