@@ -32,7 +32,8 @@ class LiveSettings:
     look_every: int = 1
     # Whole-frame scans run on a copy no wider or taller than this.
     detect_side: int = 320
-    # The whole frame is covered once every this many frames (half a second at 30 fps)...
+    # The whole frame is covered once every this many frames looked at (half a second at 30 fps
+    # when every frame is looked at)...
     full_scan_every: int = 16
     # ...in this many parts, each a range of face sizes of about equal cost, on separate frames
     # (a part costs about an eighth of a whole scan, so no frame is much slower than the rest).
