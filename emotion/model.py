@@ -18,14 +18,23 @@ DEFAULT_BLOCKS: tuple[tuple[int, int], ...] = ((32, 1), (64, 2), (128, 2), (256,
 
 
 def build_model(
-    blocks: tuple[tuple[int, int], ...] = DEFAULT_BLOCKS, dropout: float = 0.25, dense: int = 256
+    blocks: tuple[tuple[int, int], ...] = DEFAULT_BLOCKS, dropout: float = 0.25, dense: int = 256,
+    even_lighting: bool = True,
 ):
-    """A VGG-style Sequential CNN: blocks of 3x3 Conv-BN-ReLU, then max-pool and dropout."""
+    """A VGG-style Sequential CNN: blocks of 3x3 Conv-BN-ReLU, then max-pool and dropout.
+
+    `even_lighting` puts `EvenLighting` first: each face's brightness and contrast set to
+    FER2013's average. It has no weights, so a model without it can be the `--init` of one with it.
+    """
     import keras
     from keras import layers
 
+    from .lighting import EvenLighting
+
     model = keras.Sequential(name=NAME)
     model.add(keras.Input(shape=INPUT_SHAPE))
+    if even_lighting:
+        model.add(EvenLighting())
     for width, convs in blocks:
         for _ in range(convs):
             model.add(layers.Conv2D(width, 3, padding="same", use_bias=False))
@@ -183,6 +192,8 @@ def load_model(path: str | Path):
     path = Path(path)
     check_readable(path)
     import keras
+
+    from . import lighting  # noqa: F401  registers EvenLighting, which models may hold
 
     try:
         model = keras.models.load_model(path, compile=False)

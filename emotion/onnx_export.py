@@ -165,6 +165,19 @@ class _OnnxBuilder:
         self.pending.fold_batch_norm(np.broadcast_to(scale, mean.shape),
                                      np.broadcast_to(beta - mean * scale, mean.shape))
 
+    def _add_EvenLighting(self, layer, cfg: dict) -> None:
+        self._require_rank(layer, 4)
+        axes = [1, 2, 3]
+        centred = self._node("Sub", [self.current, self._node("ReduceMean", [self.current],
+                                                                  axes=axes, keepdims=1)])
+        spread = self._node("Sqrt", [self._node("ReduceMean", [self._node(
+            "Mul", [centred, centred])], axes=axes, keepdims=1)])
+        floor = self._constant(np.array(cfg["floor"], np.float32), "floor")
+        scaled = self._node("Div", [centred, self._node("Max", [spread, floor])])
+        std = self._constant(np.array(cfg["std"], np.float32), "std")
+        mean = self._constant(np.array(cfg["mean"], np.float32), "mean")
+        self.current = self._node("Add", [self._node("Mul", [scaled, std]), mean])
+
     def _add_MaxPooling2D(self, layer, cfg: dict) -> None:
         self._require_rank(layer, 4)
         if cfg.get("data_format", "channels_last") != "channels_last":

@@ -83,9 +83,9 @@ def _litert_runner(path: Path, threads: int) -> Callable[[np.ndarray], np.ndarra
 
 def _runners(model_path: Path, workdir: Path, threads: int) -> dict[str, Callable]:
     """Every installed runtime, converted from the same `.keras`."""
-    import keras
+    from emotion.model import load_model
 
-    model = keras.models.load_model(model_path, compile=False)
+    model = load_model(model_path)
     runners = {"Keras predict_on_batch": _keras_runner(model)}
     if _installed("onnxruntime") and _installed("onnx"):
         from emotion.runtime import export_onnx_bytes

@@ -12,10 +12,35 @@ from ..labels import NUM_CLASSES
 from ..preprocess import normalise
 
 
+@keras.saving.register_keras_serializable(package="emotion")
+class RandomGamma(keras.layers.Layer):
+    """Each face's pixels raised to a power between 1/`most` and `most`: dim (gamma > 1) and harsh
+    (gamma < 1) light, which bend the tones as brightness and contrast alone do not."""
+
+    def __init__(self, most: float = 2.2, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.most, self.seed = most, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=True):
+        if not training:
+            return x
+        log_gamma = keras.random.uniform((keras.ops.shape(x)[0], 1, 1, 1), -np.log(self.most),
+                                         np.log(self.most), seed=self.seed_generator)
+        return keras.ops.power(keras.ops.clip(x, 1e-6, 1.0),
+                               keras.ops.cast(keras.ops.exp(log_gamma), x.dtype))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "most": self.most, "seed": self.seed}
+
+
 def augmenter(robust: bool = True) -> keras.Sequential:
     """Flip, small shift, rotation and zoom, drawn afresh for every batch; `robust` adds what
     other cameras and detectors do to a face (emotion.robustness): looser and tighter framing,
-    light, contrast, blur and sensor noise."""
+    gamma, brightness, contrast, blur and sensor noise."""
     shift, zoom = (0.12, 0.15) if robust else (0.1, 0.1)
     steps = [
         layers.RandomFlip("horizontal"),
@@ -26,10 +51,11 @@ def augmenter(robust: bool = True) -> keras.Sequential:
     if robust:
         # Faces are in [0, 1] here (normalise runs before the network).
         steps += [
+            RandomGamma(2.2),
             layers.RandomBrightness(0.25, value_range=(0, 1)),
             layers.RandomContrast(0.5, value_range=(0, 1)),
             # From none to about a Gaussian of sigma 1.6 px, the blur of a cheap or moving camera.
-            layers.RandomGaussianBlur(factor=(0.0, 1.0), kernel_size=5, sigma=(0.1, 1.6),
+            layers.RandomGaussianBlur(factor=(0.0, 1.0), kernel_size=7, sigma=(0.1, 1.6),
                                       value_range=(0, 1)),
             layers.GaussianNoise(0.04),  # about 10 grey levels of sensor noise
         ]

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import keras
 
+from .. import lighting  # noqa: F401  a saved epoch holds EvenLighting and,
+from . import datasets  # noqa: F401  inside its augmentation, RandomGamma: both registered here
 from ..errors import StateError, TrainError, sentence
 from ..files import write_atomically, write_text_atomic
 from ..model import NAME, save_model_atomic
