@@ -40,6 +40,7 @@ class ModelInfo:
     test_accuracy: float | None = None
     macro_f1: float | None = None
     test_images: int | None = None
+    tta_accuracy: float | None = None  # test accuracy with flip TTA, what a photo gets by default
     # Without test scores: the validation scores measured when the model was compared with the
     # app's model before it was used (metrics.json "comparison").
     val_accuracy: float | None = None
@@ -105,6 +106,9 @@ def model_info(model_path: Path | None = None) -> ModelInfo:
         info.macro_f1 = float(test["macro_f1"])
     if isinstance(test.get("n_images"), int):
         info.test_images = test["n_images"]
+    mirrored = metrics.get("test_tta") or {}
+    if isinstance(mirrored.get("accuracy"), (int, float)):
+        info.tta_accuracy = float(mirrored["accuracy"])
     if info.test_accuracy is None:
         comparison = recorded(metrics)
         val = next((s for s in comparison.splits if s.split == VALIDATION), None) if comparison else None

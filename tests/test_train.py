@@ -56,6 +56,9 @@ def test_training_writes_every_artifact(tiny_folder, tmp_path):
     assert metrics["test"]["n_images"] == 14
     assert len(metrics["test"]["confusion_matrix"]) == 7
     assert set(metrics["test"]["per_class"]) == set(EMOTIONS)
+    # Flip TTA, what a photo gets: scored on the same faces.
+    assert metrics["test_tta"]["n_images"] == 14 and 0 <= metrics["test_tta"]["accuracy"] <= 1
+    assert set(metrics["test_tta"]["recall"]) == set(EMOTIONS)
     assert metrics["hyperparameters"]["optimizer"] == "adam"
     assert metrics["data"]["train"] + metrics["data"]["validation"] == 42
     assert metrics["versions"]["keras"].startswith("3")

@@ -60,7 +60,8 @@ def command_line() -> str:
 def build_metrics(*, config: TrainConfig, dataset: Dataset, splits: tuple[Split, Split, Split | None],
                   evaluation: Evaluation | None, history: list[dict[str, float]], seconds: float,
                   stopped_early: bool, commands: list[str], epochs: int, averaged: list[int],
-                  choice: dict | None, calibration: dict | None = None) -> dict:
+                  choice: dict | None, calibration: dict | None = None,
+                  mirrored: Evaluation | None = None) -> dict:
     """metrics.json: the test scores, the data, every setting and command, the time, the versions."""
     train_split, val_split, test_split = splits
     best = max(history, key=lambda r: r.get("val_accuracy", 0)) if history else {}
@@ -103,7 +104,16 @@ def build_metrics(*, config: TrainConfig, dataset: Dataset, splits: tuple[Split,
         metrics["model_choice"] = choice
     if calibration:
         metrics["calibration"] = calibration
+    if mirrored:
+        metrics["test_tta"] = tta_summary(mirrored)
     return metrics
+
+
+def tta_summary(mirrored: Evaluation) -> dict:
+    """metrics.json's "test_tta": the test scores with flip TTA, what a photo gets by default."""
+    return {"accuracy": mirrored.accuracy, "macro_f1": mirrored.macro_f1, "ece": mirrored.ece,
+            "recall": {e: c.recall for e, c in mirrored.per_class.items()},
+            "n_images": mirrored.n_images}
 
 
 def schedule_text(per_epoch: bool, averaged: list[int]) -> str:
