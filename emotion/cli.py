@@ -1,4 +1,4 @@
-"""Command line: `python -m emotion {predict,evaluate,calibrate,train,audit,webcam,video} ...`.
+"""Command line: `python -m emotion {predict,evaluate,calibrate,average,train,audit,webcam,video} ...`.
 
 The parser and every command; `emotion/__main__.py` only calls `main`.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from . import data
 from .audit import audit
 from .calibration import calibrate_saved
-from .config import app_model_path, environment_problems
+from .config import MODEL_FILE, app_model_path, environment_problems
 from .draw import annotate
 from .errors import EmotionError, UserError, sentence
 from .evaluate import choose_split, evaluate_model
@@ -118,6 +118,25 @@ def _cmd_calibrate(args) -> int:
     return 0
 
 
+def _cmd_average(args) -> int:
+    from .averaging import average_models, check_share
+
+    check_share(args.share)
+    for model in (args.first, args.second):
+        if not Path(model).is_file():
+            raise UserError(f"{model}: no such model file")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file: give a folder for the averaged model")
+    if any((out / MODEL_FILE).resolve() == Path(m).resolve() for m in (args.first, args.second)):
+        raise UserError(f"--out {out} holds one of the models being averaged: give another folder")
+    result = average_models(Path(args.first), Path(args.second), args.share, args.data, out)
+    print(json.dumps({"model": str(result.model_path), "share": result.share,
+                      "val_accuracy": round(result.val_accuracy, 4),
+                      "test_accuracy": result.test_accuracy, "tta_accuracy": result.tta_accuracy}))
+    return 0
+
+
 def _cmd_predict(args) -> int:
     # Check every image (without decoding it) and plan every output first, so a bad path or an
     # unusable --out fails fast, before the model loads and before anything is written (an
@@ -178,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_audit(sub)
     _add_train(sub)
     _add_calibrate(sub)
+    _add_average(sub)
     _add_evaluate(sub)
     _add_webcam(sub)
     _add_video(sub)
@@ -256,6 +276,20 @@ def _add_calibrate(sub) -> None:
                    "its metrics.json and reliability.png beside it)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_calibrate)
+
+
+def _add_average(sub) -> None:
+    p = sub.add_parser("average", help="average two models of the same network weight by weight "
+                       "(a model and one fine-tuned from it), then calibrate and score the result")
+    p.add_argument("first", help="a .keras model")
+    p.add_argument("second", help="a .keras model of the same network, e.g. fine-tuned from the first")
+    p.add_argument("--share", type=float, default=0.5,
+                   help="the second model's share of the average (default 0.5)")
+    p.add_argument("--data", required=True, help="the training data (FER2013 folder or CSV): batch "
+                   "norm is recomputed on its training faces, the temperature fitted on its "
+                   "validation faces, the result scored on its test faces")
+    p.add_argument("--out", required=True, help="folder for the averaged model and its metrics")
+    p.set_defaults(func=_cmd_average)
 
 
 def _add_evaluate(sub) -> None:

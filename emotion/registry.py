@@ -48,6 +48,7 @@ class ModelInfo:
     epochs_run: int | None = None
     data_source: str | None = None
     init: str | None = None  # the model whose weights that training started from, if any
+    averaged: int | None = None  # how many models it is the weight average of (`average`)
 
     @property
     def shown_path(self) -> str:
@@ -106,6 +107,9 @@ def model_info(model_path: Path | None = None) -> ModelInfo:
         info.macro_f1 = float(test["macro_f1"])
     if isinstance(test.get("n_images"), int):
         info.test_images = test["n_images"]
+    models = (metrics.get("averaged") or {}).get("models")
+    if isinstance(models, list):
+        info.averaged = len(models)
     mirrored = metrics.get("test_tta") or {}
     if isinstance(mirrored.get("accuracy"), (int, float)):
         info.tta_accuracy = float(mirrored["accuracy"])

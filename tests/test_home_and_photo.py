@@ -115,6 +115,15 @@ def test_model_caption_says_fine_tuned_when_a_run_started_from_the_file_it_repla
     assert formatting.model_caption(info).endswith("on `../shared/fer2013`.")
 
 
+def test_model_caption_says_an_averaged_model_is_one(app_model):
+    info = registry.model_info(app_model({**METRICS, "epochs_run": None, "averaged": {
+        "models": ["models/emotion_cnn.keras", "models/runs/even-ft/emotion_cnn.keras"]}}))
+    assert info.averaged == 2
+    assert formatting.model_caption(info).endswith(
+        "; the weight average of 2 trained models (`python -m emotion average`: the README says "
+        "which).")
+
+
 # ---------------------------------------------------------------- Home
 
 

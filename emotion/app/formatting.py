@@ -209,6 +209,9 @@ def model_caption(info, model_path=None) -> str:
             same = init.resolve() == Path(model_path or info.path).resolve()
             about += (", fine-tuned from the previous model" if same
                       else f", starting from the weights of `{info.init}`")
+    elif info.averaged:
+        about += (f"; the weight average of {info.averaged} trained models (`python -m emotion "
+                  "average`: the README says which)")
     return about + "."
 
 
