@@ -12,6 +12,7 @@ import pytest
 from hostile import make_corpus, make_models, png_claiming  # noqa: F401 - png_claiming for tests
 
 from emotion.config import SHARED_FER2013, app_model_path
+from emotion.labels import EMOTIONS
 
 # The model under test, as the environment gives it when the run starts, before any test points
 # the app elsewhere.
@@ -84,3 +85,18 @@ def hostile(tmp_path_factory) -> dict[str, Path]:
 def hostile_models(tmp_path_factory) -> dict[str, Path]:
     """The tiny Keras models of tests/hostile.py: wrong shapes, no softmax, truncated."""
     return make_models(tmp_path_factory.mktemp("hostile_models"))
+
+
+@pytest.fixture
+def tiny_folder(tmp_path):
+    """A few dozen made-up faces: 6 per class in train/, 2 per class in test/ (for training
+    and model commands on a tiny network)."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "tiny"
+    for split, n in (("train", 6), ("test", 2)):
+        for cls in EMOTIONS:
+            (root / split / cls).mkdir(parents=True)
+            for i in range(n):
+                cv2.imwrite(str(root / split / cls / f"{i}.png"),
+                            rng.integers(0, 256, (48, 48), dtype=np.uint8))
+    return root

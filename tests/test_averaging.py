@@ -5,29 +5,13 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 
 from emotion.__main__ import main
-from emotion.labels import EMOTIONS
 from emotion.model import build_model, load_model, save_model_atomic
 
 TINY = ((8, 1), (16, 1))
-
-
-@pytest.fixture
-def faces_folder(tmp_path):
-    """Made-up faces: 6 per class in train/ (some held out for validation), 2 in test/."""
-    rng = np.random.default_rng(0)
-    root = tmp_path / "faces"
-    for split, n in (("train", 6), ("test", 2)):
-        for cls in EMOTIONS:
-            (root / split / cls).mkdir(parents=True)
-            for i in range(n):
-                cv2.imwrite(str(root / split / cls / f"{i}.png"),
-                            rng.integers(0, 256, (48, 48), dtype=np.uint8))
-    return root
 
 
 @pytest.fixture
@@ -38,17 +22,17 @@ def two_models(tmp_path):
     return paths
 
 
-def test_the_average_is_written_with_its_scores(faces_folder, two_models, tmp_path, capsys):
+def test_the_average_is_written_with_its_scores(tiny_folder, two_models, tmp_path, capsys):
     first, second = two_models
     out = tmp_path / "average"
     assert main(["average", str(first), str(second), "--share", "0.25", "--data",
-                 str(faces_folder), "--out", str(out)]) == 0
+                 str(tiny_folder), "--out", str(out)]) == 0
     said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert said["share"] == 0.25 and said["model"] == str(out / "emotion_cnn.keras")
 
     averaged = load_model(out / "emotion_cnn.keras")
     a, b = load_model(first), load_model(second)
-    conv = [i for i, layer in enumerate(a.layers) if type(layer).__name__ == "Conv2D"][0]
+    conv = next(i for i, layer in enumerate(a.layers) if type(layer).__name__ == "Conv2D")
     np.testing.assert_allclose(averaged.layers[conv].kernel.numpy(),
                                0.75 * a.layers[conv].kernel.numpy()
                                + 0.25 * b.layers[conv].kernel.numpy(), rtol=1e-5, atol=1e-6)
@@ -63,12 +47,12 @@ def test_the_average_is_written_with_its_scores(faces_folder, two_models, tmp_pa
 @pytest.mark.parametrize("problem, says", [
     ("share", "between 0 and 1"), ("missing", "no such model file"),
     ("onto an input", "holds one of the models"), ("other network", "layers differ")])
-def test_bad_options_are_refused_and_nothing_is_written(faces_folder, two_models, tmp_path,
+def test_bad_options_are_refused_and_nothing_is_written(tiny_folder, two_models, tmp_path,
                                                         capsys, problem, says):
     first, second = two_models
     before = {p: p.read_bytes() for p in (first, second)}
     out = tmp_path / "average"
-    args = ["average", str(first), str(second), "--data", str(faces_folder), "--out", str(out)]
+    args = ["average", str(first), str(second), "--data", str(tiny_folder), "--out", str(out)]
     if problem == "share":
         args += ["--share", "1.5"]
     elif problem == "missing":

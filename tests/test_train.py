@@ -21,20 +21,6 @@ from emotion.training.loop import train
 TINY = TINY_BLOCKS  # a small network keeps the test quick; the code path is the real one
 
 
-@pytest.fixture
-def tiny_folder(tmp_path):
-    """A few dozen made-up faces: 6 per class in train/, 2 per class in test/."""
-    rng = np.random.default_rng(0)
-    root = tmp_path / "tiny"
-    for split, n in (("train", 6), ("test", 2)):
-        for cls in EMOTIONS:
-            (root / split / cls).mkdir(parents=True)
-            for i in range(n):
-                cv2.imwrite(str(root / split / cls / f"{i}.png"),
-                            rng.integers(0, 256, (48, 48), dtype=np.uint8))
-    return root
-
-
 def _config(data, out, **kw) -> TrainConfig:
     settings = dict(epochs=2, batch_size=16, blocks=TINY, verbose=0) | kw
     return TrainConfig(data=str(data), out=str(out), **settings)
