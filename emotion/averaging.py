@@ -41,7 +41,10 @@ def check_share(share: float) -> float:
 
 
 def average_weights(first, second, share: float):
-    """`second`'s network with (1 - share) x first's weights + share x second's."""
+    """`second`'s network with (1 - share) x first's weights + share x second's.
+
+    The network is the second's, layers without weights included: the average of a model without
+    `EvenLighting` and its fine-tune with it has it, as the fine-tune learnt to expect."""
     a, b = first.get_weights(), second.get_weights()
     if [w.shape for w in a] != [w.shape for w in b]:
         raise ModelError("the two models' layers differ, so their weights cannot be averaged: "

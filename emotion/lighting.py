@@ -39,4 +39,3 @@ class EvenLighting(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "mean": self.mean, "std": self.std, "floor": self.floor}
-

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import keras
 
-from .. import lighting  # noqa: F401  a saved epoch holds EvenLighting and,
-from . import datasets  # noqa: F401  inside its augmentation, RandomGamma: both registered here
+# A saved epoch holds EvenLighting and, inside its augmentation, RandomGamma: importing their
+# modules registers them for loading.
+from .. import lighting  # noqa: F401
+from . import datasets  # noqa: F401
 from ..errors import StateError, TrainError, sentence
 from ..files import write_atomically, write_text_atomic
 from ..model import NAME, save_model_atomic
