@@ -56,7 +56,7 @@ def _cmd_train(args) -> int:
         lr=args.lr, augment=not args.no_augment,
         robust=not args.basic_augment, precision=args.precision, out=args.out, resume=args.resume,
         patience=args.patience, init=args.init, minutes=args.minutes,
-        average=args.average, force=args.force, blocks=_network_blocks(args),
+        average=args.average, force=args.force, blocks=_network_blocks(args), mixup=args.mixup,
     )
     from .training.loop import train  # Keras loads with it: only `train` pays for that
 
@@ -248,6 +248,9 @@ def _add_train(sub) -> None:
                    help="bf16: mixed bfloat16, about 2x faster where the processor has bf16 "
                         "matrix units (scripts/bf16_throughput.py measures it); the model written "
                         "is float32 either way")
+    p.add_argument("--mixup", type=float, default=train_defaults.mixup, metavar="ALPHA",
+                   help="blend pairs of faces and their labels in shares drawn from Beta(ALPHA, "
+                        "ALPHA), such as 0.2 (mixup); default 0, off")
     p.add_argument("--basic-augment", action="store_true",
                    help="flip, shift, rotation and zoom only: without the light, contrast, blur "
                         "and noise that make the model hold up on other cameras")

@@ -180,13 +180,14 @@ def test_train_command_line(tiny_folder, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "emotion", "train", "--data", str(tiny_folder), "--epochs", "1",
          "--batch-size", "32", "--out", str(out), "--optimizer", "sgd", "--lr", "0.01",
-         "--tiny"],
+         "--tiny", "--mixup", "0.2"],
         capture_output=True, text=True,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["epochs_run"] == 1 and 0 <= summary["accuracy"] <= 1
     assert (out / "emotion_cnn.keras").is_file()
+    assert json.loads((out / "metrics.json").read_text())["hyperparameters"]["mixup"] == 0.2
     bad = subprocess.run([sys.executable, "-m", "emotion", "train", "--data", str(tmp_path / "none")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "no such file or folder" in bad.stderr
@@ -415,6 +416,7 @@ def test_train_refuses_an_out_that_is_a_file(tmp_path, capsys):
     ({"batch_size": -5}, "--batch-size -5"), ({"lr": float("nan")}, "--lr nan"),
     ({"lr": 11.0}, "up to 10"), ({"patience": -1}, "--patience -1"),
     ({"minutes": 0.0}, "--minutes 0"), ({"average": 1.5}, "from 0 (off) to 1"),
+    ({"mixup": -0.2}, "--mixup -0.2"), ({"mixup": float("inf")}, "--mixup inf"),
     ({"blocks": ((8, 1),) * 6}, "at most 5"), ({"blocks": ((5000, 1),)}, "at most 4096 filters"),
 ])
 def test_train_config_checks_its_settings_for_every_caller(tmp_path, settings, says):
@@ -469,6 +471,8 @@ def test_resume_refuses_another_network_and_keeps_the_saved_run(tiny_folder, tmp
     assert "\n" not in str(error.value)
     with pytest.raises(TrainError, match="used --optimizer adam, not --optimizer sgd"):
         train(_config(tiny_folder, out, epochs=3, optimizer="sgd", resume=True))
+    with pytest.raises(TrainError, match="used --mixup 0.0, not --mixup 0.2"):
+        train(_config(tiny_folder, out, epochs=3, mixup=0.2, resume=True))
     assert (out / STATE_DIR / "config.json").read_text() == saved
     result = train(_config(tiny_folder, out, epochs=3, resume=True))  # still resumable
     assert [r["epoch"] for r in result.history] == [1, 2, 3]
@@ -597,3 +601,30 @@ def test_unknown_precision_is_refused_before_anything_is_written(tiny_folder, tm
     with pytest.raises(TrainError, match="precision"):
         train(_config(tiny_folder, tmp_path / "x", precision="fp8"))
     assert not (tmp_path / "x" / STATE_DIR).exists()
+
+
+def test_mixup_blends_faces_and_labels_alike_and_only_in_training():
+    from emotion.data import Split
+    from emotion.training.datasets import Batches
+
+    rng = np.random.default_rng(0)
+    split = Split(rng.integers(0, 256, (40, 48, 48), dtype=np.uint8), np.arange(40) % 7)
+    plain = Batches(split, 20, training=True, seed=3)
+    mixed = Batches(split, 20, training=True, seed=3, mixup=0.4)
+    (x0, y0), (x1, y1) = plain[1], mixed[1]
+    np.testing.assert_array_equal(mixed[1][0], x1)  # the same batch mixes the same pairs again
+    np.testing.assert_allclose(y1.sum(axis=1), 1, atol=1e-6)
+    assert (y1[np.arange(20), y0.argmax(axis=1)] >= 0.5 - 1e-6).all()  # each keeps the most
+    assert (np.abs(x1 - x0).max(axis=(1, 2, 3)) > 1e-3).sum() >= 10  # most really are blended
+    # Each face is itself and one partner from the batch, and so is its label, in one share.
+    for i in range(20):
+        fits = []
+        for j in set(range(20)) - {i}:
+            d = x0[i] - x0[j]
+            s = float(np.sum((x1[i] - x0[j]) * d) / np.sum(d * d))
+            fits.append((float(np.abs(x1[i] - (s * x0[i] + (1 - s) * x0[j])).max()), s, j))
+        residual, s, j = min(fits)
+        assert residual < 1e-4 and 0.5 - 1e-4 <= s <= 1 + 1e-4
+        np.testing.assert_allclose(y1[i], s * y0[i] + (1 - s) * y0[j], atol=1e-3)
+    validation = Batches(split, 20, training=False, seed=3, mixup=0.4)
+    np.testing.assert_array_equal(validation[0][1], plain.y[:20])

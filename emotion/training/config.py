@@ -20,6 +20,7 @@ STATE_DIR = ".train-state"  # in `out`: an interrupted run's state, what --resum
 CANDIDATE_DIR = "candidate"  # in `out`: a new model that scored below the one already there
 COSINE_FLOOR = 0.01  # the learning rate decays to 1% of its start
 MAX_BLOCKS, MAX_WIDTH, MAX_CONVS = 5, 4096, 16
+MAX_MIXUP = 10.0  # Beta(10, 10) already blends nearly half and half
 MAX_LR = 10.0  # far above any useful rate (1e-3 for Adam, 1e-2 for SGD); beyond it Keras fails
 
 
@@ -39,6 +40,7 @@ class TrainConfig:
     # matrix units; the model written is float32 either way (README, "Training time").
     precision: str = "float32"
     label_smoothing: float = 0.1
+    mixup: float = 0.0  # Beta(mixup, mixup) blends pairs of faces and their labels; 0: off
     patience: int = 15
     blocks: tuple[tuple[int, int], ...] = DEFAULT_BLOCKS
     out: str = str(MODELS_DIR)
@@ -75,6 +77,9 @@ class TrainConfig:
         if not 0 <= self.average <= 1:
             raise TrainError(f"--average {self.average:g}: give the fraction of the epochs to "
                              "average, from 0 (off) to 1, e.g. 0.75")
+        if not (math.isfinite(self.mixup) and 0 <= self.mixup <= MAX_MIXUP):
+            raise TrainError(f"--mixup {self.mixup:g}: give 0 (off) or a Beta parameter up to "
+                             f"{MAX_MIXUP:g}, such as 0.2")
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise TrainError(f"--out {self.out} is a file: give a folder for the model and its "
                              "metrics")

@@ -74,14 +74,29 @@ def trainable(model: keras.Model, augment: bool, robust: bool = True) -> keras.M
                             name="augmented")
 
 
+def mix(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+        alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mixup (Zhang et al., 2018): each face blended with another face of the batch, and its
+    label with that face's label in the same share, drawn from Beta(alpha, alpha)."""
+    share = rng.beta(alpha, alpha, size=len(images)).astype(np.float32)
+    share = np.maximum(share, 1 - share)  # each face keeps the larger part, so its label leads
+    partner = rng.permutation(len(images))
+    mixed = [share.reshape((-1,) + (1,) * (a.ndim - 1)) for a in (images, labels)]
+    return (mixed[0] * images + (1 - mixed[0]) * images[partner],
+            mixed[1] * labels + (1 - mixed[1]) * labels[partner])
+
+
 class Batches(keras.utils.PyDataset):
     """A split's normalised faces and one-hot labels in batches; when training, in an order
-    drawn from (seed, epoch), the epoch being set by `EpochRandomness` before its first batch."""
+    drawn from (seed, epoch), the epoch being set by `EpochRandomness` before its first batch,
+    and mixed (`mix`) when `mixup` is above 0."""
 
-    def __init__(self, split: Split, batch_size: int, training: bool, seed: int):
+    def __init__(self, split: Split, batch_size: int, training: bool, seed: int,
+                 mixup: float = 0.0):
         super().__init__()
         self.images, self.batch_size, self.training, self.seed = (
             split.images, batch_size, training, seed)
+        self.mixup = mixup
         self.y = keras.utils.to_categorical(split.labels, NUM_CLASSES)
         self.epoch = 0
         self._order = (None, np.arange(len(split)))
@@ -97,4 +112,9 @@ class Batches(keras.utils.PyDataset):
 
     def __getitem__(self, i: int):
         index = self.order()[i * self.batch_size:(i + 1) * self.batch_size]
-        return normalise(self.images[index]), self.y[index]
+        images, labels = normalise(self.images[index]), self.y[index]
+        if self.training and self.mixup:
+            # Keyed to (seed, epoch, batch), as the order is: a resumed run mixes the same pairs.
+            rng = np.random.default_rng([self.seed, self.epoch, i, 1])
+            images, labels = mix(images, labels.astype(np.float32), rng, self.mixup)
+        return images, labels

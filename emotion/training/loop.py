@@ -59,7 +59,8 @@ def _train(config: TrainConfig, on_progress, should_stop, dataset) -> TrainResul
     state.begin(config)
 
     # Fit, with the augmentation in front of the network.
-    batches = Batches(train_split, config.batch_size, training=True, seed=config.seed)
+    batches = Batches(train_split, config.batch_size, training=True, seed=config.seed,
+                      mixup=config.mixup)
     fitted = trainable(model, config.augment, config.robust)
     fitted.compile(optimizer=make_optimizer(config, steps=len(batches)), metrics=["accuracy"],
                    loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing))

@@ -129,8 +129,9 @@ class BestCheckpoint(keras.callbacks.Callback):
             self.best = float(current)
             save_model_atomic(self.model, self.path)
 
-# What the saved weights' shapes depend on: a resumed run must use the same.
-MUST_MATCH = ("blocks", "optimizer", "augment", "robust", "precision")
+# What a resumed run must keep: the weights' shapes and the recipe they were fitted by.
+MUST_MATCH = ("blocks", "optimizer", "augment", "robust", "precision", "mixup")
+SAVED_BEFORE = {"robust": False, "mixup": 0.0}  # what runs saved before a setting existed used
 
 
 class RunState:
@@ -155,10 +156,11 @@ class RunState:
         self.check_files(config.epochs)
         mine = json.loads(json.dumps(asdict(config)))  # tuples as lists, as the saved file has them
         for key in MUST_MATCH:
-            if saved.get(key) != mine[key]:
+            theirs = saved.get(key, SAVED_BEFORE.get(key))
+            if theirs != mine[key]:
                 raise TrainError(
                     f"--resume: the interrupted run in {config.out} used "
-                    f"{_setting(key, saved.get(key))}, not {_setting(key, mine[key])}; resume with "
+                    f"{_setting(key, theirs)}, not {_setting(key, mine[key])}; resume with "
                     "the same settings, or train without --resume to start afresh (which discards it)")
 
     def check_files(self, epochs: int) -> None:
@@ -253,6 +255,5 @@ def _setting(key: str, value) -> str:
     if key == "augment":
         return "augmentation" if value else "--no-augment"
     if key == "robust":
-        # A run saved before the setting existed trained with the basic augmentation.
         return "the robust augmentation" if value else "--basic-augment"
     return f"--{key} {value}"
