@@ -71,7 +71,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    which, split = choose_split(data.load(args.data))
+    which, split = choose_split(data.load(args.data), args.split)
     model = load_model(args.model)
     # Both ways, as photos (mirror averaged) and live video (one pass) get them; --tta picks
     # which one the details below (and the JSON's top level) describe.
@@ -87,6 +87,10 @@ def _cmd_evaluate(args) -> int:
     for name, r in (("one pass", single), ("with flip TTA (photos)", mirrored)):
         print(f"{name:<24} accuracy {r.accuracy:.4f}   macro-F1 {r.macro_f1:.4f}   "
               f"ECE {r.ece:.4f}   NLL {r.nll:.4f}")
+    unsure = result.uncertain
+    print(f"\nshown as uncertain (confidence under {unsure.below:.0%}): {unsure.share:.1%} of the "
+          f"faces, their label right {unsure.accuracy:.1%} of the time; the rest right "
+          f"{unsure.accuracy_rest:.1%}")
     print(f"\nper class ({'with flip TTA' if args.tta else 'one pass'}):")
     print(f"{'class':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}")
     for name, s in result.per_class.items():
@@ -299,6 +303,9 @@ def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="score a model on labelled faces")
     p.add_argument("--data", required=True)
     p.add_argument("--model", default=str(app_model_path()))
+    p.add_argument("--split", choices=("test", "val"),
+                   help="test faces, or the validation faces that training holds out of --data "
+                        "(default: test where the data has them)")
     p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_evaluate)

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import calibration
-from .data import Dataset, Split
+from .config import UNCERTAIN_BELOW
+from .data import Dataset, Split, training_splits
 from .errors import DataError, ModelError
 from .labels import EMOTIONS, NUM_CLASSES
 from .preprocess import normalise
@@ -19,6 +20,28 @@ class ClassScore:
     recall: float
     f1: float
     support: int
+
+
+@dataclass
+class Uncertain:
+    """The faces the app shows as "uncertain" (confidence under `below`) and how often the
+    model's label was right for them and for the rest: what the threshold costs and buys."""
+
+    below: float
+    share: float  # of the faces
+    accuracy: float  # of the uncertain faces' labels (0 when there are none)
+    accuracy_rest: float  # of the other faces' labels (0 when there are none)
+
+
+def uncertain_split(probs: np.ndarray, y_true: np.ndarray,
+                    below: float = UNCERTAIN_BELOW) -> Uncertain:
+    """How the faces under `below` confidence and the rest fare (`Uncertain`)."""
+    probs = np.asarray(probs)
+    low = probs.max(axis=1) < below
+    right = probs.argmax(axis=1) == np.asarray(y_true)
+    return Uncertain(below, round(float(low.mean()), 4),
+                     round(float(right[low].mean()), 4) if low.any() else 0.0,
+                     round(float(right[~low].mean()), 4) if (~low).any() else 0.0)
 
 
 @dataclass
@@ -35,6 +58,7 @@ class Evaluation:
     # log-likelihood of the true labels; None where only labels, not probabilities, were scored.
     ece: float | None = None
     nll: float | None = None
+    uncertain: Uncertain | None = None  # with probabilities: the "uncertain" faces' share
 
     @property
     def confusion_normalised(self) -> list[list[float]]:
@@ -80,6 +104,7 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, tta: bool = False,
         tta=tta,
         ece=round(calibration.ece(probs, y_true), 4) if probs is not None and n else None,
         nll=round(calibration.nll(probs, y_true), 4) if probs is not None and n else None,
+        uncertain=uncertain_split(probs, y_true) if probs is not None and n else None,
     )
 
 
@@ -96,8 +121,19 @@ def predict_probabilities(model, images: np.ndarray, tta: bool = False, batch_si
     return probs
 
 
-def choose_split(dataset: Dataset) -> tuple[str, Split]:
-    """The split to evaluate on: test, else validation, else train; DataError when all are empty."""
+def choose_split(dataset: Dataset, which: str | None = None) -> tuple[str, Split]:
+    """The split to evaluate on: `which` ("test", or "val": the validation faces that training
+    holds out), else test, else validation, else train; DataError when it has no faces."""
+    if which == "val":
+        return "val", training_splits(dataset)[1]
+    if which == "test":
+        split = dataset.splits.get("test")
+        if split is None or not len(split):
+            raise DataError(f"{dataset.report.source}: no test faces (a test/ folder or "
+                            "PublicTest rows); give --split val, or data with a test split")
+        return "test", split
+    if which is not None:
+        raise DataError(f"--split {which}: expected test or val")
     for name in ("test", "val", "train"):
         split = dataset.splits.get(name)
         if split is not None and len(split):

@@ -140,6 +140,33 @@ def test_evaluate_picks_a_split_with_faces_or_says_there_is_none(hostile):
         choose_split(empty)
 
 
+def test_evaluation_says_how_the_uncertain_faces_fare():
+    import numpy as np
+
+    from emotion.config import UNCERTAIN_BELOW
+    from emotion.evaluate import score
+
+    probs = np.array([[0.05] * 7, [0.05] * 7, [0.65 / 6] * 7, [0.7 / 6] * 7])
+    probs[0, 3], probs[1, 3] = 0.70, 0.70  # sure: happy, right once
+    probs[2, 4], probs[3, 4] = 0.35, 0.30  # unsure: sad, right once
+    labels = np.array([3, 6, 4, 0])
+    unsure = score(labels, probs.argmax(axis=1), probs=probs).uncertain
+    assert unsure.below == UNCERTAIN_BELOW and unsure.share == 0.5
+    assert unsure.accuracy == 0.5 and unsure.accuracy_rest == 0.5
+    assert score(labels, probs.argmax(axis=1)).uncertain is None  # labels alone: not known
+
+
+def test_evaluate_split_option_names_the_faces_or_says_what_is_missing(hostile):
+    from emotion.data import DataError, load
+    from emotion.evaluate import choose_split
+
+    dataset = load(hostile["single_class.csv"])  # training rows only
+    with pytest.raises(DataError, match="no test faces .*give --split val"):
+        choose_split(dataset, "test")
+    with pytest.raises(DataError, match="a model needs faces of at least two emotions"):
+        choose_split(dataset, "val")  # held out as training would, so checked as training is
+
+
 def test_scores_are_refused_for_outputs_that_are_not_seven_classes(hostile_models):
     import keras
     import numpy as np
