@@ -87,11 +87,11 @@ def _cmd_evaluate(args) -> int:
     for name, r in (("one pass", single), ("with flip TTA (photos)", mirrored)):
         print(f"{name:<24} accuracy {r.accuracy:.4f}   macro-F1 {r.macro_f1:.4f}   "
               f"ECE {r.ece:.4f}   NLL {r.nll:.4f}")
-    unsure = result.uncertain
-    print(f"\nshown as uncertain (confidence under {unsure.below:.0%}): {unsure.share:.1%} of the "
-          f"faces, their label right {unsure.accuracy:.1%} of the time; the rest right "
+    how, unsure = ("with flip TTA" if args.tta else "one pass"), result.uncertain
+    print(f"\nshown as uncertain (confidence under {unsure.below:.0%}, {how}): {unsure.share:.1%} "
+          f"of the faces, their label right {unsure.accuracy:.1%} of the time; the rest right "
           f"{unsure.accuracy_rest:.1%}")
-    print(f"\nper class ({'with flip TTA' if args.tta else 'one pass'}):")
+    print(f"\nper class ({how}):")
     print(f"{'class':<10}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}")
     for name, s in result.per_class.items():
         print(f"{name:<10}{s.precision:>10.3f}{s.recall:>8.3f}{s.f1:>8.3f}{s.support:>9}")

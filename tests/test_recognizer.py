@@ -218,7 +218,7 @@ def test_evaluate_command(tmp_path, model_path, astronaut_bgr):
     assert sum(map(sum, result["confusion_matrix"])) == 2
     assert 0 <= result["uncertain"]["share"] <= 1 and result["uncertain"]["below"] == 0.4
     plain = _run("evaluate", "--data", str(tmp_path), "--model", str(model_path))
-    assert plain.returncode == 0 and "shown as uncertain (confidence under 40%)" in plain.stdout
+    assert plain.returncode == 0 and "shown as uncertain (confidence under 40%, one pass)" in plain.stdout
     missing = _run("evaluate", "--data", str(tmp_path), "--model", str(tmp_path / "none.keras"))
     assert missing.returncode == 2 and "no model at" in missing.stderr
 
