@@ -57,6 +57,7 @@ def _cmd_train(args) -> int:
         robust=not args.basic_augment, precision=args.precision, out=args.out, resume=args.resume,
         patience=args.patience, init=args.init, minutes=args.minutes,
         average=args.average, force=args.force, blocks=_network_blocks(args), mixup=args.mixup,
+        teachers=tuple(args.teacher or ()), distill=args.distill,
     )
     from .training.loop import train  # Keras loads with it: only `train` pays for that
 
@@ -255,6 +256,12 @@ def _add_train(sub) -> None:
     p.add_argument("--mixup", type=float, default=train_defaults.mixup, metavar="ALPHA",
                    help="blend pairs of faces and their labels in shares drawn from Beta(ALPHA, "
                         "ALPHA), such as 0.2 (mixup); default 0, off")
+    p.add_argument("--teacher", action="append", metavar="MODEL",
+                   help="distillation: a trained .keras model whose probabilities for each "
+                        "training face share its target; repeat for several (their mean)")
+    p.add_argument("--distill", type=float, default=train_defaults.distill, metavar="SHARE",
+                   help="with --teacher: the share of each target given to the teachers, from 0 "
+                        f"to 1 (default {train_defaults.distill:g})")
     p.add_argument("--basic-augment", action="store_true",
                    help="flip, shift, rotation and zoom only: without the light, contrast, blur "
                         "and noise that make the model hold up on other cameras")

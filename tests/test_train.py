@@ -417,6 +417,8 @@ def test_train_refuses_an_out_that_is_a_file(tmp_path, capsys):
     ({"lr": 11.0}, "up to 10"), ({"patience": -1}, "--patience -1"),
     ({"minutes": 0.0}, "--minutes 0"), ({"average": 1.5}, "from 0 (off) to 1"),
     ({"mixup": -0.2}, "--mixup -0.2"), ({"mixup": float("inf")}, "--mixup inf"),
+    ({"distill": 1.5}, "--distill 1.5: give the share"), ({"distill": float("nan")}, "--distill nan"),
+    ({"teachers": ("no/such.keras",)}, "--teacher no/such.keras: no such model file"),
     ({"blocks": ((8, 1),) * 6}, "at most 5"), ({"blocks": ((5000, 1),)}, "at most 4096 filters"),
 ])
 def test_train_config_checks_its_settings_for_every_caller(tmp_path, settings, says):
@@ -473,6 +475,9 @@ def test_resume_refuses_another_network_and_keeps_the_saved_run(tiny_folder, tmp
         train(_config(tiny_folder, out, epochs=3, optimizer="sgd", resume=True))
     with pytest.raises(TrainError, match="used --mixup 0.0, not --mixup 0.2"):
         train(_config(tiny_folder, out, epochs=3, mixup=0.2, resume=True))
+    teacher = str(out / STATE_DIR / "best.keras")
+    with pytest.raises(TrainError, match=f"used no --teacher, not --teacher {re.escape(teacher)}"):
+        train(_config(tiny_folder, out, epochs=3, teachers=(teacher,), resume=True))
     assert (out / STATE_DIR / "config.json").read_text() == saved
     result = train(_config(tiny_folder, out, epochs=3, resume=True))  # still resumable
     assert [r["epoch"] for r in result.history] == [1, 2, 3]
@@ -628,3 +633,51 @@ def test_mixup_blends_faces_and_labels_alike_and_only_in_training():
         np.testing.assert_allclose(y1[i], s * y0[i] + (1 - s) * y0[j], atol=1e-3)
     validation = Batches(split, 20, training=False, seed=3, mixup=0.4)
     np.testing.assert_array_equal(validation[0][1], plain.y[:20])
+
+
+def test_distilled_targets_share_each_label_with_the_teachers():
+    from emotion.data import Split
+    from emotion.training.datasets import Batches
+    from emotion.training.distill import distilled_targets
+
+    rng = np.random.default_rng(1)
+    labels = np.arange(30) % 7
+    teachers = rng.dirichlet(np.ones(7), size=30).astype(np.float32)
+    targets = distilled_targets(labels, teachers, 0.25)
+    np.testing.assert_allclose(targets.sum(axis=1), 1, atol=1e-6)
+    np.testing.assert_allclose(targets[np.arange(30), labels],
+                               0.75 + 0.25 * teachers[np.arange(30), labels], atol=1e-6)
+    other = np.ones((30, 7), bool)
+    other[np.arange(30), labels] = False
+    np.testing.assert_allclose(targets[other], 0.25 * teachers[other], atol=1e-6)
+    np.testing.assert_array_equal(distilled_targets(labels, teachers, 0.0).argmax(axis=1), labels)
+
+    split = Split(rng.integers(0, 256, (30, 48, 48), dtype=np.uint8), labels)
+    batches = Batches(split, 10, training=True, seed=3, targets=targets)
+    order = batches.order()[10:20]
+    np.testing.assert_array_equal(batches[1][1], targets[order])  # each face keeps its own target
+
+
+@pytest.mark.slow
+def test_training_distils_from_teachers_and_records_them(tiny_folder, tmp_path, capsys):
+    first = train(_config(tiny_folder, tmp_path / "teacher", epochs=1))
+    out = tmp_path / "student"
+    done = subprocess.run(
+        [sys.executable, "-m", "emotion", "train", "--data", str(tiny_folder), "--epochs", "1",
+         "--tiny", "--out", str(out), "--teacher", str(first.model_path),
+         "--teacher", str(first.model_path), "--distill", "0.7"],
+        capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "teachers: 2, right on" in done.stdout + done.stderr
+    hyper = json.loads((out / "metrics.json").read_text())["hyperparameters"]
+    assert hyper["teachers"] == [str(first.model_path)] * 2 and hyper["distill"] == 0.7
+    # A teacher that is not a model is refused in one line, before anything is written.
+    (tmp_path / "junk").mkdir()
+    junk = _a_file(tmp_path / "junk")
+    bad = subprocess.run(
+        [sys.executable, "-m", "emotion", "train", "--data", str(tiny_folder), "--tiny",
+         "--out", str(tmp_path / "never"), "--teacher", str(junk)],
+        capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "is not a readable Keras model" in bad.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "never").exists()

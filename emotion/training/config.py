@@ -41,6 +41,8 @@ class TrainConfig:
     precision: str = "float32"
     label_smoothing: float = 0.1
     mixup: float = 0.0  # Beta(mixup, mixup) blends pairs of faces and their labels; 0: off
+    teachers: tuple[str, ...] = ()  # models whose probabilities share the targets (distill.py)
+    distill: float = 0.5  # the share of each target given to the teachers
     patience: int = 15
     blocks: tuple[tuple[int, int], ...] = DEFAULT_BLOCKS
     out: str = str(MODELS_DIR)
@@ -80,6 +82,13 @@ class TrainConfig:
         if not (math.isfinite(self.mixup) and 0 <= self.mixup <= MAX_MIXUP):
             raise TrainError(f"--mixup {self.mixup:g}: give 0 (off) or a Beta parameter up to "
                              f"{MAX_MIXUP:g}, such as 0.2")
+        if not (math.isfinite(self.distill) and 0 <= self.distill <= 1):
+            raise TrainError(f"--distill {self.distill:g}: give the share of each target given "
+                             "to the teachers, from 0 to 1, such as 0.5")
+        for teacher in self.teachers:
+            if not Path(teacher).is_file():
+                raise TrainError(f"--teacher {teacher}: no such model file; give a .keras model "
+                                 "such as models/emotion_cnn.keras")
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise TrainError(f"--out {self.out} is a file: give a folder for the model and its "
                              "metrics")

@@ -87,17 +87,19 @@ def mix(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
 
 
 class Batches(keras.utils.PyDataset):
-    """A split's normalised faces and one-hot labels in batches; when training, in an order
-    drawn from (seed, epoch), the epoch being set by `EpochRandomness` before its first batch,
-    and mixed (`mix`) when `mixup` is above 0."""
+    """A split's normalised faces and one-hot labels (or `targets`, one row a face, such as
+    `distill.distilled_targets`) in batches; when training, in an order drawn from (seed, epoch),
+    the epoch being set by `EpochRandomness` before its first batch, and mixed (`mix`) when
+    `mixup` is above 0."""
 
     def __init__(self, split: Split, batch_size: int, training: bool, seed: int,
-                 mixup: float = 0.0):
+                 mixup: float = 0.0, targets: np.ndarray | None = None):
         super().__init__()
         self.images, self.batch_size, self.training, self.seed = (
             split.images, batch_size, training, seed)
         self.mixup = mixup
-        self.y = keras.utils.to_categorical(split.labels, NUM_CLASSES)
+        self.y = (keras.utils.to_categorical(split.labels, NUM_CLASSES) if targets is None
+                  else targets)
         self.epoch = 0
         self._order = (None, np.arange(len(split)))
 

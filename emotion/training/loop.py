@@ -25,6 +25,7 @@ from .callbacks import (CosineSchedule, EpochRandomness, ProgressReporter, TimeB
 from .config import (CANDIDATE_DIR, COSINE_FLOOR, EpochPlan, Progress, Stage, TrainConfig,
                      TrainError, TrainResult)
 from .datasets import Batches, trainable
+from .distill import distilled_targets, teacher_probabilities
 from .selection import choose_model, is_finite, keeps_previous, load_initial_weights
 from .state import AtomicBackup, BestCheckpoint, RunState, run_lock
 
@@ -56,11 +57,18 @@ def _train(config: TrainConfig, on_progress, should_stop, dataset) -> TrainResul
         model = build_model(config.blocks)
     if config.init:
         load_initial_weights(model, Path(config.init))
+    targets = None
+    if config.teachers:
+        teachers = teacher_probabilities(config.teachers, train_split.images)
+        log(config.verbose, f"teachers: {len(config.teachers)}, right on "
+                            f"{(teachers.argmax(axis=1) == train_split.labels).mean():.1%} of the "
+                            f"training faces; {config.distill:g} of each target is theirs")
+        targets = distilled_targets(train_split.labels, teachers, config.distill)
     state.begin(config)
 
     # Fit, with the augmentation in front of the network.
     batches = Batches(train_split, config.batch_size, training=True, seed=config.seed,
-                      mixup=config.mixup)
+                      mixup=config.mixup, targets=targets)
     fitted = trainable(model, config.augment, config.robust)
     fitted.compile(optimizer=make_optimizer(config, steps=len(batches)), metrics=["accuracy"],
                    loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing))

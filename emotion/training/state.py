@@ -130,8 +130,9 @@ class BestCheckpoint(keras.callbacks.Callback):
             save_model_atomic(self.model, self.path)
 
 # What a resumed run must keep: the weights' shapes and the recipe they were fitted by.
-MUST_MATCH = ("blocks", "optimizer", "augment", "robust", "precision", "mixup")
-SAVED_BEFORE = {"robust": False, "mixup": 0.0}  # what runs saved before a setting existed used
+MUST_MATCH = ("blocks", "optimizer", "augment", "robust", "precision", "mixup", "teachers",
+              "distill")
+SAVED_BEFORE = {"robust": False, "mixup": 0.0, "teachers": [], "distill": 0.5}  # what runs saved before a setting existed used
 
 
 class RunState:
@@ -256,4 +257,6 @@ def _setting(key: str, value) -> str:
         return "augmentation" if value else "--no-augment"
     if key == "robust":
         return "the robust augmentation" if value else "--basic-augment"
+    if key == "teachers":
+        return " ".join(f"--teacher {t}" for t in value) if value else "no --teacher"
     return f"--{key} {value}"
