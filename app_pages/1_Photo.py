@@ -35,7 +35,7 @@ with st.expander("Detection settings"):
              "Faces found either way keep the same box and the same scores.",
     )
     mirror = ui.kept(
-        st.toggle, "photo.mirror", True, "Check each face in its mirror image too",
+        st.toggle, "photo.mirror", True, "Check each face several ways",
         help=formatting.mirror_help(registry.model_info()),
     )
 settings = photo.detection_settings(min_face, sensitivity, profiles)

@@ -66,7 +66,7 @@ def _how_made(model_path: Path) -> dict | None:
 def average_models(first: Path, second: Path, share: float, data: str | Path,
                    out: Path) -> AveragedModel:
     """Average two saved models, recompute its batch-norm statistics on the training faces of
-    `data`, calibrate it on the validation faces, score it on test (one pass and flip TTA), and
+    `data`, calibrate it on the validation faces, score it on test (one pass and TTA), and
     write it with its metrics.json and plots into `out`."""
     from .calibration import calibrate_saved
     from .evaluate import evaluate_model

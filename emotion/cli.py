@@ -85,10 +85,10 @@ def _cmd_evaluate(args) -> int:
                           **result.to_dict(), "other": summary}))
         return 0
     print(f"{args.data} ({which}, {result.n_images} images), model {args.model}")
-    for name, r in (("one pass", single), ("with flip TTA (photos)", mirrored)):
+    for name, r in (("one pass", single), ("with TTA (photos)", mirrored)):
         print(f"{name:<24} accuracy {r.accuracy:.4f}   macro-F1 {r.macro_f1:.4f}   "
               f"ECE {r.ece:.4f}   NLL {r.nll:.4f}")
-    how, unsure = ("with flip TTA" if args.tta else "one pass"), result.uncertain
+    how, unsure = ("with TTA" if args.tta else "one pass"), result.uncertain
     print(f"\nshown as uncertain (confidence under {unsure.below:.0%}, {how}): {unsure.share:.1%} "
           f"of the faces, their label right {unsure.accuracy:.1%} of the time; the rest right "
           f"{unsure.accuracy_rest:.1%}")
@@ -218,7 +218,8 @@ def _add_predict(sub) -> None:
     p.add_argument("--profiles", action="store_true",
                    help="also find faces turned to the side (detection takes about 4x as long)")
     p.add_argument("--no-tta", action="store_true",
-                   help="one pass per face instead of averaging it with its mirror image")
+                   help="one pass per face instead of averaging it over the test-time views "
+                        "(mirrored, framed tighter and looser)")
     p.set_defaults(func=_cmd_predict)
 
 
@@ -313,7 +314,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--split", choices=("test", "val"),
                    help="test faces, or the validation faces that training holds out of --data "
                         "(default: test where the data has them)")
-    p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
+    p.add_argument("--tta", action="store_true", help="average each face over the test-time views (mirrored, framed tighter "
+                        "and looser), as photos get them")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -335,7 +337,8 @@ def _add_video(sub) -> None:
     p.add_argument("--csv", help="CSV with one row per frame and face")
     p.add_argument("--model", default=str(app_model_path()))
     p.add_argument("--no-tta", action="store_true",
-                   help="one pass per face instead of averaging it with its mirror image")
+                   help="one pass per face instead of averaging it over the test-time views "
+                        "(mirrored, framed tighter and looser)")
     p.set_defaults(func=cmd_video)
 
 

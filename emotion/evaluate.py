@@ -12,6 +12,7 @@ from .data import Dataset, Split, training_splits
 from .errors import DataError, ModelError
 from .labels import EMOTIONS, NUM_CLASSES
 from .preprocess import normalise
+from .tta import predict as over_views
 
 
 @dataclass
@@ -109,11 +110,17 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, tta: bool = False,
 
 
 def predict_probabilities(model, images: np.ndarray, tta: bool = False, batch_size: int = 512) -> np.ndarray:
-    """Class probabilities for uint8 48x48 faces; with `tta` averaged with the mirrored faces."""
+    """Class probabilities for uint8 48x48 faces; with `tta` averaged over the test-time views
+    (`emotion.tta`: mirrored, framed tighter and looser), as a photo gets them."""
     x = np.asarray(normalise(images))
-    probs = model.predict(x, batch_size=batch_size, verbose=0)
+    one_pass = lambda v: model.predict(v, batch_size=batch_size, verbose=0)  # noqa: E731
     if tta:
-        probs = (probs + model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
+        # In parts, so that the views of a whole training set need not be in memory at once.
+        probs = (np.concatenate([over_views(one_pass, x[i:i + 4096])
+                                 for i in range(0, len(x), 4096)]) if len(x)
+                 else one_pass(x))
+    else:
+        probs = one_pass(x)
     if np.shape(probs) != (len(x), NUM_CLASSES):
         # load_model refuses such a model; one built in code must not be scored on the wrong labels
         raise ModelError(f"the model gave outputs of shape {np.shape(probs)} for {len(x)} faces, "

@@ -129,7 +129,7 @@ class LiveProcessor:
                  clock: Clock = time.monotonic, tta: bool = False):
         self.recognizer = recognizer
         # A camera's frames get one pass (the smoothing over time does TTA's job, and the frame
-        # budget is tight); a video file, with no viewer waiting, averages with the mirror image.
+        # budget is tight); a video file, with no viewer waiting, averages over the test-time views.
         self.tta = tta
         if settings.detection is None:
             settings = replace(settings, detection=recognizer.settings)

@@ -126,7 +126,7 @@ def analyse(
     tta: bool = True,
 ) -> PhotoResult:
     """Decode photo bytes, find each face and its emotion, and draw them; ImageError if bad.
-    `tta`: average each face with its mirror image (README, "Test-time flips")."""
+    `tta`: average each face over the test-time views (`emotion.tta`)."""
     check_upload(name, len(data))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MultiFrameWarning)

@@ -14,6 +14,7 @@ from .labels import EMOTIONS, UNCERTAIN
 from .model import check_probabilities
 from .preprocess import faces_to_input, to_gray
 from .runtime import load_classifier
+from .tta import predict as over_views
 
 # A face's columns in every CSV of faces (a photo's, a video's), after the columns that say which
 # image or frame it is in: where it is, its label, the confidence and the seven probabilities.
@@ -95,28 +96,27 @@ class EmotionRecognizer:
         check_classifier(self.classifier, self.model_path)
         self.settings = settings
         self.detector: FaceDetector = detector or HaarDetector(settings)
-        # Photos average each face with its mirror image by default (flip TTA): +1.1 points on
-        # FER2013's test faces for about 1 ms a face (README, "Test-time flips"). Video from
-        # a camera keeps one pass: its smoothing over time does that job.
+        # Photos average each face over the test-time views by default (mirrored, framed
+        # tighter and looser; README, "Test-time views"). Video from a camera keeps one pass:
+        # its smoothing over time does that job.
         self.tta = tta
 
     def classify(self, crops: list[np.ndarray], tta: bool = False) -> np.ndarray:
         """Probabilities (N, 7) for face crops, in one batched call of the model; with `tta`,
-        averaged with the mirrored crops (the same call, twice the batch)."""
+        averaged over the test-time views (`emotion.tta`: the same call, six times the batch)."""
         if not len(crops):
             return np.zeros((0, len(EMOTIONS)), np.float32)
         x = faces_to_input(crops)
         if not tta:
             return self.classifier.predict(x)
-        probs = self.classifier.predict(np.concatenate([x, x[:, :, ::-1]]))
-        return (probs[:len(x)] + probs[len(x):]) / 2
+        return over_views(self.classifier.predict, x)
 
     def recognize(self, image: np.ndarray, settings: DetectionSettings | None = None,
                   boxes: list[Box] | None = None, tta: bool | None = None) -> list[Face]:
         """Every face in a BGR (or gray) image, left to right, with its emotion.
 
         `settings` overrides the detector's for this call (the Photo page's knobs); `boxes`
-        skips detection altogether; `tta` overrides the recognizer's flip TTA.
+        skips detection altogether; `tta` overrides the recognizer's TTA (`emotion.tta`).
         """
         gray = to_gray(image)
         if boxes is None:

@@ -40,7 +40,7 @@ class ModelInfo:
     test_accuracy: float | None = None
     macro_f1: float | None = None
     test_images: int | None = None
-    tta_accuracy: float | None = None  # test accuracy with flip TTA, what a photo gets by default
+    tta_accuracy: float | None = None  # test accuracy with TTA, what a photo gets by default
     # Without test scores: the validation scores measured when the model was compared with the
     # app's model before it was used (metrics.json "comparison").
     val_accuracy: float | None = None

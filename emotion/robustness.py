@@ -15,6 +15,8 @@ import numpy as np
 
 from .config import IMAGE_SIZE
 from .labels import EMOTIONS
+from .tta import frame_matrix
+from .tta import reframe as warp
 
 Shift = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
@@ -27,14 +29,8 @@ def reframe(scale: float, dx: float = 0.0, dy: float = 0.0) -> Shift:
     """The face as another detector would crop it: `scale` > 1 looser, < 1 tighter, moved by
     (dx, dy) of its size. Parts outside the original crop repeat its border (FER2013 has nothing
     beyond it)."""
-    def shift(faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        c = (IMAGE_SIZE - 1) / 2
-        matrix = np.array([[1 / scale, 0, c - c / scale + dx * IMAGE_SIZE],
-                           [0, 1 / scale, c - c / scale + dy * IMAGE_SIZE]], np.float32)
-        return _each(faces, lambda f: cv2.warpAffine(
-            f, matrix, (IMAGE_SIZE, IMAGE_SIZE), flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE))
-    return shift
+    matrix = frame_matrix(scale, dx, dy)
+    return lambda faces, rng: warp(faces, matrix)
 
 
 def blur(sigma: float) -> Shift:

@@ -73,7 +73,7 @@ def annotate_video(source: str | Path, out: str | None = None, csv_path: str | N
                    tta: bool = True, progress: bool = False) -> VideoResult:
     """Annotate every frame of `source`: the video with boxes and labels to `out` (.mp4 or .avi,
     or '-'), one row per frame and face to `csv_path`. `recognizer` (else one for `model`, else
-    for the app's model); `tta`: each face averaged with its mirror image; `progress`: a progress bar on stderr.
+    for the app's model); `tta`: each face averaged over the test-time views; `progress`: a progress bar on stderr.
 
     OutputError or VideoError, before the model loads, for outputs that cannot be written or an
     input that is not a readable video; VideoError when writing fails (nothing is left behind).

@@ -28,10 +28,11 @@ from emotion.labels import EMOTIONS  # noqa: E402
 from emotion.preprocess import normalise  # noqa: E402
 from emotion.robustness import Robustness, evaluate_shifts  # noqa: E402
 from emotion.runtime import load_classifier  # noqa: E402
+from emotion.tta import predict as over_views  # noqa: E402
 
 
 def predictor(model_path: Path, tta: bool):
-    """uint8 faces -> probabilities through the app's runtime, with flip TTA if asked."""
+    """uint8 faces -> probabilities through the app's runtime, with TTA (`emotion.tta`) if asked."""
     classifier = load_classifier(model_path)
 
     def batched(x: np.ndarray) -> np.ndarray:
@@ -39,7 +40,7 @@ def predictor(model_path: Path, tta: bool):
 
     def predict(faces: np.ndarray) -> np.ndarray:
         x = np.asarray(normalise(faces))
-        return (batched(x) + batched(x[:, :, ::-1])) / 2 if tta else batched(x)
+        return over_views(batched, x) if tta else batched(x)
 
     return predict
 
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"data": str(args.data), "split": args.split, "tta": args.tta,
                           "faces": len(split), "models": {k: r.to_dict() for k, r in results.items()}}))
         return 0
-    print(f"{args.data} {args.split} ({len(split)} faces){', flip TTA' if args.tta else ''}\n")
+    print(f"{args.data} {args.split} ({len(split)} faces){', TTA' if args.tta else ''}\n")
     print(table(results))
     return 0
 

@@ -60,7 +60,7 @@ def test_the_mirror_switch_says_the_app_models_measured_gain(app_model):
     info = registry.model_info(app_model(METRICS | {"test_tta": {"accuracy": 0.6861}}))
     assert info.tta_accuracy == 0.6861
     assert "(68.6% against 67.1% on 3,589 test faces)" in formatting.mirror_help(info)
-    # A model measured without flips: no figures, rather than another model's.
+    # A model measured without TTA: no figures, rather than another model's.
     bare = formatting.mirror_help(registry.model_info(app_model(METRICS)))
     assert "%" not in bare and bare.startswith("Averages each face's scores")
 

@@ -83,14 +83,22 @@ def recognizer(model_path):
     return EmotionRecognizer(model_path)
 
 
-def test_flip_tta_averages_each_face_with_its_mirror(recognizer, astronaut_bgr):
+def test_tta_averages_each_face_over_its_six_views(recognizer, astronaut_bgr):
+    from emotion import tta
+    from emotion.preprocess import faces_to_input
+
     face = astronaut_bgr[20:260, 110:340]
-    mirrored = np.ascontiguousarray(face[:, ::-1])
+    x = faces_to_input([face])
+    mirrored = recognizer.classify([np.ascontiguousarray(face[:, ::-1])])[0]
     one = recognizer.classify([face])[0]
-    flipped = recognizer.classify([mirrored])[0]
+    framed = [tta.reframe(x, tta.frame_matrix(s)) for s in (0.92, 1.08)]
+    tight, loose = (recognizer.classifier.predict(f)[0] for f in framed)
+    tight_m, loose_m = (recognizer.classifier.predict(f[:, :, ::-1])[0] for f in framed)
     both = recognizer.classify([face], tta=True)[0]
-    assert np.allclose(both, (one + flipped) / 2, atol=1e-5)
-    assert not np.allclose(one, flipped, atol=1e-3)  # else the test would prove nothing
+    expected = np.mean([one, mirrored, tight, tight_m, loose, loose_m], axis=0)
+    assert np.allclose(both, expected, atol=1e-5)
+    # Else the test would prove nothing: each view answers differently.
+    assert not np.allclose(one, mirrored, atol=1e-3) and not np.allclose(tight, loose, atol=1e-3)
     # The photo path uses it by default; tta=False gives the one pass back.
     box = recognizer.recognize(face)[0].box
     crop = face[box.y:box.y + box.h, box.x:box.x + box.w]
@@ -114,8 +122,8 @@ def test_recognizer_names_each_face_in_one_batched_call(recognizer, astronaut_bg
         faces = recognizer.recognize(group)
     finally:
         del recognizer.classifier.predict
-    # One call: the three faces and their three mirror images (flip TTA, on by default).
-    assert len(faces) == 3 and calls == [6]
+    # One call: the three faces in their six test-time views each (TTA, on by default).
+    assert len(faces) == 3 and calls == [18]
     for f in faces:
         assert f.label in EMOTIONS
         assert set(f.probabilities) == set(EMOTIONS)

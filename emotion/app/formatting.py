@@ -223,12 +223,13 @@ HUMAN_CAPTION = (
 
 
 def mirror_help(info) -> str:
-    """The Photo page's help for flip TTA, with the app's model's measured gain where known."""
-    text = "Averages each face's scores with those of its mirror image: right a little more often"
+    """The Photo page's help for TTA, with the app's model's measured gain where known."""
+    text = ("Averages each face's scores over six views of it (mirrored, framed a little tighter "
+            "and looser): right a little more often")
     if info.tta_accuracy is not None and info.test_accuracy is not None:
         text += (f" ({info.tta_accuracy:.1%} against {info.test_accuracy:.1%} on "
                  f"{info.test_images or 0:,} test faces)")
-    return text + ", about 1 ms more a face."
+    return text + ", about 4 ms more a face."
 
 
 def _uncertain_caption() -> str:

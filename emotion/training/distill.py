@@ -20,7 +20,7 @@ from .config import TrainError
 
 
 def teacher_probabilities(paths: tuple[str, ...], images: np.ndarray) -> np.ndarray:
-    """The teachers' mean probabilities for `images`, each with flips (what a photo gets)."""
+    """The teachers' mean probabilities for `images`, each over the test-time views (what a photo gets)."""
     teachers = [_load_teacher(Path(p)) for p in paths]  # all checked before the long predictions
     return np.mean([predict_probabilities(t, images, tta=True) for t in teachers], axis=0)
 

@@ -117,7 +117,7 @@ def _train(config: TrainConfig, on_progress, should_stop, dataset) -> TrainResul
     if test_split:
         test_probs = predict_probabilities(model, test_split.images)
         evaluation = score(test_split.labels, test_probs.argmax(axis=1), probs=test_probs)
-        # What a photo gets by default (flip TTA): the Photo page shows the two side by side.
+        # What a photo gets by default (TTA): the Photo page shows the two side by side.
         mirrored = evaluate_model(model, test_split.images, test_split.labels, tta=True)
     calibration = calibration_summary(calibrated, test_probs, test_split.labels if test_split
                                       else None) if calibrated else None
