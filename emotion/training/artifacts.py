@@ -112,10 +112,13 @@ def build_metrics(*, config: TrainConfig, dataset: Dataset, splits: tuple[Split,
 
 
 def tta_summary(mirrored: Evaluation) -> dict:
-    """metrics.json's "test_tta": the test scores with TTA (`emotion.tta`), what a photo gets by default."""
+    """metrics.json's "test_tta": the test scores with TTA (`emotion.tta`), what a photo gets by
+    default, and the views they were measured with."""
+    from ..tta import SCALES
+
     return {"accuracy": mirrored.accuracy, "macro_f1": mirrored.macro_f1, "ece": mirrored.ece,
             "recall": {e: c.recall for e, c in mirrored.per_class.items()},
-            "n_images": mirrored.n_images}
+            "n_images": mirrored.n_images, "views": {"scales": list(SCALES), "mirrored": True}}
 
 
 def schedule_text(per_epoch: bool, averaged: list[int]) -> str:
