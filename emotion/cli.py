@@ -314,7 +314,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--split", choices=("test", "val"),
                    help="test faces, or the validation faces that training holds out of --data "
                         "(default: test where the data has them)")
-    p.add_argument("--tta", action="store_true", help="average each face over the test-time views (mirrored, framed tighter "
+    p.add_argument("--tta", action="store_true",
+                   help="average each face over the test-time views (mirrored, framed tighter "
                         "and looser), as photos get them")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_evaluate)

@@ -417,7 +417,8 @@ def test_train_refuses_an_out_that_is_a_file(tmp_path, capsys):
     ({"lr": 11.0}, "up to 10"), ({"patience": -1}, "--patience -1"),
     ({"minutes": 0.0}, "--minutes 0"), ({"average": 1.5}, "from 0 (off) to 1"),
     ({"mixup": -0.2}, "--mixup -0.2"), ({"mixup": float("inf")}, "--mixup inf"),
-    ({"distill": 1.5}, "--distill 1.5: give the share"), ({"distill": float("nan")}, "--distill nan"),
+    ({"distill": 1.5}, "--distill 1.5: give the share"),
+    ({"distill": float("nan")}, "--distill nan"),
     ({"teachers": ("no/such.keras",)}, "--teacher no/such.keras: no such model file"),
     ({"blocks": ((8, 1),) * 6}, "at most 5"), ({"blocks": ((5000, 1),)}, "at most 4096 filters"),
 ])

@@ -16,21 +16,14 @@ import numpy as np
 from ..evaluate import predict_probabilities
 from ..labels import NUM_CLASSES
 from ..model import load_model
-from .config import TrainError
 
 
 def teacher_probabilities(paths: tuple[str, ...], images: np.ndarray) -> np.ndarray:
-    """The teachers' mean probabilities for `images`, each over the test-time views (what a photo gets)."""
-    teachers = [_load_teacher(Path(p)) for p in paths]  # all checked before the long predictions
+    """The teachers' mean probabilities for `images`, each over the test-time views (`emotion.tta`,
+    what a photo gets)."""
+    # load_model refuses a file that is not an emotion model: all are checked before predicting.
+    teachers = [load_model(Path(p)) for p in paths]
     return np.mean([predict_probabilities(t, images, tta=True) for t in teachers], axis=0)
-
-
-def _load_teacher(path: Path) -> keras.Model:
-    model = load_model(path)
-    if model.output_shape[-1] != NUM_CLASSES:
-        raise TrainError(f"--teacher {path}: it names {model.output_shape[-1]} classes, not the "
-                         f"{NUM_CLASSES} emotions; give a model of this app's kind")
-    return model
 
 
 def distilled_targets(labels: np.ndarray, teachers: np.ndarray, share: float) -> np.ndarray:
