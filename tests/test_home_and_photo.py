@@ -82,6 +82,13 @@ def test_quality_sentences_come_from_the_measured_figures():
     assert said[1].startswith("Best at disgust and surprise") and "weakest at happy and fear" in said[1]
 
 
+def test_what_a_photo_gets_is_said_only_when_measured_and_better():
+    said = formatting.quality_sentences(METRICS | {"test_tta": {"accuracy": 0.6893}})
+    assert said[2] == "A photo, where each face is checked several ways, gets 68.9%."
+    for views in ({"accuracy": 0.66}, {"accuracy": "n/a"}, "broken", None):
+        assert len(formatting.quality_sentences(METRICS | {"test_tta": views})) == 2
+
+
 def test_calibration_is_claimed_only_when_measured_and_small():
     calibrated = {**METRICS, "calibration": {"temperature": 1.4, "test": {"ece_after": 0.021}}}
     said = formatting.quality_sentences(calibrated)

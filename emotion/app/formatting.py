@@ -148,7 +148,8 @@ def _names(names: list[str]) -> str:
 def quality_sentences(metrics: dict | None) -> list[str]:
     """The model's quality in plain words, from its measured metrics.json (nothing when it holds no
     test figures): how often it is right on faces it never saw, the emotions it recognises best and
-    worst (by recall), and, where measured and small, that its confidence is calibrated."""
+    worst (by recall), what a photo gets where its test-time views were measured, and, where
+    measured and small, that its confidence is calibrated."""
     test = (metrics or {}).get("test")
     if not isinstance(test, dict) or not isinstance(test.get("accuracy"), (int, float)):
         return []
@@ -172,6 +173,11 @@ def quality_sentences(metrics: dict | None) -> list[str]:
             f"faces named right), weakest at {_names(worst)} "
             f"({' and '.join(f'{recall[e]:.0%}' for e in worst)})."
         )
+
+    views = (metrics or {}).get("test_tta")
+    if isinstance(views, dict) and isinstance(views.get("accuracy"), (int, float)) \
+            and views["accuracy"] > accuracy:
+        said.append(f"A photo, where each face is checked several ways, gets {views['accuracy']:.1%}.")
 
     calibration = (metrics or {}).get("calibration")
     ece = None
