@@ -15,8 +15,7 @@ import numpy as np
 
 from .config import IMAGE_SIZE
 from .labels import EMOTIONS
-from .tta import frame_matrix
-from .tta import reframe as warp
+from .tta import frame_matrix, reframe as warp
 
 Shift = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 

@@ -132,7 +132,8 @@ class BestCheckpoint(keras.callbacks.Callback):
 # What a resumed run must keep: the weights' shapes and the recipe they were fitted by.
 MUST_MATCH = ("blocks", "optimizer", "augment", "robust", "precision", "mixup", "teachers",
               "distill")
-SAVED_BEFORE = {"robust": False, "mixup": 0.0, "teachers": [], "distill": 0.5}  # what runs saved before a setting existed used
+# What runs saved before a setting existed used.
+SAVED_BEFORE = {"robust": False, "mixup": 0.0, "teachers": [], "distill": 0.5}
 
 
 class RunState:
