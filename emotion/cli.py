@@ -57,7 +57,7 @@ def _cmd_train(args) -> int:
         robust=not args.basic_augment, precision=args.precision, out=args.out, resume=args.resume,
         patience=args.patience, init=args.init, minutes=args.minutes,
         average=args.average, force=args.force, blocks=_network_blocks(args), mixup=args.mixup,
-        teachers=tuple(args.teacher or ()), distill=args.distill,
+        balance=args.balance, teachers=tuple(args.teacher or ()), distill=args.distill,
     )
     from .training.loop import train  # Keras loads with it: only `train` pays for that
 
@@ -257,6 +257,10 @@ def _add_train(sub) -> None:
     p.add_argument("--mixup", type=float, default=train_defaults.mixup, metavar="ALPHA",
                    help="blend pairs of faces and their labels in shares drawn from Beta(ALPHA, "
                         "ALPHA), such as 0.2 (mixup); default 0, off")
+    p.add_argument("--balance", type=float, default=train_defaults.balance, metavar="POWER",
+                   help="class-balanced loss: each face weighs (mean count / its emotion's count) "
+                        "** POWER, so rarer emotions count more; 1 weighs every emotion the same, "
+                        "0.5 halfway; default 0, off")
     p.add_argument("--teacher", action="append", metavar="MODEL",
                    help="distillation: a trained .keras model whose probabilities for each "
                         "training face share its target; repeat for several (their mean)")

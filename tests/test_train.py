@@ -180,14 +180,16 @@ def test_train_command_line(tiny_folder, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "emotion", "train", "--data", str(tiny_folder), "--epochs", "1",
          "--batch-size", "32", "--out", str(out), "--optimizer", "sgd", "--lr", "0.01",
-         "--tiny", "--mixup", "0.2"],
+         "--tiny", "--mixup", "0.2", "--balance", "0.5"],
         capture_output=True, text=True,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["epochs_run"] == 1 and 0 <= summary["accuracy"] <= 1
     assert (out / "emotion_cnn.keras").is_file()
-    assert json.loads((out / "metrics.json").read_text())["hyperparameters"]["mixup"] == 0.2
+    hyper = json.loads((out / "metrics.json").read_text())["hyperparameters"]
+    assert hyper["mixup"] == 0.2 and hyper["balance"] == 0.5
+    assert "class weights: angry 1." in done.stdout + done.stderr
     bad = subprocess.run([sys.executable, "-m", "emotion", "train", "--data", str(tmp_path / "none")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "no such file or folder" in bad.stderr
@@ -417,6 +419,8 @@ def test_train_refuses_an_out_that_is_a_file(tmp_path, capsys):
     ({"lr": 11.0}, "up to 10"), ({"patience": -1}, "--patience -1"),
     ({"minutes": 0.0}, "--minutes 0"), ({"average": 1.5}, "from 0 (off) to 1"),
     ({"mixup": -0.2}, "--mixup -0.2"), ({"mixup": float("inf")}, "--mixup inf"),
+    ({"balance": -0.5}, "--balance -0.5: give 0 (off) up to 1"),
+    ({"balance": float("nan")}, "--balance nan"), ({"balance": 2.0}, "--balance 2"),
     ({"distill": 1.5}, "--distill 1.5: give the share"),
     ({"distill": float("nan")}, "--distill nan"),
     ({"teachers": ("no/such.keras",)}, "--teacher no/such.keras: no such model file"),
@@ -476,6 +480,8 @@ def test_resume_refuses_another_network_and_keeps_the_saved_run(tiny_folder, tmp
         train(_config(tiny_folder, out, epochs=3, optimizer="sgd", resume=True))
     with pytest.raises(TrainError, match="used --mixup 0.0, not --mixup 0.2"):
         train(_config(tiny_folder, out, epochs=3, mixup=0.2, resume=True))
+    with pytest.raises(TrainError, match="used --balance 0.0, not --balance 0.5"):
+        train(_config(tiny_folder, out, epochs=3, balance=0.5, resume=True))
     teacher = str(out / STATE_DIR / "best.keras")
     with pytest.raises(TrainError, match=f"used no --teacher, not --teacher {re.escape(teacher)}"):
         train(_config(tiny_folder, out, epochs=3, teachers=(teacher,), resume=True))
@@ -634,6 +640,31 @@ def test_mixup_blends_faces_and_labels_alike_and_only_in_training():
         np.testing.assert_allclose(y1[i], s * y0[i] + (1 - s) * y0[j], atol=1e-3)
     validation = Batches(split, 20, training=False, seed=3, mixup=0.4)
     np.testing.assert_array_equal(validation[0][1], plain.y[:20])
+
+
+def test_class_balanced_weights_favour_rare_emotions_and_average_one():
+    from emotion.data import Split
+    from emotion.training.datasets import Batches, balanced_weights
+
+    counts = np.array([400, 40, 400, 800, 500, 300, 500])
+    labels = np.repeat(np.arange(7), counts)
+    np.testing.assert_allclose(balanced_weights(labels, 0.0), 1, atol=1e-6)
+    for power in (0.5, 1.0):
+        weights = balanced_weights(labels, power)
+        assert weights[labels].mean() == pytest.approx(1, abs=1e-5)  # the rate keeps its meaning
+        assert weights[1] > weights[5] > weights[0] > weights[4] > weights[3]  # rarer weighs more
+    full = balanced_weights(labels, 1.0)
+    np.testing.assert_allclose(full * counts, (full * counts)[0], rtol=1e-5)  # each emotion alike
+    np.testing.assert_allclose(balanced_weights(labels, 0.5) ** 2 / full,
+                               (balanced_weights(labels, 0.5) ** 2 / full)[0], rtol=1e-5)
+
+    rng = np.random.default_rng(2)
+    split = Split(rng.integers(0, 256, (28, 48, 48), dtype=np.uint8), np.arange(28) % 7)
+    for mixup in (0.0, 0.4):
+        x, y, w = Batches(split, 14, training=True, seed=3, mixup=mixup, class_weights=full)[1]
+        np.testing.assert_allclose(w, y @ full, rtol=1e-6)  # a mixed face: its labels' shares
+        assert w.shape == (14,) and w.dtype == np.float32
+    assert len(Batches(split, 14, training=True, seed=3)[0]) == 2  # no weights when off
 
 
 def test_distilled_targets_share_each_label_with_the_teachers():

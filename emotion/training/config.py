@@ -21,6 +21,7 @@ CANDIDATE_DIR = "candidate"  # in `out`: a new model that scored below the one a
 COSINE_FLOOR = 0.01  # the learning rate decays to 1% of its start
 MAX_BLOCKS, MAX_WIDTH, MAX_CONVS = 5, 4096, 16
 MAX_MIXUP = 10.0  # Beta(10, 10) already blends nearly half and half
+MAX_BALANCE = 1.0  # 1: each emotion weighs as much in the loss as every other, whatever its count
 MAX_LR = 10.0  # far above any useful rate (1e-3 for Adam, 1e-2 for SGD); beyond it Keras fails
 
 
@@ -41,6 +42,7 @@ class TrainConfig:
     precision: str = "float32"
     label_smoothing: float = 0.1
     mixup: float = 0.0  # Beta(mixup, mixup) blends pairs of faces and their labels; 0: off
+    balance: float = 0.0  # class-balanced loss: weights (mean count / count) ** balance; 0: off
     teachers: tuple[str, ...] = ()  # models whose probabilities share the targets (distill.py)
     distill: float = 0.5  # the share of each target given to the teachers
     patience: int = 15
@@ -82,6 +84,9 @@ class TrainConfig:
         if not (math.isfinite(self.mixup) and 0 <= self.mixup <= MAX_MIXUP):
             raise TrainError(f"--mixup {self.mixup:g}: give 0 (off) or a Beta parameter up to "
                              f"{MAX_MIXUP:g}, such as 0.2")
+        if not (math.isfinite(self.balance) and 0 <= self.balance <= MAX_BALANCE):
+            raise TrainError(f"--balance {self.balance:g}: give 0 (off) up to {MAX_BALANCE:g} "
+                             "(every emotion weighs the same), such as 0.5")
         if not (math.isfinite(self.distill) and 0 <= self.distill <= 1):
             raise TrainError(f"--distill {self.distill:g}: give the share of each target given "
                              "to the teachers, from 0 to 1, such as 0.5")

@@ -86,18 +86,30 @@ def mix(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
             mixed[1] * labels + (1 - mixed[1]) * labels[partner])
 
 
+def balanced_weights(labels: np.ndarray, power: float) -> np.ndarray:
+    """Each emotion's weight in a class-balanced loss: (mean count / its count) ** `power`,
+    scaled so that the faces of `labels` weigh 1 on average (the learning rate keeps its meaning)."""
+    counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64)
+    weights = np.ones(NUM_CLASSES)
+    present = counts > 0
+    weights[present] = (counts[present].mean() / counts[present]) ** power
+    return (weights / (weights @ counts / counts.sum())).astype(np.float32)
+
+
 class Batches(keras.utils.PyDataset):
     """A split's normalised faces and one-hot labels (or `targets`, one row a face, such as
     `distill.distilled_targets`) in batches; when training, in an order drawn from (seed, epoch),
     the epoch being set by `EpochRandomness` before its first batch, and mixed (`mix`) when
-    `mixup` is above 0."""
+    `mixup` is above 0. With `class_weights`, each face also has a weight in the loss: its
+    target's (mixed or distilled) shares of the emotions' weights."""
 
     def __init__(self, split: Split, batch_size: int, training: bool, seed: int,
-                 mixup: float = 0.0, targets: np.ndarray | None = None):
+                 mixup: float = 0.0, targets: np.ndarray | None = None,
+                 class_weights: np.ndarray | None = None):
         super().__init__()
         self.images, self.batch_size, self.training, self.seed = (
             split.images, batch_size, training, seed)
-        self.mixup = mixup
+        self.mixup, self.class_weights = mixup, class_weights
         self.y = (keras.utils.to_categorical(split.labels, NUM_CLASSES) if targets is None
                   else targets)
         self.epoch = 0
@@ -119,4 +131,6 @@ class Batches(keras.utils.PyDataset):
             # Keyed to (seed, epoch, batch), as the order is: a resumed run mixes the same pairs.
             rng = np.random.default_rng([self.seed, self.epoch, i, 1])
             images, labels = mix(images, labels.astype(np.float32), rng, self.mixup)
+        if self.class_weights is not None:
+            return images, labels, (labels @ self.class_weights).astype(np.float32)
         return images, labels

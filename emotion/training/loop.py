@@ -18,13 +18,14 @@ from ..config import MODEL_FILE
 from ..calibration import calibrate
 from ..calibration import summary as calibration_summary
 from ..evaluate import evaluate_model, predict_probabilities, score
+from ..labels import EMOTIONS
 from ..model import build_model
 from .artifacts import build_metrics, write_artifacts
 from .callbacks import (CosineSchedule, EpochRandomness, ProgressReporter, TimeBudget,
                         TrainingCancelled, WeightAverager, log)
 from .config import (CANDIDATE_DIR, COSINE_FLOOR, EpochPlan, Progress, Stage, TrainConfig,
                      TrainError, TrainResult)
-from .datasets import Batches, trainable
+from .datasets import Batches, balanced_weights, trainable
 from .distill import distilled_targets, teacher_probabilities
 from .selection import choose_model, is_finite, keeps_previous, load_initial_weights
 from .state import AtomicBackup, BestCheckpoint, RunState, run_lock
@@ -67,8 +68,12 @@ def _train(config: TrainConfig, on_progress, should_stop, dataset) -> TrainResul
     state.begin(config)
 
     # Fit, with the augmentation in front of the network.
+    weights = balanced_weights(train_split.labels, config.balance) if config.balance else None
+    if weights is not None:
+        log(config.verbose, "class weights: " + ", ".join(
+            f"{name} {w:.2f}" for name, w in zip(EMOTIONS, weights)))
     batches = Batches(train_split, config.batch_size, training=True, seed=config.seed,
-                      mixup=config.mixup, targets=targets)
+                      mixup=config.mixup, targets=targets, class_weights=weights)
     fitted = trainable(model, config.augment, config.robust)
     fitted.compile(optimizer=make_optimizer(config, steps=len(batches)), metrics=["accuracy"],
                    loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing))

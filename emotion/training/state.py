@@ -130,10 +130,10 @@ class BestCheckpoint(keras.callbacks.Callback):
             save_model_atomic(self.model, self.path)
 
 # What a resumed run must keep: the weights' shapes and the recipe they were fitted by.
-MUST_MATCH = ("blocks", "optimizer", "augment", "robust", "precision", "mixup", "teachers",
-              "distill")
+MUST_MATCH = ("blocks", "optimizer", "augment", "robust", "precision", "mixup", "balance",
+              "teachers", "distill")
 # What runs saved before a setting existed used.
-SAVED_BEFORE = {"robust": False, "mixup": 0.0, "teachers": [], "distill": 0.5}
+SAVED_BEFORE = {"robust": False, "mixup": 0.0, "balance": 0.0, "teachers": [], "distill": 0.5}
 
 
 class RunState:
