@@ -74,18 +74,18 @@ def _cmd_train(args) -> int:
 def _cmd_evaluate(args) -> int:
     which, split = choose_split(data.load(args.data), args.split)
     model = load_model(args.model)
-    # Both ways, as photos (mirror averaged) and live video (one pass) get them; --tta picks
-    # which one the details below (and the JSON's top level) describe.
+    # Both ways, as photos (the test-time views) and live video (one pass) get them; --tta
+    # picks which one the details below (and the JSON's top level) describe.
     single = evaluate_model(model, split.images, split.labels)
-    mirrored = evaluate_model(model, split.images, split.labels, tta=True)
-    result, other = (mirrored, single) if args.tta else (single, mirrored)
+    views = evaluate_model(model, split.images, split.labels, tta=True)
+    result, other = (views, single) if args.tta else (single, views)
     if args.json:
         summary = {k: getattr(other, k) for k in ("accuracy", "macro_f1", "ece", "nll", "tta")}
         print(json.dumps({"data": str(args.data), "split": which, "model": str(args.model),
                           **result.to_dict(), "other": summary}))
         return 0
     print(f"{args.data} ({which}, {result.n_images} images), model {args.model}")
-    for name, r in (("one pass", single), ("with TTA (photos)", mirrored)):
+    for name, r in (("one pass", single), ("with TTA (photos)", views)):
         print(f"{name:<24} accuracy {r.accuracy:.4f}   macro-F1 {r.macro_f1:.4f}   "
               f"ECE {r.ece:.4f}   NLL {r.nll:.4f}")
     how, unsure = ("with TTA" if args.tta else "one pass"), result.uncertain
