@@ -36,7 +36,7 @@ with st.expander("Detection settings"):
     )
     mirror = ui.kept(
         st.toggle, "photo.mirror", True, "Check each face several ways",
-        help=formatting.mirror_help(registry.model_info()),
+        help=formatting.views_help(registry.model_info()),
     )
 settings = photo.detection_settings(min_face, sensitivity, profiles)
 

@@ -110,9 +110,9 @@ def model_info(model_path: Path | None = None) -> ModelInfo:
     models = (metrics.get("averaged") or {}).get("models")
     if isinstance(models, list):
         info.averaged = len(models)
-    mirrored = metrics.get("test_tta") or {}
-    if isinstance(mirrored.get("accuracy"), (int, float)):
-        info.tta_accuracy = float(mirrored["accuracy"])
+    views = metrics.get("test_tta") or {}
+    if isinstance(views.get("accuracy"), (int, float)):
+        info.tta_accuracy = float(views["accuracy"])
     if info.test_accuracy is None:
         comparison = recorded(metrics)
         val = next((s for s in comparison.splits if s.split == VALIDATION), None) if comparison else None

@@ -59,9 +59,9 @@ def test_times_in_says_a_share_in_plain_terms():
 def test_the_mirror_switch_says_the_app_models_measured_gain(app_model):
     info = registry.model_info(app_model(METRICS | {"test_tta": {"accuracy": 0.6861}}))
     assert info.tta_accuracy == 0.6861
-    assert "(68.6% against 67.1% on 3,589 test faces)" in formatting.mirror_help(info)
+    assert "(68.6% against 67.1% on 3,589 test faces)" in formatting.views_help(info)
     # A model measured without TTA: no figures, rather than another model's.
-    bare = formatting.mirror_help(registry.model_info(app_model(METRICS)))
+    bare = formatting.views_help(registry.model_info(app_model(METRICS)))
     assert "%" not in bare and bare.startswith("Averages each face's scores")
 
 

@@ -228,7 +228,7 @@ HUMAN_CAPTION = (
 )
 
 
-def mirror_help(info) -> str:
+def views_help(info) -> str:
     """The Photo page's help for TTA, with the app's model's measured gain where known."""
     text = ("Averages each face's scores over six views of it (mirrored, framed a little tighter "
             "and looser): right a little more often")

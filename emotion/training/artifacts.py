@@ -61,7 +61,7 @@ def build_metrics(*, config: TrainConfig, dataset: Dataset, splits: tuple[Split,
                   evaluation: Evaluation | None, history: list[dict[str, float]], seconds: float,
                   stopped_early: bool, commands: list[str], epochs: int, averaged: list[int],
                   choice: dict | None, calibration: dict | None = None,
-                  mirrored: Evaluation | None = None) -> dict:
+                  views: Evaluation | None = None) -> dict:
     """metrics.json: the test scores, the data, every setting and command, the time, the versions."""
     train_split, val_split, test_split = splits
     best = max(history, key=lambda r: r.get("val_accuracy", 0)) if history else {}
@@ -106,19 +106,19 @@ def build_metrics(*, config: TrainConfig, dataset: Dataset, splits: tuple[Split,
         metrics["model_choice"] = choice
     if calibration:
         metrics["calibration"] = calibration
-    if mirrored:
-        metrics["test_tta"] = tta_summary(mirrored)
+    if views:
+        metrics["test_tta"] = tta_summary(views)
     return metrics
 
 
-def tta_summary(mirrored: Evaluation) -> dict:
+def tta_summary(views: Evaluation) -> dict:
     """metrics.json's "test_tta": the test scores with TTA (`emotion.tta`), what a photo gets by
     default, and the views they were measured with."""
     from ..tta import SCALES
 
-    return {"accuracy": mirrored.accuracy, "macro_f1": mirrored.macro_f1, "ece": mirrored.ece,
-            "recall": {e: c.recall for e, c in mirrored.per_class.items()},
-            "n_images": mirrored.n_images, "views": {"scales": list(SCALES), "mirrored": True}}
+    return {"accuracy": views.accuracy, "macro_f1": views.macro_f1, "ece": views.ece,
+            "recall": {e: c.recall for e, c in views.per_class.items()},
+            "n_images": views.n_images, "views": {"scales": list(SCALES), "mirrored": True}}
 
 
 def schedule_text(per_epoch: bool, averaged: list[int]) -> str:

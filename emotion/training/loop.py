@@ -118,19 +118,19 @@ def _train(config: TrainConfig, on_progress, should_stop, dataset) -> TrainResul
         log(config.verbose, f"calibration: temperature {calibrated.temperature:.3f}, validation "
                             f"ECE {calibrated.fitted_on.ece_before:.4f} -> "
                             f"{calibrated.fitted_on.ece_after:.4f}")
-    evaluation, test_probs, mirrored = None, None, None
+    evaluation, test_probs, views = None, None, None
     if test_split:
         test_probs = predict_probabilities(model, test_split.images)
         evaluation = score(test_split.labels, test_probs.argmax(axis=1), probs=test_probs)
         # What a photo gets by default (TTA): the Photo page shows the two side by side.
-        mirrored = evaluate_model(model, test_split.images, test_split.labels, tta=True)
+        views = evaluate_model(model, test_split.images, test_split.labels, tta=True)
     calibration = calibration_summary(calibrated, test_probs, test_split.labels if test_split
                                       else None) if calibrated else None
     metrics = build_metrics(config=config, dataset=dataset, splits=(train_split, val_split, test_split),
                             evaluation=evaluation, history=history, seconds=seconds,
                             stopped_early=len(history) < plan.epochs, commands=state.commands,
                             epochs=plan.epochs, averaged=averager.epochs, choice=choice,
-                            calibration=calibration, mirrored=mirrored)
+                            calibration=calibration, views=views)
     # The kept candidate's validation accuracy, as choose_model measured it.
     new_score = choice["val_accuracy"][choice["kept"]] if choice else None
     kept = keeps_previous(new_score=new_score, previous=out / MODEL_FILE, val_split=val_split,
