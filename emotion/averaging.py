@@ -17,7 +17,7 @@ from pathlib import Path
 from . import data as data_module
 from .config import MODEL_FILE
 from .errors import ModelError
-from .files import write_atomically, write_text_atomic
+from .files import utc_stamp, write_atomically, write_text_atomic
 from .model import load_model, save_model_atomic
 
 
@@ -83,7 +83,8 @@ def average_models(first: Path, second: Path, share: float, data: str | Path,
     val_score = evaluate_model(model, val.images, val.labels)
     out.mkdir(parents=True, exist_ok=True)
     target = save_model_atomic(model, out / MODEL_FILE)
-    metrics = {"averaged": {"models": [str(first), str(second)], "share": share,
+    metrics = {"saved_at": utc_stamp(),
+               "averaged": {"models": [str(first), str(second)], "share": share,
                             "val_accuracy": round(val_score.accuracy, 4),
                             "val_faces": val_score.n_images,
                             "made_by": [_how_made(first), _how_made(second)]},

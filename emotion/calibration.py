@@ -19,7 +19,7 @@ import numpy as np
 
 from . import data as data_module
 from .errors import DataError, ModelError
-from .files import write_atomically, write_text_atomic
+from .files import utc_stamp, write_atomically, write_text_atomic
 from .model import load_model, save_model_atomic
 from .plots import plot_reliability
 
@@ -206,6 +206,7 @@ def calibrate_saved(model_path, data, *, out=None) -> dict:
         result["temperature"] = round(previous * fitted.temperature, 4)
     result["data"] = str(data)
     metrics["calibration"] = result
+    metrics["saved_at"] = utc_stamp()
 
     save_model_atomic(model, out)
     write_text_atomic(metrics_path(out), json.dumps(metrics, indent=2))

@@ -12,6 +12,7 @@ import errno
 import os
 import secrets
 import stat
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -112,3 +113,9 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """`path` holds `text` (UTF-8), all of it or (on a failure) whatever it held before."""
     return write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def utc_stamp() -> str:
+    """Now, as metrics.json records when its model was saved ("saved_at"): a copy or a fresh
+    clone keeps it, where a file's own modification time does not."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -90,6 +90,15 @@ def read_metrics(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def saved_at(metrics: dict) -> datetime | None:
+    """When metrics.json says its model was saved (`files.utc_stamp`), in local time; None where
+    it does not say (older models: their file's time is all there is)."""
+    try:
+        return datetime.fromisoformat(str(metrics["saved_at"])).astimezone().replace(tzinfo=None)
+    except (KeyError, ValueError, TypeError, OverflowError):
+        return None
+
+
 def model_info(model_path: Path | None = None) -> ModelInfo:
     """Describe a model file (default: the app's) from its file and its metrics.json."""
     path = Path(model_path or app_model_path())
@@ -100,6 +109,7 @@ def model_info(model_path: Path | None = None) -> ModelInfo:
         path, True, round(stat.st_size / 1e6, 1), datetime.fromtimestamp(stat.st_mtime)
     )
     metrics = read_metrics(metrics_path(path)) or {}
+    info.modified = saved_at(metrics) or info.modified
     test = metrics.get("test") or {}
     if isinstance(test.get("accuracy"), (int, float)):
         info.test_accuracy = float(test["accuracy"])

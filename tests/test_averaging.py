@@ -41,6 +41,8 @@ def test_the_average_is_written_with_its_scores(tiny_folder, two_models, tmp_pat
     assert metrics["averaged"]["made_by"] == [None, None]  # built here, not by train
     assert metrics["test"]["n_images"] == 14 and metrics["test_tta"]["n_images"] == 14
     assert metrics["calibration"]["temperature"] > 0
+    from emotion.registry import saved_at
+    assert saved_at(metrics) is not None  # kept through the second write
     assert (out / "reliability.png").is_file() and (out / "confusion_matrix.png").is_file()
 
 

@@ -80,6 +80,8 @@ def test_calibrating_a_saved_model_lowers_ece_through_both_runtimes(shared_fer20
                  "--out", str(out), "--json"]) == 0
     metrics = json.loads((out.parent / "metrics.json").read_text())
     assert metrics["calibration"]["temperature"] > 1
+    from emotion.registry import saved_at
+    assert saved_at(metrics) is not None  # a new model file: when it was written
     assert (out.parent / "reliability.png").is_file()
     for runtime in ("onnx", "keras"):
         before = load_classifier(sharp, runtime=runtime).predict(faces)

@@ -49,6 +49,10 @@ def test_training_writes_every_artifact(tiny_folder, tmp_path):
     assert metrics["data"]["train"] + metrics["data"]["validation"] == 42
     assert metrics["versions"]["keras"].startswith("3")
     assert metrics["train_seconds"] > 0
+    from emotion import registry
+    saved = registry.saved_at(metrics)  # when, kept in the metrics: a clone keeps it
+    assert saved is not None and abs((registry.model_info(out / "emotion_cnn.keras").modified
+                                       - saved).total_seconds()) < 1
     # Every run ends calibrated: T fitted on validation, its effect measured on test too.
     calibration = metrics["calibration"]
     assert calibration["temperature"] > 0

@@ -206,6 +206,28 @@ def test_a_restore_shows_each_model_with_its_own_saved_time(tmp_path):
     assert restored.year == 2020 and backup.timestamp() == pytest.approx(new_time)
 
 
+def test_a_model_shows_when_its_metrics_say_it_was_saved_even_in_a_fresh_clone(tmp_path):
+    """A clone or a plain copy gives every file the time of the copy: the model's metrics.json
+    keeps when it was saved, and the Home and Training pages show that."""
+    import json
+    import shutil
+
+    made = tmp_path / "made"
+    made.mkdir()
+    (made / registry.MODEL_FILE).write_bytes(b"a model")
+    (made / "metrics.json").write_text(json.dumps({"saved_at": "2020-09-13T12:26:40+00:00"}))
+    clone = tmp_path / "clone"
+    shutil.copytree(made, clone, copy_function=shutil.copy)  # new files, new times
+    shown = registry.model_info(clone / registry.MODEL_FILE).modified
+    assert shown.astimezone().timestamp() == pytest.approx(1_600_000_000)
+    # A model without it (or with a time nobody can read) shows its file's time, as before.
+    for metrics in ({}, {"saved_at": "yesterday"}, {"saved_at": None}):
+        (clone / "metrics.json").write_text(json.dumps(metrics))
+        info = registry.model_info(clone / registry.MODEL_FILE)
+        assert info.modified.timestamp() == pytest.approx(
+            (clone / registry.MODEL_FILE).stat().st_mtime)
+
+
 # ---------------------------------------------------------------- the time estimate
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from ..config import MODEL_FILE
 from ..data import Dataset, Split
 from ..evaluate import Evaluation
-from ..files import replace_atomically
+from ..files import replace_atomically, utc_stamp
 from ..labels import EMOTIONS
 from ..model import save_model_atomic
 from ..plots import plot_confusion, plot_history, plot_reliability
@@ -66,6 +66,7 @@ def build_metrics(*, config: TrainConfig, dataset: Dataset, splits: tuple[Split,
     train_split, val_split, test_split = splits
     best = max(history, key=lambda r: r.get("val_accuracy", 0)) if history else {}
     metrics = {
+        "saved_at": utc_stamp(),
         "test": evaluation.to_dict() if evaluation else None,
         "best_epoch": int(best.get("epoch", 0)),
         "best_val_accuracy": round(float(best.get("val_accuracy", 0)), 4),
