@@ -17,7 +17,7 @@ from pathlib import Path
 from . import data as data_module
 from .config import MODEL_FILE
 from .errors import ModelError
-from .files import utc_stamp, write_atomically, write_text_atomic
+from .files import utc_stamp, write_text_atomic
 from .model import load_model, save_model_atomic
 
 
@@ -70,8 +70,6 @@ def average_models(first: Path, second: Path, share: float, data: str | Path,
     write it with its metrics.json and plots into `out`."""
     from .calibration import calibrate_saved
     from .evaluate import evaluate_model
-    from .plots import plot_confusion
-    from .training.artifacts import tta_summary
     from .training.selection import recompute_batch_norm
 
     started = time.monotonic()
@@ -91,16 +89,11 @@ def average_models(first: Path, second: Path, share: float, data: str | Path,
                "data": {"source": str(data), "train": len(train), "validation": len(val),
                         "test": len(test) if test else 0}}
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
-    calibrate_saved(target, data)  # adds "test" and "calibration", and reliability.png
+    # Adds "test", "test_tta" and "calibration", reliability.png and confusion_matrix.png.
+    calibrate_saved(target, data)
     metrics = json.loads((out / "metrics.json").read_text())
-    tta = None
-    if test is not None and len(test):
-        tta = evaluate_model(load_model(target), test.images, test.labels, tta=True)
-        metrics["test_tta"] = tta_summary(tta)
-        write_atomically(out / "confusion_matrix.png",
-                         lambda tmp: plot_confusion(metrics["test"]["confusion_matrix"], tmp))
     metrics["averaged"]["seconds"] = round(time.monotonic() - started, 1)
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
     return AveragedModel(target, share, val_score.accuracy,
                          metrics["test"]["accuracy"] if metrics.get("test") else None,
-                         tta.accuracy if tta else None)
+                         (metrics.get("test_tta") or {}).get("accuracy"))

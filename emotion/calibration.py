@@ -21,7 +21,7 @@ from . import data as data_module
 from .errors import DataError, ModelError
 from .files import utc_stamp, write_atomically, write_text_atomic
 from .model import load_model, save_model_atomic
-from .plots import plot_reliability
+from .plots import plot_confusion, plot_reliability
 
 BINS = 15  # the usual number for ECE; fewer bins hide miscalibration, more make it noisy
 _EPS = 1e-12
@@ -174,17 +174,23 @@ def summary(calibration: Calibration, test_probs: np.ndarray | None = None,
     return out
 
 
-def calibrate_saved(model_path, data, *, out=None) -> dict:
+def calibrate_saved(model_path, data, *, out=None, sharpen: bool = False) -> dict:
     """Calibrate the `.keras` model at `model_path` on the validation faces of `data` (the split
     training holds out, drawn from the same seed), write it to `out` (default: in place) with
-    its metrics.json's test scores and calibration updated, and return that "calibration".
+    its metrics.json's test scores (one pass and with TTA), confusion matrix and calibration
+    updated, and return that "calibration".
+
+    `sharpen` first gives a model without `EvenSharpness` the layer (it has no weights, so no
+    training is needed), which is why its temperature is fitted anew.
 
     Fitting again on a calibrated model gives T close to 1, so running this twice is harmless;
     the temperature recorded is the product of both.
     """
     # Not at the top: evaluate imports this module, and registry does through compare.
-    from .evaluate import predict_probabilities, score
+    from .evaluate import evaluate_model, predict_probabilities, score
     from .registry import metrics_path, read_metrics
+    from .sharpness import EvenSharpness, with_even_sharpness
+    from .training.artifacts import tta_summary
 
     model_path = Path(model_path)
     out = Path(out) if out else model_path
@@ -193,8 +199,12 @@ def calibrate_saved(model_path, data, *, out=None) -> dict:
     if not len(val_split):
         raise data_module.DataError(f"{data}: no validation faces to calibrate on")
     model = load_model(model_path)
-    fitted = calibrate(model, val_split.images, val_split.labels)
     metrics = read_metrics(metrics_path(model_path)) or {}
+    if sharpen and model is not (model := with_even_sharpness(model)):
+        layer = next(layer for layer in model.layers if isinstance(layer, EvenSharpness))
+        metrics["sharpening_added"] = {"reference": layer.reference,
+                                       "max_amount": layer.max_amount, "at": utc_stamp()}
+    fitted = calibrate(model, val_split.images, val_split.labels)
     previous = (metrics.get("calibration") or {}).get("temperature")
     test_probs = None
     if test_split is not None and len(test_split):
@@ -208,8 +218,16 @@ def calibrate_saved(model_path, data, *, out=None) -> dict:
     metrics["calibration"] = result
     metrics["saved_at"] = utc_stamp()
 
+    if test_probs is not None:
+        # What a photo gets: its figures move with the temperature (and any new layer) too.
+        views = evaluate_model(model, test_split.images, test_split.labels, tta=True)
+        metrics["test_tta"] = tta_summary(views)
+
     save_model_atomic(model, out)
     write_text_atomic(metrics_path(out), json.dumps(metrics, indent=2))
     if result.get("reliability_test"):
         write_atomically(out.with_name("reliability.png"), lambda tmp: plot_reliability(result, tmp))
+    if metrics.get("test"):
+        write_atomically(out.with_name("confusion_matrix.png"),
+                         lambda tmp: plot_confusion(metrics["test"]["confusion_matrix"], tmp))
     return result

@@ -109,7 +109,7 @@ def _cmd_calibrate(args) -> int:
         raise UserError(f"--out {out} is a folder: give the .keras file to write")
     if not out.parent.is_dir():
         raise UserError(f"--out {out}: the folder {out.parent} does not exist")
-    result = calibrate_saved(args.model, args.data, out=out)
+    result = calibrate_saved(args.model, args.data, out=out, sharpen=args.sharpen)
     if args.json:
         print(json.dumps({"model": str(out), **result}))
         return 0
@@ -293,6 +293,8 @@ def _add_calibrate(sub) -> None:
     p.add_argument("--model", default=str(app_model_path()), help="the .keras model to calibrate")
     p.add_argument("--out", help="where to write the calibrated model (default: in place, with "
                    "its metrics.json and reliability.png beside it)")
+    p.add_argument("--sharpen", action="store_true", help="first give a model made before it the "
+                   "layer that sharpens blurred faces (no training needed: it has no weights)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_calibrate)
 

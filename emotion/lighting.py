@@ -18,6 +18,13 @@ FER2013_STD = 0.304
 STD_FLOOR = 0.02
 
 
+def centred_and_spread(x, floor: float):
+    """Each face (N, H, W, C) minus its mean, and its pixels' SD, at least `floor`, (N, 1, 1, 1)."""
+    centred = x - ops.mean(x, axis=(1, 2, 3), keepdims=True)
+    spread = ops.sqrt(ops.mean(ops.square(centred), axis=(1, 2, 3), keepdims=True))
+    return centred, ops.maximum(spread, floor)
+
+
 @keras.saving.register_keras_serializable(package="emotion")
 class EvenLighting(keras.layers.Layer):
     """(x - face mean) / face std, rescaled to FER2013's average mean and std; no weights."""
@@ -30,9 +37,8 @@ class EvenLighting(keras.layers.Layer):
         self.mean, self.std, self.floor = float(mean), float(std), float(floor)
 
     def call(self, x):
-        centre = ops.mean(x, axis=(1, 2, 3), keepdims=True)
-        spread = ops.sqrt(ops.mean(ops.square(x - centre), axis=(1, 2, 3), keepdims=True))
-        return (x - centre) / ops.maximum(spread, self.floor) * self.std + self.mean
+        centred, spread = centred_and_spread(x, self.floor)
+        return centred / spread * self.std + self.mean
 
     def compute_output_shape(self, input_shape):
         return input_shape

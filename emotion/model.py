@@ -19,22 +19,26 @@ DEFAULT_BLOCKS: tuple[tuple[int, int], ...] = ((32, 1), (64, 2), (128, 2), (256,
 
 def build_model(
     blocks: tuple[tuple[int, int], ...] = DEFAULT_BLOCKS, dropout: float = 0.25, dense: int = 256,
-    even_lighting: bool = True,
+    even_lighting: bool = True, even_sharpness: bool = True,
 ):
     """A VGG-style Sequential CNN: blocks of 3x3 Conv-BN-ReLU, then max-pool and dropout.
 
     `even_lighting` puts `EvenLighting` first: each face's brightness and contrast set to
-    FER2013's average. It has no weights, so a model without it can be the `--init` of one with it.
+    FER2013's average; `even_sharpness` puts `EvenSharpness` after it: a blurred face sharpened
+    back. Neither has weights, so a model without them can be the `--init` of one with them.
     """
     import keras
     from keras import layers
 
     from .lighting import EvenLighting
+    from .sharpness import EvenSharpness
 
     model = keras.Sequential(name=NAME)
     model.add(keras.Input(shape=INPUT_SHAPE))
     if even_lighting:
         model.add(EvenLighting())
+    if even_sharpness:
+        model.add(EvenSharpness())
     for width, convs in blocks:
         for _ in range(convs):
             model.add(layers.Conv2D(width, 3, padding="same", use_bias=False))
@@ -193,7 +197,7 @@ def load_model(path: str | Path):
     check_readable(path)
     import keras
 
-    from . import lighting  # noqa: F401  registers EvenLighting, which models may hold
+    from . import lighting, sharpness  # noqa: F401  register the layers models may hold
 
     try:
         model = keras.models.load_model(path, compile=False)

@@ -16,7 +16,7 @@ import numpy as np
 from .errors import UnsupportedModel
 
 # Part of the cache key: bump it whenever the exporter's output changes, so old files are rebuilt.
-CONVERTER = "emotion.runtime/1"
+CONVERTER = "emotion.runtime/2"
 OPSET = 17
 IR_VERSION = 8  # the oldest IR that opset 17 allows, so older ONNX Runtimes can read the file too
 
@@ -165,18 +165,48 @@ class _OnnxBuilder:
         self.pending.fold_batch_norm(np.broadcast_to(scale, mean.shape),
                                      np.broadcast_to(beta - mean * scale, mean.shape))
 
+    def _face_mean(self, x: str) -> str:
+        """The mean over each face's pixels, kept as (N, 1, 1, 1)."""
+        return self._node("ReduceMean", [x], axes=[1, 2, 3], keepdims=1)
+
+    def _centred_and_spread(self, x: str, floor: float) -> tuple[str, str]:
+        """x minus each face's mean, and the faces' pixel SD, at least `floor`."""
+        centred = self._node("Sub", [x, self._face_mean(x)])
+        spread = self._node("Sqrt", [self._face_mean(self._node("Mul", [centred, centred]))])
+        return centred, self._node("Max", [spread, self._scalar(floor, "floor")])
+
+    def _scalar(self, value: float, stem: str) -> str:
+        return self._constant(np.array(value, np.float32), stem)
+
     def _add_EvenLighting(self, layer, cfg: dict) -> None:
         self._require_rank(layer, 4)
-        axes = [1, 2, 3]
-        centred = self._node("Sub", [self.current, self._node("ReduceMean", [self.current],
-                                                                  axes=axes, keepdims=1)])
-        spread = self._node("Sqrt", [self._node("ReduceMean", [self._node(
-            "Mul", [centred, centred])], axes=axes, keepdims=1)])
-        floor = self._constant(np.array(cfg["floor"], np.float32), "floor")
-        scaled = self._node("Div", [centred, self._node("Max", [spread, floor])])
-        std = self._constant(np.array(cfg["std"], np.float32), "std")
-        mean = self._constant(np.array(cfg["mean"], np.float32), "mean")
-        self.current = self._node("Add", [self._node("Mul", [scaled, std]), mean])
+        centred, spread = self._centred_and_spread(self.current, cfg["floor"])
+        scaled = self._node("Div", [centred, spread])
+        rescaled = self._node("Mul", [scaled, self._scalar(cfg["std"], "std")])
+        self.current = self._node("Add", [rescaled, self._scalar(cfg["mean"], "mean")])
+
+    def _add_EvenSharpness(self, layer, cfg: dict) -> None:
+        from .sharpness import LAPLACIAN, MIN_SHARPNESS, gaussian_kernel
+
+        self._require_rank(layer, 4)
+        x = self.current
+
+        def filtered(kernel: np.ndarray) -> str:
+            r = kernel.shape[0] // 2
+            pads = self._constant(np.array([0, 0, r, r, 0, 0, r, r], np.int64), "pads")
+            padded = self._node("Pad", [x, pads], mode="reflect")  # numpy's reflect, as Keras's
+            return self._node("Conv", [padded, self._constant(kernel[None, None], "kernel")])
+
+        edges = self._face_mean(self._node("Abs", [filtered(LAPLACIAN)]))
+        _, spread = self._centred_and_spread(x, cfg["floor"])
+        sharpness = self._node("Max", [self._node("Div", [edges, spread]),
+                                       self._scalar(MIN_SHARPNESS, "tiny")])
+        ratio = self._node("Div", [self._scalar(cfg["reference"], "reference"), sharpness])
+        amount = self._node("Clip", [self._node("Sub", [ratio, self._scalar(1.0, "one")]),
+                                     self._scalar(0.0, "zero"),
+                                     self._scalar(cfg["max_amount"], "most")])
+        detail = self._node("Sub", [x, filtered(gaussian_kernel(cfg["sigma"], cfg["radius"]))])
+        self.current = self._node("Add", [x, self._node("Mul", [amount, detail])])
 
     def _add_MaxPooling2D(self, layer, cfg: dict) -> None:
         self._require_rank(layer, 4)

@@ -83,6 +83,9 @@ def test_calibrating_a_saved_model_lowers_ece_through_both_runtimes(shared_fer20
     from emotion.registry import saved_at
     assert saved_at(metrics) is not None  # a new model file: when it was written
     assert (out.parent / "reliability.png").is_file()
+    assert (out.parent / "confusion_matrix.png").is_file()
+    # What a photo gets (TTA) is scored with the calibrated model too, its ECE with it.
+    assert metrics["test_tta"]["ece"] < 0.06 and metrics["test_tta"]["n_images"] == len(test)
     for runtime in ("onnx", "keras"):
         before = load_classifier(sharp, runtime=runtime).predict(faces)
         after = load_classifier(out, runtime=runtime).predict(faces)
@@ -94,3 +97,26 @@ def test_calibrating_a_saved_model_lowers_ece_through_both_runtimes(shared_fer20
 def test_calibrate_refuses_an_out_that_is_a_folder(tmp_path, model_path):
     assert main(["calibrate", "--data", str(tmp_path), "--model", str(model_path),
                  "--out", str(tmp_path)]) == 2
+
+
+def test_calibrate_sharpen_gives_an_older_model_the_sharpening_layer(tmp_path, tiny_folder):
+    """`calibrate --sharpen` adds EvenSharpness after EvenLighting to a model made without it,
+    weights unchanged, then fits its temperature; the input model is left as it was."""
+    from emotion.model import build_model, load_model, save_model_atomic
+
+    old = build_model(((4, 1), (8, 1)), even_sharpness=False)
+    source = save_model_atomic(old, tmp_path / "old" / "emotion_cnn.keras")
+    before = source.read_bytes()
+    out = tmp_path / "new" / "emotion_cnn.keras"
+    out.parent.mkdir()
+    assert main(["calibrate", "--data", str(tiny_folder), "--model", str(source),
+                 "--out", str(out), "--sharpen", "--json"]) == 0
+    new = load_model(out)
+    names = [type(layer).__name__ for layer in new.layers]
+    assert names[:3] == ["EvenLighting", "EvenSharpness", "Conv2D"]
+    for a, b in zip(new.get_weights()[:-2], old.get_weights()[:-2]):
+        np.testing.assert_array_equal(a, b)  # the last Dense holds the new temperature
+    metrics = json.loads((out.parent / "metrics.json").read_text())
+    assert metrics["sharpening_added"]["reference"] == new.layers[1].reference
+    assert metrics["test_tta"]["n_images"] == 14  # 2 test faces of each emotion
+    assert source.read_bytes() == before

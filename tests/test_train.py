@@ -252,7 +252,8 @@ def test_training_runs_on_jax_without_tensorflow(tiny_folder, tmp_path):
 
     model = load_model(out / "emotion_cnn.keras")  # this process runs TensorFlow
     assert model.name == "emotion_cnn"
-    assert [type(layer).__name__ for layer in model.layers[:2]] == ["EvenLighting", "Conv2D"]
+    assert [type(layer).__name__ for layer in model.layers[:3]] == [
+        "EvenLighting", "EvenSharpness", "Conv2D"]
     test = load(tiny_folder)["test"]
     assert evaluate_model(model, test.images, test.labels).accuracy == metrics["test"]["accuracy"]
 
@@ -288,9 +289,9 @@ def test_recomputed_batch_norm_statistics_are_those_of_the_faces_at_inference():
     momenta, rates = [n.momentum for n in norms], [d.rate for d in drops]
 
     recompute_batch_norm(model, faces, batch_size=32)  # three equal batches: their mean is exact
-    lighting, conv = model.layers[:2]
-    assert isinstance(conv, keras.layers.Conv2D) and model.layers[2] is norms[0]
-    features = keras.ops.convert_to_numpy(conv(lighting(normalise(faces))))
+    lighting, sharpening, conv = model.layers[:3]
+    assert isinstance(conv, keras.layers.Conv2D) and model.layers[3] is norms[0]
+    features = keras.ops.convert_to_numpy(conv(sharpening(lighting(normalise(faces)))))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(norms[0].moving_mean),
                                features.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-5)
     # The second layer's statistics also exist: every layer was updated, not just the first.

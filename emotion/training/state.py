@@ -18,9 +18,9 @@ from pathlib import Path
 
 import keras
 
-# A saved epoch holds EvenLighting and, inside its augmentation, RandomGamma: importing their
-# modules registers them for loading.
-from .. import lighting  # noqa: F401
+# A saved epoch holds EvenLighting, EvenSharpness and, inside its augmentation, RandomGamma:
+# importing their modules registers them for loading.
+from .. import lighting, sharpness  # noqa: F401
 from . import datasets  # noqa: F401
 from ..errors import StateError, TrainError, sentence
 from ..files import write_atomically, write_text_atomic
