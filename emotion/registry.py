@@ -49,6 +49,7 @@ class ModelInfo:
     data_source: str | None = None
     init: str | None = None  # the model whose weights that training started from, if any
     averaged: int | None = None  # how many models it is the weight average of (`average`)
+    sharpened: bool = False  # given EvenSharpness after it was made (`calibrate --sharpen`)
 
     @property
     def shown_path(self) -> str:
@@ -134,6 +135,7 @@ def model_info(model_path: Path | None = None) -> ModelInfo:
     info.data_source = str(source) if source else None
     init = (metrics.get("hyperparameters") or {}).get("init")
     info.init = str(init) if init else None
+    info.sharpened = isinstance(metrics.get("sharpening_added"), dict)
     return info
 
 

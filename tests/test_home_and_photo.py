@@ -129,6 +129,12 @@ def test_model_caption_says_an_averaged_model_is_one(app_model):
     assert formatting.model_caption(info).endswith(
         "; the weight average of 2 trained models (`python -m emotion average`: the README says "
         "which).")
+    info = registry.model_info(app_model({**METRICS, "epochs_run": None, "averaged": {
+        "models": ["a.keras", "b.keras"]}, "sharpening_added": {"reference": 0.45}}))
+    assert info.sharpened
+    assert formatting.model_caption(info).endswith(
+        "README says which); then given the layer that sharpens blurred faces (`python -m "
+        "emotion calibrate --sharpen`).")
 
 
 # ---------------------------------------------------------------- Home

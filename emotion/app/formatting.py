@@ -218,6 +218,9 @@ def model_caption(info, model_path=None) -> str:
     elif info.averaged:
         about += (f"; the weight average of {info.averaged} trained models (`python -m emotion "
                   "average`: the README says which)")
+    if info.sharpened:
+        about += ("; then given the layer that sharpens blurred faces (`python -m emotion "
+                  "calibrate --sharpen`)")
     return about + "."
 
 
