@@ -28,6 +28,15 @@ def astronaut_bgr() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def astronaut_faces(astronaut_bgr) -> np.ndarray:
+    """Six crops of a real face, shifted 5 px apart, as model input in [0, 1]."""
+    from emotion.preprocess import faces_to_input
+
+    return faces_to_input([astronaut_bgr[60 + d:170 + d, 170 + d:280 + d]
+                           for d in range(0, 30, 5)])
+
+
+@pytest.fixture(scope="session")
 def shared_fer2013() -> Path:
     if not (SHARED_FER2013 / "train").is_dir():
         pytest.skip(f"FER2013 is not at {SHARED_FER2013} (CI lays ../shared beside the clone)")

@@ -12,7 +12,6 @@ import pytest
 from emotion import onnx_export
 from emotion.lighting import FER2013_MEAN, FER2013_STD, EvenLighting
 from emotion.model import build_model, load_model, save_model_atomic
-from emotion.preprocess import faces_to_input
 from emotion.runtime import load_classifier
 
 needs_ort = pytest.mark.skipif(
@@ -22,9 +21,8 @@ SMALL = ((4, 1), (8, 1))
 
 
 @pytest.fixture(scope="module")
-def faces(astronaut_bgr) -> np.ndarray:
-    """Six crops of a real face as model input in [0, 1]."""
-    return faces_to_input([astronaut_bgr[60 + d:170 + d, 170 + d:280 + d] for d in range(0, 30, 5)])
+def faces(astronaut_faces) -> np.ndarray:
+    return astronaut_faces
 
 
 def _lit(x: np.ndarray) -> np.ndarray:

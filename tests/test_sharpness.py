@@ -3,28 +3,21 @@ face left alone, the same in Keras and ONNX Runtime."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import cv2
 import numpy as np
 import pytest
 
 from emotion import onnx_export
 from emotion.model import build_model, load_model, save_model_atomic
-from emotion.preprocess import faces_to_input
 from emotion.runtime import load_classifier
 from emotion.sharpness import REFERENCE_SHARPNESS, EvenSharpness
 
-needs_ort = pytest.mark.skipif(
-    not all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnx")),
-    reason="onnxruntime and onnx are not installed")
 SMALL = ((4, 1), (8, 1))
 
 
 @pytest.fixture(scope="module")
-def faces(astronaut_bgr) -> np.ndarray:
-    """Six crops of a real face as model input in [0, 1]."""
-    return faces_to_input([astronaut_bgr[60 + d:170 + d, 170 + d:280 + d] for d in range(0, 30, 5)])
+def faces(astronaut_faces) -> np.ndarray:
+    return astronaut_faces
 
 
 def _blurred(faces: np.ndarray, sigma: float = 1.2) -> np.ndarray:
@@ -90,10 +83,10 @@ def test_the_model_has_it_after_even_lighting_and_it_survives_saving(tmp_path, f
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
 
 
-@needs_ort
 def test_onnx_runtime_gives_keras_probabilities_for_a_sharpening_model(tmp_path, faces):
     """The exporter writes the layer as ONNX operators (mirrored borders, as Keras pads): the two
     runtimes agree within 1e-4 on sharp, blurred, very blurred, noisy and flat faces."""
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is not installed")
     model = build_model(SMALL)
     proto = onnx_export.export_onnx(model)
     assert {"Pad", "Abs", "Clip"} <= {node.op_type for node in proto.graph.node}
