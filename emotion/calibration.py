@@ -200,10 +200,12 @@ def calibrate_saved(model_path, data, *, out=None, sharpen: bool = False) -> dic
         raise data_module.DataError(f"{data}: no validation faces to calibrate on")
     model = load_model(model_path)
     metrics = read_metrics(metrics_path(model_path)) or {}
-    if sharpen and model is not (model := with_even_sharpness(model)):
-        layer = next(layer for layer in model.layers if isinstance(layer, EvenSharpness))
+    sharpened = with_even_sharpness(model) if sharpen else model
+    if sharpened is not model:
+        layer = next(layer for layer in sharpened.layers if isinstance(layer, EvenSharpness))
         metrics["sharpening_added"] = {"reference": layer.reference,
                                        "max_amount": layer.max_amount, "at": utc_stamp()}
+    model = sharpened
     fitted = calibrate(model, val_split.images, val_split.labels)
     previous = (metrics.get("calibration") or {}).get("temperature")
     test_probs = None

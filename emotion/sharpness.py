@@ -52,6 +52,7 @@ class EvenSharpness(keras.layers.Layer):
         super().__init__(**kwargs)
         self.reference, self.max_amount = float(reference), float(max_amount)
         self.sigma, self.radius, self.floor = float(sigma), int(radius), float(floor)
+        self._blur = gaussian_kernel(self.sigma, self.radius)  # once, not at every call
 
     def _filter(self, x, kernel: np.ndarray):
         """`kernel` over each face, the border mirrored (OpenCV's default, ONNX's "reflect")."""
@@ -67,7 +68,7 @@ class EvenSharpness(keras.layers.Layer):
         return ops.clip(ratio - 1.0, 0.0, self.max_amount)
 
     def call(self, x):
-        detail = x - self._filter(x, gaussian_kernel(self.sigma, self.radius))
+        detail = x - self._filter(x, self._blur)
         return x + self.amount(x) * detail
 
     def compute_output_shape(self, input_shape):
