@@ -252,7 +252,8 @@ def _add_train(sub) -> None:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--precision", choices=("float32", "bf16"), default="float32",
                    help="bf16: mixed bfloat16, about 2x faster where the processor has bf16 "
-                        "matrix units (scripts/bf16_throughput.py measures it); the model written "
+                        "instructions and several times slower where it has none (training warns; "
+                        "scripts/bf16_throughput.py measures it); the model written "
                         "is float32 either way")
     p.add_argument("--mixup", type=float, default=train_defaults.mixup, metavar="ALPHA",
                    help="blend pairs of faces and their labels in shares drawn from Beta(ALPHA, "

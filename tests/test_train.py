@@ -614,6 +614,40 @@ def test_bf16_training_writes_a_float32_model(tiny_folder, tmp_path):
     assert keras.mixed_precision.global_policy().name == "float32"  # left as it was
 
 
+@pytest.mark.parametrize("flags, expected", [
+    ("fpu sse2 avx2 fma", False), ("avx2 avx512f avx512_bf16", True), ("avx2 amx_bf16 amx_tile", True),
+])
+def test_bf16_instructions_are_read_from_the_processors_flags(tmp_path, flags, expected):
+    from emotion.training.loop import has_bf16_instructions
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: x\nflags\t\t: {flags}\n\n"
+                       f"processor\t: 1\nflags\t\t: {flags}\n")
+    assert has_bf16_instructions(cpuinfo) is expected
+    cpuinfo.write_text("processor\t: 0\n")  # no flags line: cannot tell
+    assert has_bf16_instructions(cpuinfo) is None
+    assert has_bf16_instructions(tmp_path / "missing") is None
+
+
+def test_bf16_on_a_processor_without_bf16_instructions_warns(monkeypatch, capsys):
+    """Emulated there, bf16 trained 10x slower than float32 (scripts/bf16_throughput.py): the
+    run says so at its start, and goes on."""
+    from emotion.training import loop
+
+    monkeypatch.setattr(loop, "has_bf16_instructions", lambda: False)
+    monkeypatch.setattr(loop, "trains_on_cpu", lambda: True)
+    with loop.precision_policy("bf16", verbose=1):
+        pass
+    with loop.precision_policy("float32", verbose=1):
+        pass
+    err = capsys.readouterr().err
+    assert err.count("no bfloat16 instructions") == 1 and "--precision float32" in err
+    monkeypatch.setattr(loop, "has_bf16_instructions", lambda: True)
+    with loop.precision_policy("bf16", verbose=1):
+        pass
+    assert capsys.readouterr().err == ""
+
+
 def test_unknown_precision_is_refused_before_anything_is_written(tiny_folder, tmp_path):
     with pytest.raises(TrainError, match="precision"):
         train(_config(tiny_folder, tmp_path / "x", precision="fp8"))

@@ -54,7 +54,7 @@ def _train(config: TrainConfig, on_progress, should_stop, dataset) -> TrainResul
     train_split, val_split, test_split = data_module.training_splits(dataset)
     log(config.verbose, f"data: {dataset.report.source}: train {len(train_split)}, validation "
                         f"{len(val_split)}, test {len(test_split) if test_split else 0}")
-    with precision_policy(config.precision):
+    with precision_policy(config.precision, config.verbose):
         model = build_model(config.blocks)
     if config.init:
         load_initial_weights(model, Path(config.init))
@@ -150,11 +150,48 @@ def _train(config: TrainConfig, on_progress, should_stop, dataset) -> TrainResul
                        train_seconds=seconds, kept_previous=kept is not None)
 
 
+# What a processor must list for bfloat16 to be fast; without either, TensorFlow emulates it.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def has_bf16_instructions(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
+    """Whether the processor lists bfloat16 instructions; None where that cannot be read."""
+    try:
+        flags = {word for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("flags") for word in line.split(":", 1)[-1].split()}
+    except OSError:  # not Linux, or no /proc
+        return None
+    return any(flag in flags for flag in BF16_FLAGS) if flags else None
+
+
+def trains_on_cpu() -> bool:
+    """Whether Keras's backend trains on the processor (no GPU in use)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() == "cpu"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return not tf.config.list_physical_devices("GPU")
+    if backend == "torch":
+        import torch
+
+        return not torch.cuda.is_available()
+    return True
+
+
 @contextmanager
-def precision_policy(precision: str):
+def precision_policy(precision: str, verbose: int = 0):
     """Layers built inside use mixed bfloat16 for "bf16", float32 otherwise."""
     if precision not in ("float32", "bf16"):
         raise TrainError(f"precision {precision!r}: expected float32 or bf16")
+    if precision == "bf16" and trains_on_cpu() and has_bf16_instructions() is False:
+        # Measured with scripts/bf16_throughput.py on an AVX2-only EPYC: 0.10x float32's speed.
+        log(verbose, "warning: this processor lists no bfloat16 instructions (avx512_bf16 or "
+                     "amx_bf16), so bf16 trains several times slower here than float32 (10x on "
+                     "one such CPU); --precision float32 is faster")
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bf16" else "float32")
     try:
         yield
