@@ -614,6 +614,33 @@ def test_bf16_training_writes_a_float32_model(tiny_folder, tmp_path):
     assert keras.mixed_precision.global_policy().name == "float32"  # left as it was
 
 
+def test_minutes_plans_at_the_median_batchs_pace_not_a_spell_of_other_work(tmp_path, monkeypatch):
+    """Epoch 2, which --minutes plans from, had 3 of its 10 batches slowed to 10 s by other work
+    on the machine: the plan is that of 1 s batches (10 s epochs), not of a 37 s epoch."""
+    from types import SimpleNamespace
+
+    from emotion.training import callbacks
+    from emotion.training.config import EpochPlan
+
+    clock = [0.0]
+    monkeypatch.setattr(callbacks, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    plan = EpochPlan(10_000, tmp_path / "plan.json")
+    budget = callbacks.TimeBudget(minutes=2, max_epochs=10_000, plan=plan, spent_s=0)
+    budget.set_model(SimpleNamespace(stop_training=False))
+    budget.on_train_begin()
+    for epoch, batch_s in enumerate(([20.0] + [1.0] * 9, [10.0] * 3 + [1.0] * 7)):
+        budget.on_epoch_begin(epoch)
+        for batch, seconds in enumerate(batch_s):
+            budget.on_train_batch_begin(batch)
+            clock[0] += seconds
+            budget.on_train_batch_end(batch)
+        budget.on_epoch_end(epoch)
+    # 120 s, 29 + 37 spent: 54 s left, at 10 s an epoch 5 more.
+    assert plan.epochs == 2 + 5 and json.loads(plan.path.read_text())["epochs"] == 7
+    assert callbacks.typical_epoch_s(12.0, [1.0, 1.0, 9.0]) == 3.0 + 1.0
+    assert callbacks.typical_epoch_s(12.0, []) == 12.0
+
+
 @pytest.mark.parametrize("flags, expected", [
     ("fpu sse2 avx2 fma", False), ("avx2 avx512f avx512_bf16", True), ("avx2 amx_bf16 amx_tile", True),
 ])

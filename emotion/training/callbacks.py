@@ -140,9 +140,18 @@ class WeightAverager(keras.callbacks.Callback):
             tmp, epochs=np.array(self.epochs), **{f"w{i}": m for i, m in enumerate(self.mean)}))
 
 
+def typical_epoch_s(epoch_s: float, batch_s: list[float]) -> float:
+    """An epoch's seconds had every batch taken the median batch's time: a spell of other work
+    on the machine slows some batches, and the plan should not shrink for it."""
+    if not batch_s:
+        return epoch_s
+    rest = max(0.0, epoch_s - sum(batch_s))  # validation and the callbacks
+    return float(np.median(batch_s)) * len(batch_s) + rest
+
+
 class TimeBudget(keras.callbacks.Callback):
-    """For --minutes: plans the epochs from how long the second one took (the first compiles)
-    and stops after the last."""
+    """For --minutes: plans the epochs from how long the second one took (the first compiles),
+    at its median batch's pace, and stops after the last."""
 
     def __init__(self, *, minutes: float, max_epochs: int, plan: EpochPlan, spent_s: float,
                  verbose: int = 0):
@@ -150,14 +159,24 @@ class TimeBudget(keras.callbacks.Callback):
         self.minutes, self.max_epochs, self.plan, self.verbose = minutes, max_epochs, plan, verbose
         self.budget_s = minutes * 60 - spent_s  # a resumed run has spent some already
         self.ends: list[float] = []
+        self.batch_s: list[float] = []
 
     def on_train_begin(self, logs=None):
         self.start = time.monotonic()
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batch_s = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.batch_start = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batch_s.append(time.monotonic() - self.batch_start)
+
     def on_epoch_end(self, epoch, logs=None):
         self.ends.append(time.monotonic())
         if len(self.ends) == 2 and not self.plan.fixed:
-            per_epoch = self.ends[1] - self.ends[0]
+            per_epoch = typical_epoch_s(self.ends[1] - self.ends[0], self.batch_s)
             left = self.budget_s - (self.ends[1] - self.start)
             fit = epoch + 1 + int(left // per_epoch)
             self.plan.epochs = max(epoch + 1, min(self.max_epochs, fit))
